@@ -1,0 +1,1 @@
+"""Instruction synthesis: pure functions over canonical records (no Dagster)."""
