@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import tempfile
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -42,24 +43,46 @@ def read_bytes(path: str) -> bytes:
         return handle.read()
 
 
+@contextmanager
+def atomic_writer(path: str) -> Iterator[IO[bytes]]:
+    """A binary file handle whose content appears at ``path`` only if the block succeeds.
+
+    Local: a sibling temp file, fsynced, then renamed over ``path``. Remote: a local
+    temp file uploaded as one object when the block ends (an object store shows an
+    object only once its upload completes). On error nothing appears at ``path``.
+    """
+    fs, p = filesystem(path)
+    local = _is_local_fs(fs)
+    if local:
+        os.makedirs(os.path.dirname(p) or ".", exist_ok=True)
+        tmp = f"{p}.tmp-{uuid.uuid4().hex}"
+    else:
+        fd, tmp = tempfile.mkstemp(prefix="hum-upload-")
+        os.close(fd)
+    try:
+        with open(tmp, "wb") as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        if local:
+            os.replace(tmp, p)
+        else:
+            fs.put_file(tmp, p)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def _is_local_fs(fs: fsspec.AbstractFileSystem) -> bool:
+    protocols = fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,)
+    return "file" in protocols or "local" in protocols
+
+
 def write_bytes_atomic(path: str, data: bytes) -> None:
     """Write so that readers see either the old file or the whole new one, never a part.
 
     Local: write a sibling temp file, fsync, rename. Object stores: a single PUT is
     atomic (an object becomes visible only when its upload completes).
     """
-    fs, p = filesystem(path)
-    if fs.protocol in ("file", ("file", "local")) or "file" in fs.protocol:
-        os.makedirs(os.path.dirname(p) or ".", exist_ok=True)
-        tmp = f"{p}.tmp-{uuid.uuid4().hex}"
-        try:
-            with open(tmp, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, p)
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
-    else:
-        fs.pipe_file(p, data)
+    with atomic_writer(path) as handle:
+        handle.write(data)

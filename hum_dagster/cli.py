@@ -1,0 +1,182 @@
+"""The ``hum`` command: run the main job, open the UI, convert IEPile files, query SQL."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+from hum_dagster.paths import PROJECT_DIR
+
+HUM_HOME = Path(os.environ.get("HUM_HOME", PROJECT_DIR / ".hum"))
+
+
+def prepare_instance() -> Path:
+    """Point DAGSTER_HOME at a persistent local instance (``.hum/dagster_home``)."""
+    home = Path(os.environ.setdefault("DAGSTER_HOME", str(HUM_HOME / "dagster_home")))
+    home.mkdir(parents=True, exist_ok=True)
+    config = home / "dagster.yaml"
+    if not config.exists():
+        shutil.copyfile(PROJECT_DIR / "resources" / "dagster.yaml", config)
+    return home
+
+
+def _apply_settings(args: argparse.Namespace) -> None:
+    if getattr(args, "catalog", None):
+        os.environ["HUM_CATALOG"] = str(Path(args.catalog).resolve())
+    if getattr(args, "storage_root", None):
+        root = args.storage_root
+        os.environ["HUM_STORAGE_ROOT"] = root if "://" in root else str(Path(root).resolve())
+    os.environ.setdefault("HUM_STORAGE_ROOT", str(HUM_HOME / "storage"))
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Materialize every source partition, then the corpus, on a persistent instance."""
+    _apply_settings(args)
+    home = prepare_instance()
+    import dagster as dg
+
+    from hum_dagster.definitions import defs
+    from hum_dagster.defs.settings import catalog, storage_root
+
+    instance = dg.DagsterInstance.get()
+    sources = sorted(catalog())
+    if args.sources:
+        unknown = sorted(set(args.sources) - set(sources))
+        if unknown:
+            print(f"unknown sources: {', '.join(unknown)}; the catalog has {', '.join(sources)}")
+            return 2
+        sources = [s for s in sources if s in args.sources]
+    quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+    job = defs.resolve_job_def("synthesize_source")
+    started = time.perf_counter()
+    rows = []
+    for name in sources:
+        result = job.execute_in_process(
+            partition_key=name, instance=instance, raise_on_error=False, run_config=quiet
+        )
+        rows.append((name, result.success, _materialization_counts(result), _failure(result)))
+        status = "ok" if result.success else "FAILED"
+        print(f"  {name:<28} {status}", flush=True)
+    corpus = defs.resolve_job_def("build_corpus").execute_in_process(
+        instance=instance, raise_on_error=False, run_config=quiet
+    )
+    corpus_meta = _materialization_counts(corpus).get("hum_corpus", {})
+    elapsed = time.perf_counter() - started
+
+    root = storage_root()
+    print()
+    print(f"{'source':<28} {'records':>8} {'quarant.':>8} {'instr.':>8}")
+    for name, ok, counts, failure in rows:
+        if ok:
+            raw = counts.get("raw_sources", {})
+            basic = counts.get("basic_instructions", {})
+            print(f"{name:<28} {raw.get('records', 0):>8} {raw.get('quarantined', 0):>8} "
+                  f"{basic.get('instructions', 0):>8}")
+        else:
+            print(f"{name:<28} FAILED: {failure}")
+    failed = [name for name, ok, _, _ in rows if not ok]
+    print()
+    if corpus.success:
+        print(f"corpus: {corpus_meta.get('instructions', 0)} instructions "
+              f"({corpus_meta.get('train', 0)} train, {corpus_meta.get('validation', 0)} validation)")
+    else:
+        print(f"corpus: FAILED: {_failure(corpus)}")
+    print(f"outputs:        {root}")
+    print(f"corpus export:  {root.rstrip('/')}/export (hum_train.jsonl, dataset_info.json)")
+    print("SQL (DuckDB):   hum sql \"select task, count(*) from basic_instructions group by task\"")
+    print(f"Dagster home:   {home}  (open the UI with: hum dev)")
+    print(f"{len(sources) - len(failed)}/{len(sources)} sources ok in {elapsed:.1f} s")
+    return 1 if failed or not corpus.success else 0
+
+
+def _materialization_counts(result) -> dict[str, dict]:
+    counts: dict[str, dict] = {}
+    for event in result.get_asset_materialization_events():
+        mat = event.materialization
+        values = {}
+        for key, value in mat.metadata.items():
+            raw = getattr(value, "value", value)
+            if isinstance(raw, int | float | str):
+                values[key] = raw
+        counts[mat.asset_key.to_user_string()] = values
+    return counts
+
+
+def _failure(result) -> str:
+    for event in result.all_events:
+        if event.is_step_failure:
+            data = event.step_failure_data
+            return data.user_failure_data.description if data.user_failure_data else data.error.message.strip()
+    return "" if result.success else "run failed"
+
+
+def cmd_dev(args: argparse.Namespace) -> int:
+    """Start ``dagster dev`` on the same instance and storage as ``hum run``."""
+    _apply_settings(args)
+    prepare_instance()
+    dagster = shutil.which("dagster") or str(Path(sys.executable).parent / "dagster")
+    command = [dagster, "dev", "-m", "hum_dagster.definitions", *args.dagster_args]
+    os.execv(dagster, command)
+    return 0
+
+
+def cmd_sql(args: argparse.Namespace) -> int:
+    """Run SQL against the DuckDB views over the outputs."""
+    _apply_settings(args)
+    from hum_dagster.warehouse import connect, refresh_views
+
+    root = os.environ["HUM_STORAGE_ROOT"]
+    refresh_views(root)
+    con = connect(root)
+    try:
+        result = con.execute(args.query)
+        columns = [d[0] for d in result.description] if result.description else []
+        print("\t".join(columns))
+        for row in result.fetchall():
+            print("\t".join("" if v is None else str(v) for v in row))
+    finally:
+        con.close()
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hum", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="materialize every source and the corpus (embedded default)")
+    run.add_argument("--catalog", help="source catalog YAML (default: $HUM_CATALOG or assets/catalog.yaml)")
+    run.add_argument("--storage-root", help="folder or s3:// prefix (default: $HUM_STORAGE_ROOT or .hum/storage)")
+    run.add_argument("--sources", nargs="*", help="only these catalog sources")
+    run.set_defaults(func=cmd_run)
+
+    dev = sub.add_parser("dev", help="open the Dagster UI on the instance `hum run` uses")
+    dev.add_argument("--catalog")
+    dev.add_argument("--storage-root")
+    dev.add_argument("dagster_args", nargs=argparse.REMAINDER, help="passed to dagster dev")
+    dev.set_defaults(func=cmd_dev)
+
+    sql = sub.add_parser("sql", help="query the outputs with DuckDB SQL")
+    sql.add_argument("query")
+    sql.add_argument("--storage-root")
+    sql.set_defaults(func=cmd_sql)
+
+    sub.add_parser("convert", help="IEPile-compatible converter (see `hum convert --help`)", add_help=False)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["convert"]:
+        from hum_dagster.convert import main as convert_main
+
+        return convert_main(argv[1:])
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The Dagster layer: thin modules that wire the synthesis library into assets."""

@@ -1,0 +1,52 @@
+"""An IO manager for ``Table`` values: one Parquet file per asset partition.
+
+Why our own and not dagster-polars / dagster-duckdb-polars: both fail with the
+polars 2.x and duckdb 2.0 we pin (see DESIGN.md), and what we need is small:
+atomic writes, Parquet footer metadata, local or ``s3://`` roots.
+"""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from hum_dagster import fsio
+from hum_dagster.storage import Table, read_table, write_table
+
+
+class TableIOManager(dg.ConfigurableIOManager):
+    """Stores ``<root>/<asset key path>/<partition>.parquet`` (``data.parquet`` if unpartitioned)."""
+
+    root: str
+
+    def path_for(self, asset_key: dg.AssetKey, partition_key: str | None) -> str:
+        name = f"{partition_key}.parquet" if partition_key else "data.parquet"
+        return fsio.join(self.root, *asset_key.path, name)
+
+    def handle_output(self, context: dg.OutputContext, obj: Table | None) -> None:
+        if obj is None:
+            return
+        if not isinstance(obj, Table):
+            raise TypeError(f"{context.asset_key.to_user_string()}: expected a Table, got {type(obj)}")
+        partition = context.partition_key if context.has_asset_partitions else None
+        path = self.path_for(context.asset_key, partition)
+        write_table(path, obj)
+        context.add_output_metadata({"path": dg.MetadataValue.path(path)})
+
+    def load_input(self, context: dg.InputContext) -> Table | dict[str, Table]:
+        key = context.asset_key
+        if not context.has_asset_partitions:
+            return read_table(self.path_for(key, None))
+        keys = list(context.asset_partition_keys)
+        downstream_partitioned = context.has_partition_key if hasattr(context, "has_partition_key") else False
+        if len(keys) == 1 and downstream_partitioned:
+            return read_table(self.path_for(key, keys[0]))
+        # Many upstream partitions: load those that exist. A missing or failed partition
+        # must not stop the others, so it is skipped with a warning, never half-read.
+        tables: dict[str, Table] = {}
+        for partition in keys:
+            path = self.path_for(key, partition)
+            try:
+                tables[partition] = read_table(path)
+            except FileNotFoundError:
+                context.log.warning(f"{key.to_user_string()}[{partition}] not materialized; skipped")
+        return tables

@@ -1,0 +1,46 @@
+"""Project settings: the catalog (a code-location setting) and the run-time resource."""
+
+from __future__ import annotations
+
+import os
+from functools import cache
+
+import dagster as dg
+
+from hum_dagster.catalog import CatalogEntry, load_catalog
+from hum_dagster.paths import DEFAULT_CATALOG, PROJECT_DIR
+
+DEFAULT_STORAGE_ROOT = str(PROJECT_DIR / ".hum" / "storage")
+
+
+def catalog_path() -> str:
+    """``$HUM_CATALOG``, else the sample catalog shipped in ``assets/``."""
+    return os.environ.get("HUM_CATALOG", str(DEFAULT_CATALOG))
+
+
+def storage_root() -> str:
+    """``$HUM_STORAGE_ROOT`` (a folder or an ``s3://`` prefix), else ``.hum/storage``."""
+    return os.environ.get("HUM_STORAGE_ROOT", DEFAULT_STORAGE_ROOT)
+
+
+@cache
+def _catalog(path: str) -> dict[str, CatalogEntry]:
+    return {entry.name: entry for entry in load_catalog(path)}
+
+
+def catalog() -> dict[str, CatalogEntry]:
+    """The catalog in force; partitions of ``raw_sources`` are its entry names."""
+    return _catalog(catalog_path())
+
+
+class HumSettings(dg.ConfigurableResource):
+    """Synthesis settings shared by the assets; every field can be set in the launchpad."""
+
+    storage_root: str = DEFAULT_STORAGE_ROOT
+    seed: int = 42
+    neg_rate: float = 1.0  # share of negative labels sampled into train-mode schemas
+    random_sort: bool = False  # shuffle schema items (seeded) instead of sorting
+    hard_negative_path: str | None = None  # JSON {label: [confusable labels]}
+    split_num: dict[str, int] = {}  # per-task overrides of the schema chunk size
+    max_quarantine_rate: float = 0.05  # asset check threshold per source
+    validation_fraction: float = 0.02
