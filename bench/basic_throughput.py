@@ -20,6 +20,7 @@ import argparse
 import multiprocessing as mp
 import os
 import resource
+import subprocess
 import sys
 import tempfile
 import time
@@ -35,6 +36,7 @@ from hum_dagster.corpus import INSTRUCTION_COLUMNS  # noqa: E402
 from hum_dagster.paths import ASSETS_DIR, shared_data_dir  # noqa: E402
 from hum_dagster.readers import read_source  # noqa: E402
 from hum_dagster.records import LabelSchema, Record  # noqa: E402
+from hum_dagster.storage import PARQUET_ZSTD_LEVEL  # noqa: E402
 from hum_dagster.synthesis.basic import BasicConfig, synthesize_basic  # noqa: E402
 
 IEPILE_REFERENCE = 140_410 / 6.1  # instructions per second, 2 cores
@@ -102,8 +104,8 @@ def synthesize_range(args: tuple[int, int, int, int, str]) -> int:
 
 
 def _flush(rows: list[dict], out_dir: str, name: str) -> int:
-    frame = pl.DataFrame(rows, schema=SCHEMA, orient="row")
-    frame.write_parquet(os.path.join(out_dir, f"{name}.parquet"))
+    frame = pl.from_dicts(rows, schema=SCHEMA)
+    frame.write_parquet(os.path.join(out_dir, f"{name}.parquet"), compression_level=PARQUET_ZSTD_LEVEL)
     return frame.height
 
 
@@ -145,9 +147,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--records", type=int, action="append", help="total NER+RE records (repeatable)")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--one", nargs=2, type=int, metavar=("RECORDS", "WORKERS"), help=argparse.SUPPRESS)
     args = parser.parse_args()
-    sizes = args.records or [1_000_000]
+    if args.one:
+        # One measurement in a fresh process, so peak RSS belongs to this size alone.
+        total, workers = args.one
+        bases = base_sources()
+        written, seconds, rss = run(total, workers, bases)
+        print(f"RESULT {written} {seconds} {rss}")
+        return
 
+    sizes = args.records or [1_000_000]
     started = time.perf_counter()
     bases = base_sources()
     print(f"base records: NER {len(bases[0][0])}, RE {len(bases[1][0])} "
@@ -156,12 +166,21 @@ def main() -> None:
           f"{'x IEPile':>8} {'peak RSS MB':>11}")
     for total in sizes:
         for workers in sorted({1, args.workers}):
-            written, seconds, rss = run(total, workers, bases)
+            env = dict(os.environ)
+            if workers > 1:  # one process per core: keep polars from adding threads of its own
+                env["POLARS_MAX_THREADS"] = "1"
+            proc = subprocess.run(
+                [sys.executable, __file__, "--one", str(total), str(workers)],
+                capture_output=True, text=True, check=True, env=env,
+            )
+            line = next(x for x in proc.stdout.splitlines() if x.startswith("RESULT "))
+            written, seconds, rss = int(line.split()[1]), float(line.split()[2]), float(line.split()[3])
             rate = written / seconds
             print(f"{total:>10} {workers:>5} {written:>13} {seconds:>8.1f} {rate:>10.0f} "
                   f"{rate / IEPILE_REFERENCE:>8.1f} {rss:>11.0f}", flush=True)
-    print("peak RSS: the largest of this process and its workers (ru_maxrss), which includes "
-          "the base records held in memory")
+    print("instr/s: synthesis wall time (records generated, instructions built, Parquet parts "
+          "written); peak RSS: the largest of the process and its workers (ru_maxrss), each "
+          "configuration in a fresh process")
 
 
 if __name__ == "__main__":

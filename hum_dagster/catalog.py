@@ -86,6 +86,8 @@ def load_catalog(path: str | os.PathLike[str]) -> list[CatalogEntry]:
         if not isinstance(raw, dict):
             raise CatalogError(f"{where}: expected a mapping, got {type(raw).__name__}")
         missing = [k for k in ("name", "task", "language", "format", "location") if k not in raw]
+        if missing and "name" in raw:
+            where = f"{path}: source '{raw['name']}' (sources[{index}])"
         if missing:
             raise CatalogError(f"{where}: missing {', '.join(missing)}")
         name = str(raw["name"])

@@ -15,6 +15,9 @@ import polars as pl
 
 from hum_dagster import fsio
 
+# zstd level 1: about 4x faster to write than the default level at a few percent more bytes
+PARQUET_ZSTD_LEVEL = 1
+
 
 @dataclass(slots=True)
 class Table:
@@ -29,7 +32,9 @@ def is_local(path: str) -> bool:
 def write_table(path: str, table: Table) -> None:
     """Write ``table`` to ``path`` atomically (temp file + rename, or one object upload)."""
     with fsio.atomic_writer(path) as handle:
-        table.df.write_parquet(handle, metadata=dict(table.meta) or None)
+        table.df.write_parquet(
+            handle, metadata=dict(table.meta) or None, compression_level=PARQUET_ZSTD_LEVEL
+        )
 
 
 def read_table(path: str) -> Table:

@@ -70,9 +70,7 @@ def basic_instructions(
     records = (Record.from_row(row) for row in raw_sources.df.iter_rows(named=True))
     rows = list(synthesize_basic(records, schema, config))
     seconds = time.perf_counter() - started
-    frame = pl.DataFrame(rows, schema=INSTRUCTION_SCHEMA, orient="row") if rows else pl.DataFrame(
-        schema=INSTRUCTION_SCHEMA
-    )
+    frame = pl.from_dicts(rows, schema=INSTRUCTION_SCHEMA) if rows else pl.DataFrame(schema=INSTRUCTION_SCHEMA)
 
     problems: dict[str, list[dict]] = {PARSE_CHECK: [], SPAN_CHECK: []}
     for row in rows:

@@ -1,0 +1,272 @@
+"""IEPile raw JSON-lines data (NER, RE, SPO, EE, KGE) and IEPile's schema files.
+
+Line shapes, by the entry's task:
+
+- NER: ``{"text", "entity": [{"entity", "entity_type"}]}``
+- RE:  ``{"text", "relation": [{"head", "relation", "tail"}]}``
+- SPO: as RE, each relation also with ``head_type`` and ``tail_type``
+- EE:  ``{"text", "event": [{"event_trigger", "event_type", "arguments": [{"argument", "role"}]}]}``
+- KGE: as RE; the entity type is the first key of the schema's type-to-roles map
+  (or option ``entity_type``)
+
+The text is kept exactly as written and records stay in file order. Identical
+entities (text, type) and identical relations are de-duplicated, first occurrence
+wins, as IEPile does. An entity that does not occur in the text is quarantined
+(option ``missing_spans: keep`` keeps it with ``start: null`` instead).
+
+Option ``schema``: IEPile's three-line schema file (types, roles, type-to-roles),
+relative to the catalog. With it, labels outside the schema are quarantined;
+without it, the schema is mined from the data.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from hum_dagster.readers import register
+from hum_dagster.readers.common import (
+    Collector,
+    gc_paused,
+    iter_json_items,
+    iter_lines,
+    json_type,
+    open_source,
+    option_error,
+    raw_json,
+)
+from hum_dagster.records import EE, KGE, NER, RE, SPO, LabelSchema, ReadResult, SourceError
+
+TASKS = (NER, RE, SPO, EE, KGE)
+_RE_KEYS = ("head", "relation", "tail")
+_SPO_KEYS = ("head", "head_type", "relation", "tail", "tail_type")
+
+
+def read_iepile_schema(path: str) -> LabelSchema:
+    """Read IEPile's schema file: a JSON list of types, a list of roles, a type-to-roles map.
+
+    Missing trailing lines mean empty; anything else raises ``SourceError`` naming
+    the file and the line.
+    """
+    values: list[tuple[int, Any]] = []
+    with open_source(path) as handle:
+        for lineno, line in iter_lines(handle):
+            if not line.strip():
+                continue
+            if len(values) == 3:
+                raise SourceError(path, "schema has more than three JSON lines", lineno)
+            try:
+                values.append((lineno, json.loads(line)))
+            except json.JSONDecodeError as exc:
+                raise SourceError(path, f"invalid JSON in schema: {exc.msg}", lineno) from exc
+    if not values:
+        raise SourceError(path, "empty schema file")
+    what = ("types", "roles", "type-to-roles map")
+    for index, (lineno, value) in enumerate(values):
+        if index < 2:
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise SourceError(
+                    path, f"schema {what[index]} must be a JSON list of strings", lineno
+                )
+        elif not isinstance(value, dict) or not all(
+            isinstance(v, list) and all(isinstance(x, str) for x in v) for v in value.values()
+        ):
+            raise SourceError(path, f"schema {what[index]} must be a JSON object of lists", lineno)
+    padded = [v for _, v in values] + [[], [], {}][len(values) :]
+    return LabelSchema(
+        types=list(padded[0]),
+        roles=list(padded[1]),
+        type_roles={str(k): list(v) for k, v in padded[2].items()},
+    )
+
+
+def _text_list(obj: dict[str, Any], key: str) -> list[Any]:
+    value = obj.get(key)
+    if not isinstance(value, list):
+        raise _Bad(f"missing field '{key}'" if value is None else f"field '{key}' must be a list")
+    return value
+
+
+class _Bad(ValueError):
+    """A per-record problem; the message is the quarantine reason."""
+
+
+def _field(item: Any, key: str, what: str) -> str:
+    if not isinstance(item, dict):
+        raise _Bad(f"{what} must be a JSON object, got {json_type(item)}")
+    value = item.get(key)
+    if not isinstance(value, str):
+        raise _Bad(
+            f"{what} without '{key}'" if value is None else f"{what} '{key}' is not a string"
+        )
+    return value
+
+
+def _ner_gold(
+    text: str, obj: dict[str, Any], keep_missing: bool, types: set[str] | None
+) -> dict[str, Any]:
+    entities = []
+    seen: set[tuple[str, str]] = set()
+    for item in _text_list(obj, "entity"):
+        mention = _field(item, "entity", "entity")
+        etype = _field(item, "entity_type", "entity")
+        if (mention, etype) in seen:
+            continue
+        seen.add((mention, etype))
+        if types is not None and etype not in types:
+            raise _Bad(f"unknown entity type {etype!r}")
+        start = text.find(mention) if mention else -1
+        if start < 0:
+            if not keep_missing:
+                raise _Bad(f"entity {mention!r} not found in text")
+            entities.append({"text": mention, "type": etype, "start": None})
+        else:
+            entities.append({"text": mention, "type": etype, "start": start})
+    return {"entities": entities}
+
+
+def _relations(obj: dict[str, Any], with_types: bool, roles: set[str] | None) -> list[dict]:
+    keys = _SPO_KEYS if with_types else _RE_KEYS
+    out: list[dict[str, str]] = []
+    seen: set[tuple[str, ...]] = set()
+    for item in _text_list(obj, "relation"):
+        values = tuple(_field(item, key, "relation") for key in keys)
+        if values in seen:
+            continue
+        seen.add(values)
+        rel = dict(zip(keys, values, strict=True))
+        if roles is not None and rel["relation"] not in roles:
+            raise _Bad(f"unknown relation {rel['relation']!r}")
+        out.append(rel)
+    return out
+
+
+def _events(
+    obj: dict[str, Any], types: set[str] | None, type_roles: dict[str, list[str]] | None
+) -> list[dict[str, Any]]:
+    events = []
+    for item in _text_list(obj, "event"):
+        trigger = _field(item, "event_trigger", "event")
+        etype = _field(item, "event_type", "event")
+        if types is not None and etype not in types:
+            raise _Bad(f"unknown event type {etype!r}")
+        raw_args = item.get("arguments") or []
+        if not isinstance(raw_args, list):
+            raise _Bad("event 'arguments' must be a list")
+        allowed = type_roles.get(etype) if type_roles else None
+        arguments = []
+        for arg in raw_args:
+            role = _field(arg, "role", "argument")
+            value = _field(arg, "argument", "argument")
+            if allowed is not None and role not in allowed:
+                raise _Bad(f"unknown role {role!r} for event type {etype!r}")
+            arguments.append({"role": role, "argument": value})
+        events.append({"event_type": etype, "trigger": trigger, "arguments": arguments})
+    return events
+
+
+@register("iepile")
+@gc_paused
+def read_iepile(entry) -> ReadResult:
+    task = entry.task
+    if task not in TASKS:
+        raise option_error(entry, f"format 'iepile' reads tasks {list(TASKS)}, not {task!r}")
+    path = entry.resolve()
+    files = [path]
+    schema: LabelSchema | None = None
+    schema_option = entry.option("schema")
+    if schema_option is not None:
+        if not isinstance(schema_option, str) or not schema_option:
+            raise option_error(entry, "option 'schema' must be a path")
+        schema_path = entry.resolve(schema_option)
+        schema = read_iepile_schema(schema_path)
+        files.append(schema_path)
+    missing_spans = entry.option("missing_spans", "quarantine")
+    if missing_spans not in ("quarantine", "keep"):
+        raise option_error(entry, "option 'missing_spans' must be 'quarantine' or 'keep'")
+    keep_missing = missing_spans == "keep"
+
+    entity_type = entry.option("entity_type")
+    if task == KGE and entity_type is None:
+        if schema is None or not schema.type_roles:
+            raise option_error(
+                entry, "KGE needs option 'schema' with a type-to-roles line or option 'entity_type'"
+            )
+        entity_type = next(iter(schema.type_roles))
+
+    types = set(schema.types) if schema is not None and schema.types else None
+    roles = set(schema.roles) if schema is not None and schema.roles else None
+    type_roles = schema.type_roles if schema is not None and schema.type_roles else None
+
+    out = Collector(entry)
+    mined_types: set[str] = set()
+    mined_roles: dict[str, set[str]] = {}
+    for origin, raw, obj, error in iter_json_items(path):
+        if error is not None:
+            out.reject(origin, error, raw)
+            continue
+        text = obj.get("text")
+        if not isinstance(text, str):
+            reason = "missing field 'text'" if text is None else "field 'text' is not a string"
+            out.reject(origin, reason, raw or raw_json(obj))
+            continue
+        try:
+            if task == NER:
+                gold = _ner_gold(text, obj, keep_missing, types)
+            elif task == RE:
+                gold = {"relations": _relations(obj, False, roles)}
+            elif task == SPO:
+                gold = {"relations": _relations(obj, True, roles)}
+            elif task == EE:
+                gold = {"events": _events(obj, types, type_roles)}
+            else:
+                gold = {"entity_type": entity_type, "relations": _relations(obj, False, roles)}
+        except _Bad as exc:
+            out.reject(origin, str(exc), raw or raw_json(obj))
+            continue
+        if out.add(text, gold, origin, raw) is None or schema is not None:
+            continue
+        _mine(task, gold, mined_types, mined_roles)
+
+    if schema is None:
+        schema = _mined_schema(task, mined_types, mined_roles, entity_type)
+    return out.result(schema, files)
+
+
+def _mine(task: str, gold: dict[str, Any], types: set[str], roles: dict[str, set[str]]) -> None:
+    if task == NER:
+        for entity in gold["entities"]:
+            types.add(entity["type"])
+    elif task == EE:
+        for event in gold["events"]:
+            bucket = roles.setdefault(event["event_type"], set())
+            for arg in event["arguments"]:
+                bucket.add(arg["role"])
+    else:
+        bucket = roles.setdefault("", set())
+        for rel in gold["relations"]:
+            bucket.add(rel["relation"])
+            if task == SPO:
+                types.add(f"{rel['head_type']}_{rel['relation']}_{rel['tail_type']}")
+
+
+def _mined_schema(
+    task: str, types: set[str], roles: dict[str, set[str]], entity_type: str | None
+) -> LabelSchema:
+    if task == NER:
+        return LabelSchema(types=sorted(types))
+    if task == EE:
+        all_roles = sorted(set().union(*roles.values())) if roles else []
+        return LabelSchema(
+            types=sorted(roles),
+            roles=all_roles,
+            type_roles={k: sorted(v) for k, v in sorted(roles.items())},
+        )
+    relations = sorted(roles.get("", set()))
+    if task == SPO:
+        return LabelSchema(types=sorted(types), roles=relations)
+    if task == KGE:
+        return LabelSchema(
+            types=[str(entity_type)], roles=relations, type_roles={str(entity_type): relations}
+        )
+    return LabelSchema(roles=relations)
