@@ -153,10 +153,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--sources", nargs="*", help="only these catalog sources")
     run.set_defaults(func=cmd_run)
 
-    dev = sub.add_parser("dev", help="open the Dagster UI on the instance `hum run` uses")
+    dev = sub.add_parser(
+        "dev", help="open the Dagster UI on the instance `hum run` uses (other flags go to dagster dev)"
+    )
     dev.add_argument("--catalog")
     dev.add_argument("--storage-root")
-    dev.add_argument("dagster_args", nargs=argparse.REMAINDER, help="passed to dagster dev")
     dev.set_defaults(func=cmd_dev)
 
     sql = sub.add_parser("sql", help="query the outputs with DuckDB SQL")
@@ -174,7 +175,10 @@ def main(argv: list[str] | None = None) -> int:
         from hum_dagster.convert import main as convert_main
 
         return convert_main(argv[1:])
-    args = build_parser().parse_args(argv)
+    args, extra = build_parser().parse_known_args(argv)
+    if extra and args.command != "dev":
+        build_parser().error(f"unrecognized arguments: {' '.join(extra)}")
+    args.dagster_args = extra
     return args.func(args)
 
 

@@ -8,7 +8,7 @@ from functools import cache
 import dagster as dg
 
 from hum_dagster.catalog import CatalogEntry, load_catalog
-from hum_dagster.paths import DEFAULT_CATALOG, PROJECT_DIR
+from hum_dagster.paths import DEFAULT_CATALOG, PROJECT_DIR, shared_data_dir
 
 DEFAULT_STORAGE_ROOT = str(PROJECT_DIR / ".hum" / "storage")
 
@@ -25,6 +25,8 @@ def storage_root() -> str:
 
 @cache
 def _catalog(path: str) -> dict[str, CatalogEntry]:
+    # Catalogs name the shared benchmark folder as ${HUM_SHARED_DATA}.
+    os.environ.setdefault("HUM_SHARED_DATA", str(shared_data_dir()))
     return {entry.name: entry for entry in load_catalog(path)}
 
 

@@ -1,0 +1,58 @@
+"""The contract between LLM steps (dictionary enrichment, paraphrases, preference rules)
+and the LLM layer. Steps build ``LLMRequest`` values and get back, for each, either an
+``LLMResponse`` or an ``LLMFailure``; they never talk to an endpoint themselves.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+Mode = Literal["live", "replay", "offline"]
+MODES: tuple[str, ...] = ("live", "replay", "offline")
+
+# A validator gets the parsed JSON of a response and returns None when it is usable,
+# else the reason it is not (the response is then retried, and finally a failure).
+Validator = Callable[[Any], str | None]
+
+
+@dataclass(frozen=True)
+class LLMRequest:
+    step: str  # which step asks, e.g. "dictionary.describe"; named in errors and usage
+    template: str  # prompt template id, e.g. "describe_label"
+    template_version: str  # version hash of the template file: part of the cache key
+    messages: tuple[dict[str, str], ...]  # OpenAI chat messages
+    sample_index: int = 0  # several independent samples of one prompt
+    json_schema: dict[str, Any] | None = None  # structured output, sent where supported
+    params: dict[str, Any] = field(default_factory=dict)  # overrides: temperature, max_tokens...
+
+
+@dataclass(frozen=True)
+class LLMResponse:
+    key: str  # cache key (hash of everything that shapes the answer)
+    step: str
+    content: str  # the raw text of the answer
+    parsed: Any  # the JSON value extracted from it (validated)
+    model: str
+    usage: dict[str, int]  # prompt_tokens, completion_tokens
+    cached: bool  # True when served from the cache
+    created_at: float  # when the endpoint answered (epoch seconds)
+
+
+@dataclass(frozen=True)
+class LLMFailure:
+    key: str
+    step: str
+    reason: str  # "rate_limited", "server_error", "timeout", "invalid_json", "invalid: ...", "replay_miss", ...
+    attempts: int
+
+
+class LLMRunner(Protocol):
+    """What steps call. ``mode == "offline"`` means: do not call ``run`` at all."""
+
+    mode: Mode
+
+    def run(
+        self, requests: Sequence[LLMRequest], validate: Validator | None = None
+    ) -> list[LLMResponse | LLMFailure]: ...
