@@ -13,6 +13,8 @@ VIEWS = {
     "raw_records": "raw_sources",
     "quarantine": "source_quarantine",
     "basic_instructions": "basic_instructions",
+    "schema_dictionary": "schema_dictionary",
+    "compound_instructions": "compound_instructions",
     "corpus": "hum_corpus",
 }
 
@@ -43,13 +45,13 @@ def refresh_views(storage_root: str, database: str | None = None) -> list[str]:
         for view, folder in VIEWS.items():
             directory = fsio.join(storage_root, folder)
             fs, path = fsio.filesystem(directory)
-            if not fs.exists(path) or not fs.glob(f"{path}/*.parquet"):
+            if not fs.exists(path) or not fs.glob(f"{path}/**/*.parquet"):
                 con.execute(f"DROP VIEW IF EXISTS {view}")
                 continue
-            pattern = fsio.join(directory, "*.parquet").replace("'", "''")
+            pattern = fsio.join(directory, "**", "*.parquet").replace("'", "''")
             con.execute(
                 f"CREATE OR REPLACE VIEW {view} AS "
-                f"SELECT * FROM read_parquet('{pattern}', union_by_name = true, filename = true)"
+                f"SELECT * FROM read_parquet('{pattern}', union_by_name = true, filename = true, hive_partitioning = false)"
             )
             created.append(view)
     finally:

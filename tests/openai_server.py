@@ -57,6 +57,7 @@ class FakeOpenAI:
     default: dict[str, Any] = field(default_factory=lambda: {"kind": "ok"})
     headers: dict[str, str] = field(default_factory=dict)
     reject_json_schema: bool = False
+    reject_status: int = 400  # 500 imitates llama-cpp-python's answer
     batch_polls_to_complete: int = 2  # GETs of a batch before it reports "completed"
     batch_fail_marker: str = "[[batch-fail]]"  # batch lines with this in a message fail
     record: bool = True
@@ -97,6 +98,7 @@ class FakeOpenAI:
         self.default = {"kind": "ok"}
         self.headers = {}
         self.reject_json_schema = False
+        self.reject_status = 400
 
     def chat_requests(self) -> list[Recorded]:
         with self._lock:
@@ -185,7 +187,7 @@ class FakeOpenAI:
             await asyncio.sleep(self.latency)
         fmt = body.get("response_format") or {}
         if self.reject_json_schema and fmt.get("type") == "json_schema":
-            return _error(400, "response_format json_schema is not supported by this server",
+            return _error(self.reject_status, "response_format json_schema is not supported by this server",
                           param="response_format")
         if kind == "rate_limit":
             headers = {}

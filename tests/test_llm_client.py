@@ -180,14 +180,17 @@ def test_answer_in_prose_and_fences_is_extracted(fake, tmp_path):
     assert result.parsed == {"echo": "x", "items": [1, 2]}
 
 
-def test_structured_output_falls_back_once_and_remembers(fake, tmp_path):
+@pytest.mark.parametrize("status", [400, 500])
+def test_structured_output_falls_back_once_and_remembers(fake, tmp_path, status):
     fake.reject_json_schema = True
+    fake.reject_status = status
     runner = OpenAIRunner(config(fake), str(tmp_path), "live")
     [first] = runner.run([req("one")], needs_echo)
     [second] = runner.run([req("two")], needs_echo)
     assert isinstance(first, LLMResponse) and isinstance(second, LLMResponse)
     formats = [(r.body.get("response_format") or {}).get("type") for r in fake.chat_requests()]
     assert formats == ["json_schema", "json_object", "json_object"]  # learnt: no second 400
+    assert fake.chat_requests()[1].body["response_format"]["schema"] == SCHEMA
     hinted = fake.chat_requests()[1].body["messages"][0]["content"]
     assert hinted.startswith("You echo.") and json.dumps(SCHEMA) in hinted
 

@@ -14,13 +14,22 @@ from hum_dagster.storage import Table, read_table, write_table
 
 
 class TableIOManager(dg.ConfigurableIOManager):
-    """Stores ``<root>/<asset key path>/<partition>.parquet`` (``data.parquet`` if unpartitioned)."""
+    """Stores ``<root>/<asset key path>/<partition>.parquet`` (``data.parquet`` if unpartitioned).
+
+    A multi-dimensional partition becomes Hive-style folders, e.g.
+    ``compound_instructions/source=ner_en/strategy=description.parquet``.
+    """
 
     root: str
 
     def path_for(self, asset_key: dg.AssetKey, partition_key: str | None) -> str:
-        name = f"{partition_key}.parquet" if partition_key else "data.parquet"
-        return fsio.join(self.root, *asset_key.path, name)
+        if not partition_key:
+            return fsio.join(self.root, *asset_key.path, "data.parquet")
+        dims = getattr(partition_key, "keys_by_dimension", None)
+        if dims:
+            parts = [f"{dim}={value}" for dim, value in sorted(dims.items())]
+            return fsio.join(self.root, *asset_key.path, *parts[:-1], f"{parts[-1]}.parquet")
+        return fsio.join(self.root, *asset_key.path, f"{partition_key}.parquet")
 
     def handle_output(self, context: dg.OutputContext, obj: Table | None) -> None:
         if obj is None:

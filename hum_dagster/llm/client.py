@@ -191,6 +191,8 @@ def request_body(
             body["messages"] = _with_system_hint(messages, hint)
             if structured == "json_object":
                 body["response_format"] = {"type": "json_object"}
+                if config.structured_output == "auto":  # learnt: not OpenAI; llama.cpp
+                    body["response_format"]["schema"] = schema  # builds a grammar from it
     return body
 
 
@@ -474,22 +476,6 @@ class OpenAIRunner:
                     completion = raw.parse()
                     choice = completion.choices[0]
                     content = choice.message.content or ""
-                except openai.BadRequestError as exc:
-                    run.limiter.settle(estimate, 0)
-                    if (
-                        config.structured_output == "auto"
-                        and "response_format" in body
-                        and structured in _FALLBACK
-                    ):
-                        fallback = _FALLBACK[structured]
-                        _STRUCTURED_LEARNT[learnt] = fallback
-                        log.warning(
-                            "%s rejected response_format %s (400): falling back to %s",
-                            config.base_url or "the endpoint", structured, fallback,
-                        )
-                        run.usage.retries += 1
-                        continue
-                    raise _Give(f"bad_request: {_message(exc)}", calls) from None
                 except openai.RateLimitError as exc:
                     run.limiter.settle(estimate, 0)
                     reason = "rate_limited"
@@ -504,6 +490,17 @@ class OpenAIRunner:
                 except openai.APIStatusError as exc:
                     run.limiter.settle(estimate, 0)
                     status = exc.status_code
+                    if config.structured_output == "auto" and _rejects_format(exc, body, structured):
+                        fallback = _FALLBACK[structured]
+                        _STRUCTURED_LEARNT[learnt] = fallback
+                        log.warning(
+                            "%s rejected response_format %s (HTTP %d): falling back to %s",
+                            config.base_url or "the endpoint", structured, status, fallback,
+                        )
+                        run.usage.retries += 1
+                        continue
+                    if status == 400:
+                        raise _Give(f"bad_request: {_message(exc)}", calls) from None
                     if status >= 500 or status in (408, 409):
                         reason = f"server_error: HTTP {status}"
                         wait = retry_after(exc.response.headers)
@@ -549,6 +546,17 @@ class OpenAIRunner:
             run.usage.retries += 1
             log.info("%s: %s; retry %d in %.2fs", request.step, reason, transport_try, wait)
             await asyncio.sleep(wait)
+
+
+def _rejects_format(exc: openai.APIStatusError, body: dict[str, Any], structured: str) -> bool:
+    """Did the server refuse our ``response_format``? OpenAI answers 400; others 422, or
+    500 from a validation error (llama-cpp-python): all name the field in the message."""
+    if "response_format" not in body or structured not in _FALLBACK:
+        return False
+    if exc.status_code not in (400, 422, 500):
+        return False
+    text = _message(exc).lower()
+    return "response_format" in text or "json_schema" in text or "json_object" in text
 
 
 def _message(exc: openai.APIStatusError) -> str:
