@@ -40,6 +40,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     import dagster as dg
 
     from hum_dagster.definitions import defs
+    from hum_dagster.defs.partitions import COMPOUND_STRATEGIES
     from hum_dagster.defs.settings import catalog, storage_root
 
     instance = dg.DagsterInstance.get()
@@ -52,15 +53,31 @@ def cmd_run(args: argparse.Namespace) -> int:
         sources = [s for s in sources if s in args.sources]
     quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
     job = defs.resolve_job_def("synthesize_source")
+    compound_job = defs.resolve_job_def("synthesize_compound")
     started = time.perf_counter()
     rows = []
     for name in sources:
         result = job.execute_in_process(
             partition_key=name, instance=instance, raise_on_error=False, run_config=quiet
         )
-        rows.append((name, result.success, _materialization_counts(result), _failure(result)))
-        status = "ok" if result.success else "FAILED"
-        print(f"  {name:<28} {status}", flush=True)
+        counts = _materialization_counts(result)
+        compound, compound_failed = 0, []
+        if result.success:
+            for strategy in COMPOUND_STRATEGIES:
+                key = dg.MultiPartitionKey({"source": name, "strategy": strategy})
+                run = compound_job.execute_in_process(
+                    partition_key=key, instance=instance, raise_on_error=False, run_config=quiet
+                )
+                if run.success:
+                    meta = _materialization_counts(run).get("compound_instructions", {})
+                    compound += int(meta.get("instructions", 0))
+                else:
+                    compound_failed.append(f"{strategy}: {_failure(run)}")
+        counts["compound_instructions"] = {"instructions": compound}
+        failure = _failure(result) if not result.success else "; ".join(compound_failed)
+        ok = result.success and not compound_failed
+        rows.append((name, ok, counts, failure))
+        print(f"  {name:<28} {'ok' if ok else 'FAILED'}", flush=True)
     corpus = defs.resolve_job_def("build_corpus").execute_in_process(
         instance=instance, raise_on_error=False, run_config=quiet
     )
@@ -69,14 +86,16 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     root = storage_root()
     print()
-    print(f"{'source':<28} {'records':>8} {'quarant.':>8} {'instr.':>8}")
+    print(f"{'source':<28} {'records':>8} {'quarant.':>8} {'labels':>7} {'basic':>8} {'compound':>9}")
     for name, ok, counts, failure in rows:
-        if ok:
-            raw = counts.get("raw_sources", {})
+        raw = counts.get("raw_sources", {})
+        if raw:
             basic = counts.get("basic_instructions", {})
-            print(f"{name:<28} {raw.get('records', 0):>8} {raw.get('quarantined', 0):>8} "
-                  f"{basic.get('instructions', 0):>8}")
-        else:
+            labels = counts.get("schema_dictionary", {}).get("labels", 0)
+            compound = counts.get("compound_instructions", {}).get("instructions", 0)
+            print(f"{name:<28} {raw.get('records', 0):>8} {raw.get('quarantined', 0):>8} {labels:>7} "
+                  f"{basic.get('instructions', 0):>8} {compound:>9}")
+        if not ok:
             print(f"{name:<28} FAILED: {failure}")
     failed = [name for name, ok, _, _ in rows if not ok]
     print()
@@ -110,7 +129,12 @@ def _failure(result) -> str:
     for event in result.all_events:
         if event.is_step_failure:
             data = event.step_failure_data
-            return data.user_failure_data.description if data.user_failure_data else data.error.message.strip()
+            if data.user_failure_data and data.user_failure_data.description:
+                return data.user_failure_data.description
+            error = data.error
+            while error.cause is not None:  # the user code's exception, not Dagster's wrapper
+                error = error.cause
+            return f"{error.cls_name}: {error.message.strip()}"
     return "" if result.success else "run failed"
 
 

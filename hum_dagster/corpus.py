@@ -33,6 +33,24 @@ INSTRUCTION_COLUMNS = (
 )
 
 
+# Compound instructions carry the basic columns plus these: the basic instruction they
+# were derived from, the strategy's variant (a paraphrase kind, a rule strategy, an
+# output format) and a JSON provenance (dictionary entries, LLM cache keys, ...).
+COMPOUND_EXTRA_COLUMNS = ("base_instruction_id", "variant", "provenance")
+
+
+COMPOUND_COLUMNS = (*INSTRUCTION_COLUMNS, *COMPOUND_EXTRA_COLUMNS)
+_INT_COLUMNS = ("chunk_index", "n_chunks")
+
+
+def instruction_frame(rows: list[dict], columns: tuple[str, ...] = INSTRUCTION_COLUMNS) -> pl.DataFrame:
+    """Rows (dicts) as a frame with exactly ``columns``; absent keys become nulls."""
+    schema = {c: (pl.Int64 if c in _INT_COLUMNS else pl.String) for c in columns}
+    if not rows:
+        return pl.DataFrame(schema=schema)
+    return pl.from_dicts(rows, schema=schema)
+
+
 @dataclass(frozen=True)
 class CorpusConfig:
     seed: int = 42
@@ -48,17 +66,23 @@ class CorpusResult:
     duplicates_removed: int
 
 
+def _conform(table: pl.DataFrame) -> pl.DataFrame:
+    """``table`` with exactly the compound columns (basic tables lack the extra ones)."""
+    missing = [pl.lit(None, dtype=pl.String).alias(c) for c in COMPOUND_COLUMNS if c not in table.columns]
+    return table.with_columns(missing).select(COMPOUND_COLUMNS)
+
+
 def build_corpus(tables: list[pl.DataFrame], config: CorpusConfig) -> CorpusResult:
-    """Concatenate train-mode instructions, drop exact duplicates, split by a seeded hash.
+    """Concatenate train-mode instructions (basic and compound), drop exact duplicates,
+    split by a seeded hash.
 
     Test-mode rows (evaluation instructions) never enter a training corpus. The
     validation split is chosen by hashing ``instruction_id`` with the seed, so a row
     keeps its side whatever else is in the corpus.
     """
-    if tables:
-        frame = pl.concat([t.select(INSTRUCTION_COLUMNS) for t in tables], how="vertical_relaxed")
-    else:
-        frame = pl.DataFrame(schema={c: pl.String for c in INSTRUCTION_COLUMNS})
+    frame = pl.concat(
+        [instruction_frame([], COMPOUND_COLUMNS), *(_conform(t) for t in tables)], how="vertical_relaxed"
+    )
     input_rows = frame.height
     train_mode = frame.filter(pl.col("mode") == "train")
     test_rows = input_rows - train_mode.height

@@ -2,20 +2,32 @@
 
 from __future__ import annotations
 
+import os
+
 import dagster as dg
 
 from hum_dagster.defs.basic import basic_instructions
+from hum_dagster.defs.compound import compound_instructions
 from hum_dagster.defs.corpus import hum_corpus
+from hum_dagster.defs.dictionary import schema_dictionary
 from hum_dagster.defs.io_manager import TableIOManager
-from hum_dagster.defs.partitions import source_partitions
+from hum_dagster.defs.llm import LLMResource
+from hum_dagster.defs.partitions import compound_partitions, source_partitions
 from hum_dagster.defs.settings import HumSettings, storage_root
 from hum_dagster.defs.sources import raw_sources
 
 synthesize_source_job = dg.define_asset_job(
     "synthesize_source",
-    selection=dg.AssetSelection.assets(raw_sources, basic_instructions),
+    selection=dg.AssetSelection.assets(raw_sources, basic_instructions, schema_dictionary),
     partitions_def=source_partitions,
-    description="Read one source and synthesize its basic instructions (one partition per run).",
+    description="Read one source, build its schema dictionary and its basic instructions.",
+)
+
+compound_job = dg.define_asset_job(
+    "synthesize_compound",
+    selection=dg.AssetSelection.assets(compound_instructions),
+    partitions_def=compound_partitions,
+    description="Compound instructions of one source under one strategy.",
 )
 
 build_corpus_job = dg.define_asset_job(
@@ -25,14 +37,25 @@ build_corpus_job = dg.define_asset_job(
 )
 
 
+def llm_resource() -> LLMResource:
+    """The LLM endpoint from the environment; offline (no LLM, no key) unless HUM_LLM_MODE says."""
+    return LLMResource(
+        mode=os.environ.get("HUM_LLM_MODE", "offline"),
+        base_url=os.environ.get("HUM_LLM_BASE_URL") or None,
+        model=os.environ.get("HUM_LLM_MODEL", "gpt-4o-mini"),
+        api_key_env=os.environ.get("HUM_LLM_API_KEY_ENV", "OPENAI_API_KEY"),
+    )
+
+
 def build_definitions(root: str | None = None) -> dg.Definitions:
     root = root or storage_root()
     return dg.Definitions(
-        assets=[raw_sources, basic_instructions, hum_corpus],
-        jobs=[synthesize_source_job, build_corpus_job],
+        assets=[raw_sources, basic_instructions, schema_dictionary, compound_instructions, hum_corpus],
+        jobs=[synthesize_source_job, compound_job, build_corpus_job],
         resources={
             "io_manager": TableIOManager(root=root),
             "settings": HumSettings(storage_root=root),
+            "llm": llm_resource(),
         },
     )
 

@@ -158,7 +158,9 @@ class FakeOpenAI:
         if self.record:
             with self._lock:
                 self.requests.append(
-                    Recorded(request.method, request.path, body, dict(request.headers), time.monotonic())
+                    Recorded(
+                        request.method, request.path, body, dict(request.headers), time.monotonic()
+                    )
                 )
 
     def _next_behaviour(self) -> dict[str, Any]:
@@ -187,8 +189,11 @@ class FakeOpenAI:
             await asyncio.sleep(self.latency)
         fmt = body.get("response_format") or {}
         if self.reject_json_schema and fmt.get("type") == "json_schema":
-            return _error(self.reject_status, "response_format json_schema is not supported by this server",
-                          param="response_format")
+            return _error(
+                self.reject_status,
+                "response_format json_schema is not supported by this server",
+                param="response_format",
+            )
         if kind == "rate_limit":
             headers = {}
             if "retry_after_ms" in behaviour:
@@ -204,7 +209,9 @@ class FakeOpenAI:
         if kind == "slow":
             await asyncio.sleep(float(behaviour.get("delay", 1.0)))
         if kind == "malformed_body":
-            return web.Response(status=200, text='{"id": "x", "choices": [', content_type="application/json")
+            return web.Response(
+                status=200, text='{"id": "x", "choices": [', content_type="application/json"
+            )
         if kind == "bad_json":
             content = "Sure! Here it is: {not json at all"
         elif kind == "content":
@@ -218,8 +225,15 @@ class FakeOpenAI:
         upload = form["file"]
         data = upload.file.read()
         file_id = f"file-{next(self._ids)}"
-        meta = {"id": file_id, "object": "file", "bytes": len(data), "created_at": int(time.time()),
-                "filename": upload.filename, "purpose": form.get("purpose", ""), "status": "processed"}
+        meta = {
+            "id": file_id,
+            "object": "file",
+            "bytes": len(data),
+            "created_at": int(time.time()),
+            "filename": upload.filename,
+            "purpose": form.get("purpose", ""),
+            "status": "processed",
+        }
         self.files[file_id] = {"meta": meta, "data": data}
         self._record(request, {"purpose": form.get("purpose"), "filename": upload.filename})
         return web.json_response(meta)
@@ -229,7 +243,9 @@ class FakeOpenAI:
         self._record(request, None)
         if file_id not in self.files:
             return _error(404, f"No such file: {file_id}")
-        return web.Response(body=self.files[file_id]["data"], content_type="application/octet-stream")
+        return web.Response(
+            body=self.files[file_id]["data"], content_type="application/octet-stream"
+        )
 
     async def _create_batch(self, request: web.Request) -> web.Response:
         body = await request.json()
@@ -237,11 +253,20 @@ class FakeOpenAI:
         if body.get("input_file_id") not in self.files:
             return _error(400, "unknown input_file_id")
         batch_id = f"batch_{next(self._ids)}"
-        batch = {"id": batch_id, "object": "batch", "endpoint": body["endpoint"], "errors": None,
-                 "input_file_id": body["input_file_id"], "completion_window": body["completion_window"],
-                 "status": "validating", "output_file_id": None, "error_file_id": None,
-                 "created_at": int(time.time()), "metadata": body.get("metadata"),
-                 "request_counts": {"total": 0, "completed": 0, "failed": 0}}
+        batch = {
+            "id": batch_id,
+            "object": "batch",
+            "endpoint": body["endpoint"],
+            "errors": None,
+            "input_file_id": body["input_file_id"],
+            "completion_window": body["completion_window"],
+            "status": "validating",
+            "output_file_id": None,
+            "error_file_id": None,
+            "created_at": int(time.time()),
+            "metadata": body.get("metadata"),
+            "request_counts": {"total": 0, "completed": 0, "failed": 0},
+        }
         self.batches[batch_id] = batch
         self._batch_polls[batch_id] = 0
         return web.json_response(batch)
@@ -268,12 +293,27 @@ class FakeOpenAI:
             rid = f"batch_req_{batch['id']}_{n}"
             body = item["body"]
             if self.batch_fail_marker in json.dumps(body["messages"]):
-                err.append({"id": rid, "custom_id": item["custom_id"], "response": None,
-                            "error": {"code": "invalid_request", "message": "refused by test server"}})
+                err.append(
+                    {
+                        "id": rid,
+                        "custom_id": item["custom_id"],
+                        "response": None,
+                        "error": {"code": "invalid_request", "message": "refused by test server"},
+                    }
+                )
                 continue
-            out.append({"id": rid, "custom_id": item["custom_id"], "error": None,
-                        "response": {"status_code": 200, "request_id": rid,
-                                     "body": completion(body, echo_content(body))}})
+            out.append(
+                {
+                    "id": rid,
+                    "custom_id": item["custom_id"],
+                    "error": None,
+                    "response": {
+                        "status_code": 200,
+                        "request_id": rid,
+                        "body": completion(body, echo_content(body)),
+                    },
+                }
+            )
         for records, key in ((out, "output_file_id"), (err, "error_file_id")):
             if records:
                 file_id = f"file-{next(self._ids)}"
@@ -282,7 +322,11 @@ class FakeOpenAI:
                 batch[key] = file_id
         batch["status"] = "completed"
         batch["completed_at"] = int(time.time())
-        batch["request_counts"] = {"total": len(out) + len(err), "completed": len(out), "failed": len(err)}
+        batch["request_counts"] = {
+            "total": len(out) + len(err),
+            "completed": len(out),
+            "failed": len(err),
+        }
 
     async def _control(self, request: web.Request) -> web.Response:
         body = await request.json()
@@ -302,24 +346,42 @@ def last_user_message(body: dict[str, Any]) -> str:
 
 
 def echo_content(body: dict[str, Any]) -> str:
-    return json.dumps({"echo": last_user_message(body), "seed": body.get("seed"), "model": body.get("model")})
+    return json.dumps(
+        {"echo": last_user_message(body), "seed": body.get("seed"), "model": body.get("model")}
+    )
 
 
 def completion(body: dict[str, Any], content: str) -> dict[str, Any]:
     prompt_tokens = sum(len(str(m.get("content", "")).split()) for m in body.get("messages", []))
     completion_tokens = len(content.split())
     return {
-        "id": "chatcmpl-test", "object": "chat.completion", "created": int(time.time()),
+        "id": "chatcmpl-test",
+        "object": "chat.completion",
+        "created": int(time.time()),
         "model": body.get("model", "test-model"),
-        "choices": [{"index": 0, "finish_reason": "stop",
-                     "message": {"role": "assistant", "content": content}}],
-        "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-                  "total_tokens": prompt_tokens + completion_tokens},
+        "choices": [
+            {
+                "index": 0,
+                "finish_reason": "stop",
+                "message": {"role": "assistant", "content": content},
+            }
+        ],
+        "usage": {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
+        },
     }
 
 
-def _error(status: int, message: str, *, headers: dict[str, str] | None = None,
-           param: str | None = None, type_: str = "invalid_request_error") -> web.Response:
+def _error(
+    status: int,
+    message: str,
+    *,
+    headers: dict[str, str] | None = None,
+    param: str | None = None,
+    type_: str = "invalid_request_error",
+) -> web.Response:
     body = {"error": {"message": message, "type": type_, "param": param, "code": None}}
     return web.json_response(body, status=status, headers=headers)
 
@@ -331,7 +393,9 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=0.0)
     parser.add_argument("--no-record", action="store_true")
     args = parser.parse_args()
-    server = FakeOpenAI(host=args.host, port=args.port, latency=args.latency, record=not args.no_record)
+    server = FakeOpenAI(
+        host=args.host, port=args.port, latency=args.latency, record=not args.no_record
+    )
     server.start()
     print(f"listening {server.base_url}", flush=True)
     try:

@@ -10,29 +10,49 @@ import pytest
 
 from hum_dagster.definitions import defs
 from hum_dagster.defs.basic import basic_instructions
+from hum_dagster.defs.compound import compound_instructions
 from hum_dagster.defs.corpus import hum_corpus
+from hum_dagster.defs.dictionary import schema_dictionary
 from hum_dagster.defs.io_manager import TableIOManager
+from hum_dagster.defs.llm import LLMResource
+from hum_dagster.defs.partitions import COMPOUND_STRATEGIES
 from hum_dagster.defs.settings import HumSettings, catalog
 from hum_dagster.defs.sources import raw_sources
 from hum_dagster.storage import read_table
 
+ALL_ASSETS = [raw_sources, basic_instructions, schema_dictionary, compound_instructions, hum_corpus]
+
 
 def resources(root: str) -> dict:
-    return {"io_manager": TableIOManager(root=root), "settings": HumSettings(storage_root=root)}
+    return {
+        "io_manager": TableIOManager(root=root),
+        "settings": HumSettings(storage_root=root),
+        "llm": LLMResource(mode="offline"),
+    }
 
 
 def materialize_all(root: str, instance: dg.DagsterInstance) -> dict[str, dg.ExecuteInJobResult]:
     results = {}
     for key in sorted(catalog()):
         results[key] = dg.materialize(
-            [raw_sources, basic_instructions],
+            ALL_ASSETS,
+            selection=[raw_sources, basic_instructions, schema_dictionary],
             partition_key=key,
             resources=resources(root),
             instance=instance,
             raise_on_error=False,
         )
+        for strategy in COMPOUND_STRATEGIES:
+            results[f"{key}|{strategy}"] = dg.materialize(
+                ALL_ASSETS,
+                selection=[compound_instructions],
+                partition_key=dg.MultiPartitionKey({"source": key, "strategy": strategy}),
+                resources=resources(root),
+                instance=instance,
+                raise_on_error=False,
+            )
     results["__corpus__"] = dg.materialize(
-        [raw_sources, basic_instructions, hum_corpus],
+        ALL_ASSETS,
         selection=[hum_corpus],
         resources=resources(root),
         instance=instance,
@@ -52,7 +72,8 @@ def test_definitions_load_with_kinds_groups_and_catalog_partitions():
     repo = defs.get_repository_def()
     graph = repo.asset_graph
     keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
-    assert {"raw_sources", "source_quarantine", "basic_instructions", "hum_corpus"} <= keys
+    assert {"raw_sources", "source_quarantine", "basic_instructions", "schema_dictionary",
+            "compound_instructions", "hum_corpus"} <= keys
     for key in graph.get_all_asset_keys():
         node = graph.get(key)
         assert node.group_name, key
@@ -72,12 +93,35 @@ def test_every_partition_materializes_and_checks_pass(built):
             "quarantine_rate_below_threshold",
             "outputs_parse_with_own_labels",
             "spans_occur_in_input",
+            "labels_have_descriptions",
         }
         bad = [(c.check_name, c.metadata) for c in checks if not c.passed]
         assert not bad, (key, bad)
         table = read_table(f"{root}/basic_instructions/{key}.parquet")
         assert table.df.height > 0, key
         assert set(table.df["source"].unique()) == {key}
+        for strategy in COMPOUND_STRATEGIES:
+            compound = results[f"{key}|{strategy}"].get_asset_check_evaluations()
+            assert {c.check_name for c in compound} == {
+                "outputs_match_own_labels", "no_example_is_own_input"
+            }
+            bad = [(c.check_name, c.metadata) for c in compound if not c.passed]
+            assert not bad, (key, strategy, bad)
+
+
+def test_compound_partitions_hold_their_strategy_and_trace_back_to_basic(built):
+    root, _, _ = built
+    labelled = [k for k, e in catalog().items() if e.task in ("NER", "RE", "EE", "TC")]
+    for key in labelled:
+        basic_ids = set(read_table(f"{root}/basic_instructions/{key}.parquet").df["instruction_id"])
+        for strategy in ("description", "label_variants"):
+            frame = read_table(
+                f"{root}/compound_instructions/source={key}/strategy={strategy}.parquet"
+            ).df
+            assert frame.height > 0, (key, strategy)
+            assert set(frame["strategy"]) == {strategy}
+            assert set(frame["base_instruction_id"]) <= basic_ids
+            assert not set(frame["instruction_id"]) & basic_ids
 
 
 def test_corpus_export_is_readable_alpaca_with_dataset_info(built):
@@ -98,6 +142,7 @@ def test_corpus_export_is_readable_alpaca_with_dataset_info(built):
     corpus = read_table(f"{root}/hum_corpus/data.parquet").df
     assert corpus.height == total
     assert set(corpus["mode"].unique()) == {"train"}
+    assert {"basic", "description", "examples", "label_variants"} <= set(corpus["strategy"])
     assert corpus.select(pl.struct("instruction", "output").is_duplicated().sum()).item() == 0
     # test-split sources become evaluation instructions, never training data
     test_sources = {k for k, e in catalog().items() if e.split != "train"}
@@ -124,8 +169,8 @@ def test_partitions_are_deterministic_across_roots_and_order(tmp_path):
         instance = dg.DagsterInstance.ephemeral()
         for key in order:
             dg.materialize(
-                [raw_sources, basic_instructions], partition_key=key,
-                resources=resources(str(root)), instance=instance,
+                ALL_ASSETS, selection=[raw_sources, basic_instructions, schema_dictionary],
+                partition_key=key, resources=resources(str(root)), instance=instance,
             )
         frames.append({k: (root / "basic_instructions" / f"{k}.parquet").read_bytes() for k in keys})
     for key in keys:

@@ -6,7 +6,7 @@ import hashlib
 import json
 import random
 from collections.abc import Sequence
-from functools import lru_cache
+from functools import cache
 
 import pytest
 
@@ -29,7 +29,7 @@ from hum_dagster.synthesis.outputs import spo_label
 LABELLED = ("NER", "RE", "SPO", "EE", "KGE", "TC")
 
 
-@lru_cache(maxsize=None)
+@cache
 def _sample(name: str):
     entry = next(e for e in load_catalog(ASSETS_DIR / "catalog.yaml") if e.name == name)
     return entry, read_source(entry)
@@ -112,7 +112,9 @@ def test_every_sample_label_has_seeded_descriptions_and_variants(name):
         assert all(c.provenance == "mined" for c in e.candidates)
 
 
-@pytest.mark.parametrize("name", ["ner_en_conll", "ner_zh_bioes", "re_zh_iepile", "ee_zh_iepile", "spo_zh_iepile"])
+@pytest.mark.parametrize(
+    "name", ["ner_en_conll", "ner_zh_bioes", "re_zh_iepile", "ee_zh_iepile", "spo_zh_iepile"]
+)
 def test_negatives_are_never_gold_of_the_label_and_positives_are(name):
     d, _ = _build(name)
     gold = _gold_values(name)
@@ -232,12 +234,23 @@ def test_crossner_politics_train(shared_data, tmp_path):
     entry = load_catalog(catalog)[0]
     result = read_source(entry)
     d, report = build_dictionary(
-        entry.name, "NER", "en", result.records, result.schema,
+        entry.name,
+        "NER",
+        "en",
+        result.records,
+        result.schema,
         select_seeds(load_seed_book(), entry.name),
     )
     labels = {
-        "person", "organisation", "location", "politician", "politicalparty",
-        "election", "event", "country", "misc",
+        "person",
+        "organisation",
+        "location",
+        "politician",
+        "politicalparty",
+        "election",
+        "event",
+        "country",
+        "misc",
     }
     assert set(d.entries) == labels
     summary = report.coverage_summary
@@ -253,9 +266,7 @@ def test_crossner_politics_train(shared_data, tmp_path):
         assert e.descriptions[0].provenance == "seed:crossner.yaml"
         for x in e.positives:  # real spans of that label in their record
             record = by_text[x.text_id]
-            assert any(
-                g["type"] == key and g["text"] == x.value for g in record.gold["entities"]
-            )
+            assert any(g["type"] == key and g["text"] == x.value for g in record.gold["entities"])
             assert x.value in x.text
         for x in e.negatives:
             assert x.value not in gold[key]
@@ -274,8 +285,13 @@ def test_fewrel_descriptions_come_from_pid2name(shared_data, tmp_path):
     records = result.records[::20]  # a slice keeps the test fast; every relation stays
     pid2name = load_pid2name(str(shared_data / "fewrel/pid2name.json"))
     d, report = build_dictionary(
-        entry.name, "RE", "en", records, result.schema,
-        select_seeds(load_seed_book(), entry.name), pid2name=pid2name,
+        entry.name,
+        "RE",
+        "en",
+        records,
+        result.schema,
+        select_seeds(load_seed_book(), entry.name),
+        pid2name=pid2name,
     )
     assert len(d.entries) == 16
     names = {v[0]: v[1] for v in pid2name.values()}
@@ -296,7 +312,9 @@ class FakeRunner:
     merged into a dictionary (the real runner is tested elsewhere, against a loopback
     server). It answers each request from a rule keyed by the label in the prompt."""
 
-    def __init__(self, mode: str = "live", fail_labels: Sequence[str] = (), bad_labels: Sequence[str] = ()):
+    def __init__(
+        self, mode: str = "live", fail_labels: Sequence[str] = (), bad_labels: Sequence[str] = ()
+    ):
         self.mode = mode
         self.fail_labels = set(fail_labels)
         self.bad_labels = set(bad_labels)
@@ -315,7 +333,10 @@ class FakeRunner:
             parsed = (
                 {"descriptions": "not a list", "synonyms": []}
                 if label in self.bad_labels
-                else {"descriptions": [f"LLM says {label} is a label."], "synonyms": [f"{label} (llm)"]}
+                else {
+                    "descriptions": [f"LLM says {label} is a label."],
+                    "synonyms": [f"{label} (llm)"],
+                }
             )
             if validate is not None and label not in self.bad_labels:
                 assert validate(parsed) is None
@@ -362,7 +383,9 @@ def test_llm_results_merge_with_provenance_and_failures_are_counted():
     assert usage["prompt_tokens"] == 20
     assert len(usage["cache_keys"]) == 2
     # same answers, same bytes
-    d2, _ = _build("ner_en_conll", runner=FakeRunner(fail_labels=["person"], bad_labels=["organisation"]))
+    d2, _ = _build(
+        "ner_en_conll", runner=FakeRunner(fail_labels=["person"], bad_labels=["organisation"])
+    )
     assert d2.to_bytes() == d.to_bytes()
 
 
@@ -378,8 +401,27 @@ def test_offline_runner_or_none_never_asks():
 def test_llm_scope_missing_only_asks_about_unseeded_labels():
     entry, result = _sample("ner_en_conll")
     runner = FakeRunner()
-    build_dictionary(entry.name, "NER", "en", result.records, result.schema, [], runner=runner, llm_scope="missing")
+    build_dictionary(
+        entry.name,
+        "NER",
+        "en",
+        result.records,
+        result.schema,
+        [],
+        runner=runner,
+        llm_scope="missing",
+    )
     assert len(runner.calls[0]) == 4  # no seeds: every label is missing
     runner = FakeRunner()
     _build("ner_en_conll", runner=runner, llm_scope="missing")
     assert runner.calls == []  # all seeded: nothing asked
+
+
+def test_tasks_without_labels_get_an_empty_dictionary():
+    from hum_dagster.dictionary import build_dictionary
+    from hum_dagster.records import LabelSchema, Record
+
+    record = Record("s", "MRC", "en", "A passage.", {"question": "q", "options": [], "answers": []}, "f:1")
+    dictionary, report = build_dictionary("s", "MRC", "en", [record], LabelSchema())
+    assert dictionary.entries == {}
+    assert report.coverage_summary["labels"] == 0

@@ -24,13 +24,19 @@ def fake(monkeypatch):
 
 
 def config(fake: FakeOpenAI) -> ClientConfig:
-    return ClientConfig(model="batch-model", base_url=fake.base_url, price_in_per_m=2.0, price_out_per_m=8.0)
+    return ClientConfig(
+        model="batch-model", base_url=fake.base_url, price_in_per_m=2.0, price_out_per_m=8.0
+    )
 
 
 def req(text: str, step: str = "batch.step") -> LLMRequest:
-    return LLMRequest(step=step, template="t", template_version="v1",
-                      messages=({"role": "user", "content": text},),
-                      json_schema={"type": "object"})
+    return LLMRequest(
+        step=step,
+        template="t",
+        template_version="v1",
+        messages=({"role": "user", "content": text},),
+        json_schema={"type": "object"},
+    )
 
 
 def test_submit_persist_poll_collect_then_cache_hits(fake, tmp_path):
@@ -47,7 +53,9 @@ def test_submit_persist_poll_collect_then_cache_hits(fake, tmp_path):
     uploaded = fake.files[state["input_file_id"]]["data"].decode().splitlines()
     lines = [json.loads(x) for x in uploaded]
     assert {x["custom_id"] for x in lines} == set(state["requests"])
-    assert all(x["url"] == "/v1/chat/completions" and x["body"]["model"] == "batch-model" for x in lines)
+    assert all(
+        x["url"] == "/v1/chat/completions" and x["body"]["model"] == "batch-model" for x in lines
+    )
     assert fake.batches[ids[0]]["completion_window"] == "24h"
     assert BatchManager(config(fake), root).submit(requests) == []  # open batch holds them
 
@@ -92,5 +100,7 @@ def test_poll_batches_validates_per_step(fake, tmp_path):
     status, usage = poll_batches(config(fake), root, validators)
     assert status.done and status.collected == 1
     assert usage.batch_requests == 1 and usage.failures == {"invalid": 1}
-    replay = OpenAIRunner(config(fake), root, "replay").run([req("keep", step="a"), req("drop", step="b")])
+    replay = OpenAIRunner(config(fake), root, "replay").run(
+        [req("keep", step="a"), req("drop", step="b")]
+    )
     assert isinstance(replay[0], LLMResponse) and isinstance(replay[1], LLMFailure)

@@ -34,8 +34,13 @@ def config(base_url: str, **kw) -> ClientConfig:
 
 
 def req(text: str, **kw) -> LLMRequest:
-    return LLMRequest(step="cache.step", template="t", template_version="v1",
-                      messages=({"role": "user", "content": text},), **kw)
+    return LLMRequest(
+        step="cache.step",
+        template="t",
+        template_version="v1",
+        messages=({"role": "user", "content": text},),
+        **kw,
+    )
 
 
 def test_warm_rerun_sends_zero_requests(fake, tmp_path):
@@ -56,20 +61,44 @@ def test_cache_entry_holds_what_was_asked_for(fake, tmp_path):
     OpenAIRunner(config(fake.base_url), str(tmp_path), "live").run([req("entry")])
     [shard] = (tmp_path / "shards").glob("*.jsonl")
     entry = json.loads(shard.read_text())
-    for name in ("key", "content", "parsed", "usage", "model", "requested_at", "answered_at",
-                 "step", "template", "template_version", "sample_index"):
+    for name in (
+        "key",
+        "content",
+        "parsed",
+        "usage",
+        "model",
+        "requested_at",
+        "answered_at",
+        "step",
+        "template",
+        "template_version",
+        "sample_index",
+    ):
         assert name in entry, name
     assert entry["answered_at"] >= entry["requested_at"] and entry["step"] == "cache.step"
 
 
 def test_key_covers_everything_that_shapes_the_answer():
-    base = dict(model="m", messages=[{"role": "user", "content": "x"}], params={"temperature": 0.1},
-                json_schema=None, template="t", template_version="1", sample_index=0)
+    base = dict(
+        model="m",
+        messages=[{"role": "user", "content": "x"}],
+        params={"temperature": 0.1},
+        json_schema=None,
+        template="t",
+        template_version="1",
+        sample_index=0,
+    )
     key = cache_key(**base)
     assert key == cache_key(**{**base, "params": {"temperature": 0.1, "top_p": None}})
-    for change in ({"model": "m2"}, {"messages": [{"role": "user", "content": "y"}]},
-                   {"params": {"temperature": 0.2}}, {"json_schema": {"type": "object"}},
-                   {"template": "t2"}, {"template_version": "2"}, {"sample_index": 1}):
+    for change in (
+        {"model": "m2"},
+        {"messages": [{"role": "user", "content": "y"}]},
+        {"params": {"temperature": 0.2}},
+        {"json_schema": {"type": "object"}},
+        {"template": "t2"},
+        {"template_version": "2"},
+        {"sample_index": 1},
+    ):
         assert cache_key(**{**base, **change}) != key, change
 
 
@@ -107,7 +136,9 @@ def _writer(root: str, worker: int, barrier, n: int) -> None:
     barrier.wait()
     for i in range(n):
         for key in (f"own-{worker}-{i}", f"shared-{i}"):
-            cache.put({"key": key, "content": f"w{worker}", "parsed": {"w": worker}, "answered_at": i})
+            cache.put(
+                {"key": key, "content": f"w{worker}", "parsed": {"w": worker}, "answered_at": i}
+            )
     cache.flush()
 
 
@@ -150,7 +181,9 @@ def test_concurrent_live_runners_then_warm_rerun(fake, tmp_path):
     root = str(tmp_path / "cache")
     ctx = mp.get_context("fork")  # fast; the children use no parent thread
     barrier = ctx.Barrier(3)
-    procs = [ctx.Process(target=_live_worker, args=(root, fake.base_url, w, barrier)) for w in range(3)]
+    procs = [
+        ctx.Process(target=_live_worker, args=(root, fake.base_url, w, barrier)) for w in range(3)
+    ]
     for p in procs:
         p.start()
     for p in procs:
@@ -174,11 +207,11 @@ def test_compaction_keeps_every_entry_and_the_winner(tmp_path):
         cache.put({"key": f"only-{w}", "content": "x", "parsed": None})
         cache.flush()
     before = ResponseCache(root)
-    winners = {k: before.get(k)["content"] for k in before.keys()}
+    winners = {k: before.get(k)["content"] for k in before}
     assert ResponseCache(root).compact() == 3
     assert len(list((tmp_path / "shards").glob("*.jsonl"))) == 1
     after = ResponseCache(root)
-    assert {k: after.get(k)["content"] for k in after.keys()} == winners
+    assert {k: after.get(k)["content"] for k in after} == winners
     assert winners["k0"] == "w0"
 
 
@@ -201,8 +234,12 @@ def s3_bucket():
     server.start()
     host, port = server.get_host_and_port()
     endpoint = f"http://{host}:{port}"
-    env = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-           "AWS_DEFAULT_REGION": "us-east-1", "AWS_ENDPOINT_URL": endpoint}
+    env = {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ENDPOINT_URL": endpoint,
+    }
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     import s3fs

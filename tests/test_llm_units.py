@@ -25,10 +25,13 @@ from hum_dagster.llm.usage import Usage
         ("  [1, 2]\n", [1, 2]),
         ('```json\n{"a": [1, 2]}\n```', {"a": [1, 2]}),
         ('Here you go:\n```\n[{"x": "y"}]\n```\nAnything else?', [{"x": "y"}]),
-        ('The answer is {"label": "a } tricky { string", "n": 2} as asked.', {"label": "a } tricky { string", "n": 2}),
+        (
+            'The answer is {"label": "a } tricky { string", "n": 2} as asked.',
+            {"label": "a } tricky { string", "n": 2},
+        ),
         ('{"a": [1, 2,], "b": {"c": 3,},}', {"a": [1, 2], "b": {"c": 3}}),
         ('{"keep": "a,]"}', {"keep": "a,]"}),
-        ('Result: [] (none found)', []),
+        ("Result: [] (none found)", []),
         ('"just a string"', "just a string"),
         ('{"escaped": "quote \\" and }"} trailing', {"escaped": 'quote " and }'}),
     ],
@@ -67,7 +70,9 @@ def test_backoff_grows_is_bounded_and_reproducible():
     for n, d in enumerate(delays):
         ceiling = min(8.0, 0.5 * 2**n)
         assert ceiling * 0.5 <= d <= ceiling
-    assert backoff_delay(3, base=0.5, cap=8.0, salt="a") != backoff_delay(3, base=0.5, cap=8.0, salt="b")
+    assert backoff_delay(3, base=0.5, cap=8.0, salt="a") != backoff_delay(
+        3, base=0.5, cap=8.0, salt="b"
+    )
 
 
 def test_token_bucket_waits_for_refill():
@@ -107,8 +112,15 @@ def test_rate_limiter_follows_server_headers():
 
 
 def test_usage_metadata_and_merge():
-    a = Usage(requests_sent=3, cache_hits=2, responses=3, prompt_tokens=1_000_000,
-              completion_tokens=500_000, price_in_per_m=1.0, price_out_per_m=4.0)
+    a = Usage(
+        requests_sent=3,
+        cache_hits=2,
+        responses=3,
+        prompt_tokens=1_000_000,
+        completion_tokens=500_000,
+        price_in_per_m=1.0,
+        price_out_per_m=4.0,
+    )
     a.fail("invalid: missing label")
     a.fail("invalid_json: no JSON")
     a.fail("invalid: other")
@@ -116,7 +128,10 @@ def test_usage_metadata_and_merge():
     a.add(b)
     assert a.cost_usd == pytest.approx(1.0 + 2.0 + 0.5)  # batch at 50%
     meta = a.as_metadata()
-    assert meta["llm_failures"] == 3 and meta["llm_failures_by_reason"] == '{"invalid": 2, "invalid_json": 1}'
+    assert (
+        meta["llm_failures"] == 3
+        and meta["llm_failures_by_reason"] == '{"invalid": 2, "invalid_json": 1}'
+    )
     assert meta["llm_prompt_tokens"] == 2_000_000 and meta["llm_retries"] == 1
     assert meta["llm_cost_usd"] == pytest.approx(3.5)
     assert all(isinstance(v, int | float | str) for v in meta.values())

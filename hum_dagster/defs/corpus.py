@@ -15,15 +15,22 @@ from hum_dagster.warehouse import refresh_views, warehouse_path
 @dg.asset(
     group_name="corpus",
     kinds={"polars", "parquet", "duckdb"},
-    description="Train-mode instructions of every source, de-duplicated, split into train and "
+    description="Train-mode basic and compound instructions of every source, de-duplicated, split into train and "
     "validation, exported as LlamaFactory alpaca JSONL with dataset_info.json.",
-    ins={"basic_instructions": dg.AssetIn(partition_mapping=dg.AllPartitionMapping())},
+    ins={
+        "basic_instructions": dg.AssetIn(partition_mapping=dg.AllPartitionMapping()),
+        "compound_instructions": dg.AssetIn(partition_mapping=dg.AllPartitionMapping()),
+    },
     code_version="1",
 )
 def hum_corpus(
-    context: dg.AssetExecutionContext, settings: HumSettings, basic_instructions: dict[str, Table]
+    context: dg.AssetExecutionContext,
+    settings: HumSettings,
+    basic_instructions: dict[str, Table],
+    compound_instructions: dict[str, Table],
 ):
     tables = [basic_instructions[k].df for k in sorted(basic_instructions)]
+    tables += [compound_instructions[k].df for k in sorted(compound_instructions)]
     result = build_corpus(
         tables, CorpusConfig(seed=settings.seed, validation_fraction=settings.validation_fraction)
     )
@@ -33,6 +40,9 @@ def hum_corpus(
     views = refresh_views(settings.storage_root)
     per_task = dict(corpus.group_by("task").len().sort("task").iter_rows()) if corpus.height else {}
     per_source = dict(corpus.group_by("source").len().sort("source").iter_rows()) if corpus.height else {}
+    per_strategy = (
+        dict(corpus.group_by("strategy").len().sort("strategy").iter_rows()) if corpus.height else {}
+    )
     sample = corpus.head(3).select("source", "task", "instruction", "output").to_dicts()
     return dg.MaterializeResult(
         value=Table(corpus, {"hum.sources": ",".join(sorted(basic_instructions))}),
@@ -46,6 +56,7 @@ def hum_corpus(
             "sources": dg.MetadataValue.json(sorted(basic_instructions)),
             "per_task": dg.MetadataValue.md(count_table(per_task, "task")),
             "per_source": dg.MetadataValue.md(count_table(per_source, "source")),
+            "per_strategy": dg.MetadataValue.md(count_table(per_strategy, "strategy")),
             "export_dir": dg.MetadataValue.path(export_dir),
             "train_file": dg.MetadataValue.path(exported.files["train"]),
             "duckdb": dg.MetadataValue.path(warehouse_path(settings.storage_root)),

@@ -42,7 +42,10 @@ from hum_dagster.dictionary.model import (
 )
 from hum_dagster.dictionary.seeds import PID2NAME, SeedSet, pid2name_seeds
 from hum_dagster.llm.types import LLMRunner
-from hum_dagster.records import LabelSchema, Record
+from hum_dagster.records import IG, MRC, OPENIE, LabelSchema, Record
+
+# Tasks without a label inventory (passages and questions, open triples, chat).
+UNLABELLED_TASKS = (MRC, OPENIE, IG)
 
 
 @dataclass
@@ -103,6 +106,9 @@ def build_dictionary(
     """
     if llm_scope not in ("all", "missing"):
         raise ValueError(f"llm_scope must be 'all' or 'missing', got {llm_scope!r}")
+    if task in UNLABELLED_TASKS:  # nothing to describe: an empty dictionary, not an error
+        empty = SchemaDictionary(source=source, task=task, language=language)
+        return empty, DictionaryReport(source, [], {}, empty.coverage_summary())
     records = list(records)
     seed_sets = list(seeds)
     if pid2name:
@@ -168,7 +174,9 @@ def build_dictionary(
     for key, entry in dictionary.entries.items():
         descriptions, synonyms = answers.get(key, ([], []))
         _add_texts(entry.descriptions, descriptions)
-        same_kind_names = {_norm(e.label) for e in dictionary.entries.values() if e.kind == entry.kind}
+        same_kind_names = {
+            _norm(e.label) for e in dictionary.entries.values() if e.kind == entry.kind
+        }
         _add_texts(entry.variants, synonyms, same_kind_names)
         if key in mined_typical:
             _add_texts(entry.descriptions, [mined_typical[key]])

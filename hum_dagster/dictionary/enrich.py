@@ -83,7 +83,7 @@ def describe_request(
         )
         or "- (none)"
     )
-    parent_line = f"\nIt belongs to: \"{entry.parent}\"." if entry.parent else ""
+    parent_line = f'\nIt belongs to: "{entry.parent}".' if entry.parent else ""
     user = template.user.format(
         task=task,
         language_name=lang_name,
@@ -177,7 +177,12 @@ def enrich_with_llm(
         if problem is not None:  # a runner that skipped validation: count, do not use
             reasons["invalid"] += 1
             usage.failures.append(
-                {"key": result.key, "label": entry.key, "reason": f"invalid: {problem}", "attempts": 1}
+                {
+                    "key": result.key,
+                    "label": entry.key,
+                    "reason": f"invalid: {problem}",
+                    "attempts": 1,
+                }
             )
             continue
         usage.responses += 1

@@ -181,9 +181,16 @@ def collect_instances(task: str, records: Iterable[Record]) -> dict[str, list[In
                 key = (
                     rel["relation"]
                     if task == RE
-                    else spo_label(rel.get("head_type", ""), rel["relation"], rel.get("tail_type", ""))
+                    else spo_label(
+                        rel.get("head_type", ""), rel["relation"], rel.get("tail_type", "")
+                    )
                 )
-                add(key, {"subject": rel["head"], "object": rel["tail"]}, r, _find(text, rel["head"]))
+                add(
+                    key,
+                    {"subject": rel["head"], "object": rel["tail"]},
+                    r,
+                    _find(text, rel["head"]),
+                )
         elif task == EE:
             for ev in gold.get("events", ()):
                 etype = ev["event_type"]
@@ -233,13 +240,21 @@ def snippet(text: str, value: Any) -> str:
 
 def _example(inst: Instance, value: Any = None, reason: str | None = None) -> Example:
     value = inst.value if value is None else value
-    return Example(text=snippet(inst.text, value), value=value, provenance=MINED, reason=reason, text_id=inst.text_id)
+    return Example(
+        text=snippet(inst.text, value),
+        value=value,
+        provenance=MINED,
+        reason=reason,
+        text_id=inst.text_id,
+    )
 
 
 # --------------------------------------------------------------------------- boundaries
 
 
-def _boundary_variants(text: str, span: str, start: int, language: str) -> list[tuple[str, str, str]]:
+def _boundary_variants(
+    text: str, span: str, start: int, language: str
+) -> list[tuple[str, str, str]]:
     """(new span, kind, the text added or removed) for one-unit boundary changes."""
     if start < 0 or not span or text[start : start + len(span)] != span:
         start = text.find(span)
@@ -260,12 +275,20 @@ def _boundary_variants(text: str, span: str, start: int, language: str) -> list[
     if after:
         word = after.split(" ", 1)[0]
         if word and any(ch.isalnum() for ch in word):
-            out.append((text[start : end + (len(text[end:]) - len(after)) + len(word)], "extended", word))
+            out.append(
+                (text[start : end + (len(text[end:]) - len(after)) + len(word)], "extended", word)
+            )
     before = text[:start].rstrip(" ")
     if before:
         word = before.rsplit(" ", 1)[-1]
         if word and any(ch.isalnum() for ch in word):
-            out.append((text[start - (len(text[:start]) - len(before)) - len(word) : end], "extended", word))
+            out.append(
+                (
+                    text[start - (len(text[:start]) - len(before)) - len(word) : end],
+                    "extended",
+                    word,
+                )
+            )
     words = span.split(" ")
     if len(words) > 1:
         out.append((" ".join(words[:-1]), "shrunk", words[-1]))
@@ -382,7 +405,9 @@ def mine_entry(
         for inst in own:
             if isinstance(inst.value, dict):
                 obj = inst.value["object"]
-                for new, kind, extra in _boundary_variants(inst.text, obj, inst.text.find(obj), lang):
+                for new, kind, extra in _boundary_variants(
+                    inst.text, obj, inst.text.find(obj), lang
+                ):
                     value = {"subject": inst.value["subject"], "object": new}
                     boundary_pool.append((inst, value, reasons[kind][lang].format(extra=extra)))
             else:

@@ -90,7 +90,11 @@ class Example:
     text_id: str = ""
 
     def to_json(self) -> dict[str, Any]:
-        data: dict[str, Any] = {"text": self.text, "value": self.value, "provenance": self.provenance}
+        data: dict[str, Any] = {
+            "text": self.text,
+            "value": self.value,
+            "provenance": self.provenance,
+        }
         if self.reason is not None:
             data["reason"] = self.reason
         if self.text_id:
@@ -237,10 +241,10 @@ class SchemaDictionary:
                     "- variants: " + ", ".join(f"{t.value} _({t.provenance})_" for t in e.variants)
                 )
             for x in e.positives:
-                lines.append(f"- positive: `{_dumps(x.value)}` in \"{x.text}\" _({x.provenance})_")
+                lines.append(f'- positive: `{_dumps(x.value)}` in "{x.text}" _({x.provenance})_')
             for x in e.negatives:
                 lines.append(
-                    f"- negative: `{_dumps(x.value)}` in \"{x.text}\": {x.reason} _({x.provenance})_"
+                    f'- negative: `{_dumps(x.value)}` in "{x.text}": {x.reason} _({x.provenance})_'
                 )
             if e.candidates:
                 lines.append("- candidates: " + ", ".join(t.value for t in e.candidates))

@@ -119,21 +119,31 @@ class BatchManager:
             return []
         structured = self.config.structured_output
         if structured == "auto":
-            structured = _STRUCTURED_LEARNT.get((self.config.base_url, self.config.model), "json_schema")
+            structured = _STRUCTURED_LEARNT.get(
+                (self.config.base_url, self.config.model), "json_schema"
+            )
         chunks: list[list[tuple[str, bytes]]] = [[]]
         size = 0
         for key, request in todo.items():
-            line = {"custom_id": key, "method": "POST", "url": ENDPOINT,
-                    "body": request_body(self.config, request, structured=structured)}
+            line = {
+                "custom_id": key,
+                "method": "POST",
+                "url": ENDPOINT,
+                "body": request_body(self.config, request, structured=structured),
+            }
             data = (json.dumps(line, ensure_ascii=False) + "\n").encode("utf-8")
-            if chunks[-1] and (len(chunks[-1]) >= self.max_requests or size + len(data) > MAX_BYTES_PER_BATCH):
+            if chunks[-1] and (
+                len(chunks[-1]) >= self.max_requests or size + len(data) > MAX_BYTES_PER_BATCH
+            ):
                 chunks.append([])
                 size = 0
             chunks[-1].append((key, data))
             size += len(data)
         return run_sync(lambda: self._submit(chunks, todo))
 
-    async def _submit(self, chunks: list[list[tuple[str, bytes]]], todo: Mapping[str, LLMRequest]) -> list[str]:
+    async def _submit(
+        self, chunks: list[list[tuple[str, bytes]]], todo: Mapping[str, LLMRequest]
+    ) -> list[str]:
         ids: list[str] = []
         async with self.config.async_client() as client:
             for chunk in chunks:
@@ -145,7 +155,10 @@ class BatchManager:
                     input_file_id=uploaded.id,
                     endpoint=ENDPOINT,
                     completion_window="24h",
-                    metadata={"hum_requests": str(len(chunk)), "hum_model": self.config.model[:500]},
+                    metadata={
+                        "hum_requests": str(len(chunk)),
+                        "hum_model": self.config.model[:500],
+                    },
                 )
                 state = {
                     "batch_id": batch.id,
@@ -176,7 +189,9 @@ class BatchManager:
     def poll(self) -> BatchStatus:
         """Refresh the API status of every open batch (state files are updated)."""
         states = self.states()
-        open_states = [s for s in states if not s.get("collected") and s.get("status") not in TERMINAL]
+        open_states = [
+            s for s in states if not s.get("collected") and s.get("status") not in TERMINAL
+        ]
         if open_states:
             run_sync(lambda: self._poll(open_states))
         return self._summary(states)
@@ -191,7 +206,9 @@ class BatchManager:
                     output_file_id=batch.output_file_id,
                     error_file_id=batch.error_file_id,
                     completed_at=batch.completed_at,
-                    request_counts=batch.request_counts.model_dump() if batch.request_counts else None,
+                    request_counts=batch.request_counts.model_dump()
+                    if batch.request_counts
+                    else None,
                 )
                 if changed:
                     self._save(state)
@@ -221,7 +238,9 @@ class BatchManager:
         batch did not answer (expired, cancelled) too, so a later submit sends them again.
         """
         results: list[LLMResponse | LLMFailure] = []
-        finished = [s for s in self.states() if not s.get("collected") and s.get("status") in TERMINAL]
+        finished = [
+            s for s in self.states() if not s.get("collected") and s.get("status") in TERMINAL
+        ]
         for state in finished:
             files = run_sync(lambda state=state: self._download(state))
             results.extend(self._absorb(state, files, validate))
@@ -256,10 +275,20 @@ class BatchManager:
             reason = redact(reason, self.config)
             info = meta.get(key, {})
             self.usage.fail(reason)
-            self.cache.record_failure({"key": key, "step": info.get("step"), "reason": reason,
-                                       "attempts": 1, "at": time.time(), "batch_id": state["batch_id"],
-                                       "prompt": info.get("prompt")})
-            results.append(LLMFailure(key=key, step=info.get("step", "?"), reason=reason, attempts=1))
+            self.cache.record_failure(
+                {
+                    "key": key,
+                    "step": info.get("step"),
+                    "reason": reason,
+                    "attempts": 1,
+                    "at": time.time(),
+                    "batch_id": state["batch_id"],
+                    "prompt": info.get("prompt"),
+                }
+            )
+            results.append(
+                LLMFailure(key=key, step=info.get("step", "?"), reason=reason, attempts=1)
+            )
 
         for line in files.get("output_file_id", b"").decode("utf-8").splitlines():
             if not line.strip():
@@ -286,25 +315,44 @@ class BatchManager:
                 fail(key, problem)
                 continue
             used = body.get("usage") or {}
-            tokens = {"prompt_tokens": int(used.get("prompt_tokens") or 0),
-                      "completion_tokens": int(used.get("completion_tokens") or 0)}
+            tokens = {
+                "prompt_tokens": int(used.get("prompt_tokens") or 0),
+                "completion_tokens": int(used.get("completion_tokens") or 0),
+            }
             entry = {
-                "key": key, "content": content, "parsed": parsed,
-                "model": body.get("model") or state["model"], "usage": tokens,
+                "key": key,
+                "content": content,
+                "parsed": parsed,
+                "model": body.get("model") or state["model"],
+                "usage": tokens,
                 "finish_reason": body["choices"][0].get("finish_reason"),
-                "requested_at": state.get("submitted_at"), "answered_at": answered_at,
-                "step": info["step"], "template": info["template"],
-                "template_version": info["template_version"], "sample_index": info["sample_index"],
-                "prompt": info.get("prompt"), "batch_id": state["batch_id"], "attempt": 0,
+                "requested_at": state.get("submitted_at"),
+                "answered_at": answered_at,
+                "step": info["step"],
+                "template": info["template"],
+                "template_version": info["template_version"],
+                "sample_index": info["sample_index"],
+                "prompt": info.get("prompt"),
+                "batch_id": state["batch_id"],
+                "attempt": 0,
             }
             self.cache.put(entry)
             self.usage.batch_requests += 1
             self.usage.responses += 1
             self.usage.batch_prompt_tokens += tokens["prompt_tokens"]
             self.usage.batch_completion_tokens += tokens["completion_tokens"]
-            results.append(LLMResponse(key=key, step=info["step"], content=content, parsed=parsed,
-                                       model=entry["model"], usage=tokens, cached=False,
-                                       created_at=answered_at))
+            results.append(
+                LLMResponse(
+                    key=key,
+                    step=info["step"],
+                    content=content,
+                    parsed=parsed,
+                    model=entry["model"],
+                    usage=tokens,
+                    cached=False,
+                    created_at=answered_at,
+                )
+            )
         for line in files.get("error_file_id", b"").decode("utf-8").splitlines():
             if not line.strip():
                 continue
@@ -316,7 +364,10 @@ class BatchManager:
                 fail(key, f"batch_error: {error.get('code')}: {error.get('message')}")
         for key in meta:
             if key not in seen:
-                fail(key, f"batch_missing: batch {state['batch_id']} ended {state.get('status')} without it")
+                fail(
+                    key,
+                    f"batch_missing: batch {state['batch_id']} ended {state.get('status')} without it",
+                )
         return results
 
 

@@ -23,7 +23,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from hum_dagster import fsio
@@ -154,11 +154,12 @@ class ResponseCache:
         with self._lock:
             return len(self._index)
 
-    def keys(self) -> list[str]:
+    def __iter__(self) -> Iterator[str]:
+        """The stored keys, sorted."""
         if not self._ready:
             self.refresh()
         with self._lock:
-            return sorted(self._index)
+            return iter(sorted(self._index))
 
     # -- writing ----------------------------------------------------------------------
 
@@ -266,5 +267,7 @@ def _read_all(folder: str) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     for name in names:
         with fs.open(name, "rb") as handle:
-            out.extend(json.loads(line) for line in handle.read().decode("utf-8").splitlines() if line)
+            out.extend(
+                json.loads(line) for line in handle.read().decode("utf-8").splitlines() if line
+            )
     return out

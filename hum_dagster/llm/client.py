@@ -161,7 +161,11 @@ def request_key(config: ClientConfig, request: LLMRequest) -> str:
 
 def prompt_preview(request: LLMRequest, n: int = 200) -> str:
     users = [m.get("content", "") for m in request.messages if m.get("role") == "user"]
-    text = users[-1] if users else (request.messages[-1].get("content", "") if request.messages else "")
+    text = (
+        users[-1]
+        if users
+        else (request.messages[-1].get("content", "") if request.messages else "")
+    )
     return str(text)[:n]
 
 
@@ -258,9 +262,13 @@ def raise_for_failures(
     misses = [f for f in failures if reason_category(f.reason) == "replay_miss"]
     if misses:
         shown = "\n  ".join(f.reason for f in misses[:5])
-        raise ReplayMissError(f"{len(misses)} request(s) have no cached answer in replay mode:\n  {shown}")
+        raise ReplayMissError(
+            f"{len(misses)} request(s) have no cached answer in replay mode:\n  {shown}"
+        )
     if failures and not replay_only:
-        shown = "\n  ".join(f"{f.step}: {f.reason} (after {f.attempts} attempts)" for f in failures[:5])
+        shown = "\n  ".join(
+            f"{f.step}: {f.reason} (after {f.attempts} attempts)" for f in failures[:5]
+        )
         raise LLMFailedError(f"{len(failures)} LLM request(s) failed:\n  {shown}")
 
 
@@ -389,7 +397,9 @@ class OpenAIRunner:
             result = await self._request(run, first, key)
             for n, i in enumerate(indices):
                 if isinstance(result, LLMResponse):
-                    same = dataclasses.replace(result, step=requests[i].step, cached=result.cached or n > 0)
+                    same = dataclasses.replace(
+                        result, step=requests[i].step, cached=result.cached or n > 0
+                    )
                     if n > 0:
                         usage.cache_hits += 1
                     results[i] = same
@@ -490,12 +500,17 @@ class OpenAIRunner:
                 except openai.APIStatusError as exc:
                     run.limiter.settle(estimate, 0)
                     status = exc.status_code
-                    if config.structured_output == "auto" and _rejects_format(exc, body, structured):
+                    if config.structured_output == "auto" and _rejects_format(
+                        exc, body, structured
+                    ):
                         fallback = _FALLBACK[structured]
                         _STRUCTURED_LEARNT[learnt] = fallback
                         log.warning(
                             "%s rejected response_format %s (HTTP %d): falling back to %s",
-                            config.base_url or "the endpoint", structured, status, fallback,
+                            config.base_url or "the endpoint",
+                            structured,
+                            status,
+                            fallback,
                         )
                         run.usage.retries += 1
                         continue
@@ -508,7 +523,12 @@ class OpenAIRunner:
                         raise _Give(f"auth_error: HTTP {status}", calls) from None
                     else:
                         raise _Give(f"http_{status}: {_message(exc)}", calls) from None
-                except (ValueError, IndexError, AttributeError, openai.APIResponseValidationError) as exc:
+                except (
+                    ValueError,
+                    IndexError,
+                    AttributeError,
+                    openai.APIResponseValidationError,
+                ) as exc:
                     reason = f"bad_response: {type(exc).__name__}"
                 else:
                     answered_at = time.time()
@@ -519,7 +539,9 @@ class OpenAIRunner:
                     }
                     run.usage.prompt_tokens += tokens["prompt_tokens"]
                     run.usage.completion_tokens += tokens["completion_tokens"]
-                    run.limiter.settle(estimate, tokens["prompt_tokens"] + tokens["completion_tokens"])
+                    run.limiter.settle(
+                        estimate, tokens["prompt_tokens"] + tokens["completion_tokens"]
+                    )
                     return (
                         {
                             "content": content,

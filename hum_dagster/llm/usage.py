@@ -41,7 +41,9 @@ class Usage:
 
     @property
     def cost_usd(self) -> float:
-        live = self.prompt_tokens * self.price_in_per_m + self.completion_tokens * self.price_out_per_m
+        live = (
+            self.prompt_tokens * self.price_in_per_m + self.completion_tokens * self.price_out_per_m
+        )
         batch = (
             self.batch_prompt_tokens * self.price_in_per_m
             + self.batch_completion_tokens * self.price_out_per_m
@@ -51,9 +53,16 @@ class Usage:
     def add(self, other: Usage) -> None:
         """Fold ``other``'s counts into this one (prices stay this one's)."""
         for name in (
-            "requests_sent", "cache_hits", "responses", "retries", "prompt_tokens",
-            "completion_tokens", "batch_requests", "batch_prompt_tokens",
-            "batch_completion_tokens", "rate_limit_wait_s",
+            "requests_sent",
+            "cache_hits",
+            "responses",
+            "retries",
+            "prompt_tokens",
+            "completion_tokens",
+            "batch_requests",
+            "batch_prompt_tokens",
+            "batch_completion_tokens",
+            "rate_limit_wait_s",
         ):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.failures.update(other.failures)

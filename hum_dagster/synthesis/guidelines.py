@@ -422,7 +422,11 @@ def _variants(ctx: _Context, task: str, items: list[Any], rng) -> _Result:
             mapping: dict[str, str] = {}
             for role in roles:
                 role_entry = ctx.entry(role, parent)
-                opts = [t for t in (role_entry.variants if role_entry else ()) if t.value not in role_taken]
+                opts = [
+                    t
+                    for t in (role_entry.variants if role_entry else ())
+                    if t.value not in role_taken
+                ]
                 if not opts:
                     continue
                 pick = opts[rng.randrange(len(opts))]
@@ -476,7 +480,9 @@ def _masking(ctx: _Context, task: str, items: list[Any], rng) -> _Result:
     return res
 
 
-def _representative(ctx: _Context, task: str, items: list[Any], rng, text: str, text_id: str) -> _Result:
+def _representative(
+    ctx: _Context, task: str, items: list[Any], rng, text: str, text_id: str
+) -> _Result:
     res = _Result(items=[])
     k = ctx.config.n_representative
     used_ids: set[str] = set()
@@ -613,11 +619,14 @@ def synthesize_guidelines(
             continue
 
         schema_json = (
-            "["
-            + ", ".join(it if isinstance(it, _Raw) else _dumps(it) for it in res.items)
-            + "]"
+            "[" + ", ".join(it if isinstance(it, _Raw) else _dumps(it) for it in res.items) + "]"
         )
-        parts = ['{"instruction": ', _dumps(sentence_cache(basic_wording, language)), ', "schema": ', schema_json]
+        parts = [
+            '{"instruction": ',
+            _dumps(sentence_cache(basic_wording, language)),
+            ', "schema": ',
+            schema_json,
+        ]
         for key, value in res.extra.items():
             parts.append(f", {_dumps(key)}: {_dumps(value)}")
         parts.append(', "input": ')

@@ -1,0 +1,103 @@
+"""``compound_instructions``: basic instructions diversified, one partition per source x strategy."""
+
+import json
+import time
+
+import dagster as dg
+
+from hum_dagster.corpus import COMPOUND_COLUMNS, instruction_frame
+from hum_dagster.defs.partitions import compound_partitions
+from hum_dagster.defs.settings import HumSettings, catalog
+from hum_dagster.dictionary import SchemaDictionary
+from hum_dagster.stats import count_table, markdown_table
+from hum_dagster.storage import Table
+from hum_dagster.synthesis.guidelines import (
+    GUIDELINE_STRATEGIES,
+    OWN_INPUT,
+    GuidelineConfig,
+    run_guidelines,
+    validate_compound_row,
+)
+
+LABELS_CHECK = "outputs_match_own_labels"
+OWN_INPUT_CHECK = "no_example_is_own_input"
+
+by_source = dg.MultiToSingleDimensionPartitionMapping(partition_dimension_name="source")
+
+
+def synthesize_strategy(strategy: str, rows: list[dict], dictionary: SchemaDictionary, settings: HumSettings):
+    """Rows of one strategy and a JSON-able report; dispatches to the strategy's library."""
+    if strategy in GUIDELINE_STRATEGIES:
+        out, report = run_guidelines(rows, dictionary, strategy, GuidelineConfig(seed=settings.seed))
+        return out, report.to_json()
+    raise dg.Failure(f"unknown compound strategy {strategy!r}")
+
+
+@dg.asset(
+    partitions_def=compound_partitions,
+    group_name="synthesis",
+    kinds={"polars", "parquet"},
+    description="Compound instructions: basic instructions rewritten with guidelines (descriptions, "
+    "examples, output format) and paraphrases (label variants, masking, description variants, "
+    "representative examples), each with provenance.",
+    ins={
+        "basic_instructions": dg.AssetIn(partition_mapping=by_source),
+        "schema_dictionary": dg.AssetIn(partition_mapping=by_source),
+    },
+    check_specs=[
+        dg.AssetCheckSpec(LABELS_CHECK, asset="compound_instructions",
+                          description="Outputs parse and use the instruction's own label names "
+                          "(variants and placeholders included)."),
+        dg.AssetCheckSpec(OWN_INPUT_CHECK, asset="compound_instructions",
+                          description="No example in an instruction is the instruction's own input."),
+    ],
+    code_version="1",
+)
+def compound_instructions(
+    context: dg.AssetExecutionContext,
+    settings: HumSettings,
+    basic_instructions: Table,
+    schema_dictionary: Table,
+):
+    keys = context.partition_key.keys_by_dimension
+    strategy = keys["strategy"]
+    entry = catalog()[keys["source"]]
+    if schema_dictionary.df.height:
+        dictionary = SchemaDictionary.from_rows(schema_dictionary.df.to_dicts())
+    else:  # a source without labels (MRC, OpenIE, IG): strategies that need labels skip its rows
+        dictionary = SchemaDictionary(source=entry.name, task=entry.task, language=entry.language)
+    rows = basic_instructions.df.to_dicts()
+    started = time.perf_counter()
+    out, report = synthesize_strategy(strategy, rows, dictionary, settings)
+    seconds = time.perf_counter() - started
+    frame = instruction_frame(out, COMPOUND_COLUMNS)
+
+    problems: dict[str, list[dict]] = {LABELS_CHECK: [], OWN_INPUT_CHECK: []}
+    for row in out:
+        for problem in validate_compound_row(row):
+            kind = OWN_INPUT_CHECK if OWN_INPUT in problem else LABELS_CHECK
+            problems[kind].append({"instruction_id": row["instruction_id"], "problem": problem})
+    per_task = dict(frame.group_by("task").len().sort("task").iter_rows()) if frame.height else {}
+    sample = frame.head(3).select("task", "instruction", "output").to_dicts()
+    return dg.MaterializeResult(
+        value=Table(frame, {"hum.strategy": strategy, "hum.report": json.dumps(report, ensure_ascii=False)}),
+        metadata={
+            "instructions": frame.height,
+            "basic_rows_in": len(rows),
+            "strategy": strategy,
+            "skipped": dg.MetadataValue.json(report.get("skipped", {})),
+            "per_task": dg.MetadataValue.md(count_table(per_task, "task")),
+            "sample": dg.MetadataValue.md(markdown_table(sample, ["task", "instruction", "output"], 400)),
+            "rows_per_second": round(frame.height / seconds, 1) if seconds > 0 else 0.0,
+            "dagster/row_count": frame.height,
+        },
+        check_results=[
+            dg.AssetCheckResult(
+                check_name=name,
+                passed=not found,
+                metadata={"failures": len(found),
+                          "examples": dg.MetadataValue.md(markdown_table(found[:10], ["instruction_id", "problem"]))},
+            )
+            for name, found in problems.items()
+        ],
+    )
