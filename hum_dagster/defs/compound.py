@@ -5,7 +5,9 @@ import time
 
 import dagster as dg
 
+from hum_dagster import fsio
 from hum_dagster.corpus import COMPOUND_COLUMNS, instruction_frame
+from hum_dagster.defs.llm import LLM_CACHE_DIR, LLM_POOL, LLMResource
 from hum_dagster.defs.partitions import compound_partitions
 from hum_dagster.defs.settings import HumSettings, catalog
 from hum_dagster.dictionary import SchemaDictionary
@@ -18,18 +20,39 @@ from hum_dagster.synthesis.guidelines import (
     run_guidelines,
     validate_compound_row,
 )
+from hum_dagster.synthesis.preferences import PreferenceConfig, preference_rows
 
+PREFERENCE_STRATEGY = "preference_rules"
+REJECTIONS_KEPT = 500  # rejected relabellings kept in the partition's footer for inspection
 LABELS_CHECK = "outputs_match_own_labels"
 OWN_INPUT_CHECK = "no_example_is_own_input"
 
 by_source = dg.MultiToSingleDimensionPartitionMapping(partition_dimension_name="source")
 
 
-def synthesize_strategy(strategy: str, rows: list[dict], dictionary: SchemaDictionary, settings: HumSettings):
+def synthesize_strategy(
+    strategy: str, rows: list[dict], dictionary: SchemaDictionary, settings: HumSettings, runner
+) -> tuple[list[dict], dict]:
     """Rows of one strategy and a JSON-able report; dispatches to the strategy's library."""
     if strategy in GUIDELINE_STRATEGIES:
         out, report = run_guidelines(rows, dictionary, strategy, GuidelineConfig(seed=settings.seed))
         return out, report.to_json()
+    if strategy == PREFERENCE_STRATEGY:
+        descriptions = {
+            e.label: e.descriptions[0].value
+            for e in dictionary.entries.values()
+            if e.parent is None and e.descriptions
+        }
+        result = preference_rows(rows, PreferenceConfig(seed=settings.seed), runner, descriptions)
+        report = {
+            "rows_in": len(rows),
+            "rows_out": len(result.rows),
+            "skipped": result.skipped,
+            "by_variant": result.counts_by_variant,
+            "rejections_by_reason": result.rejections_by_reason(),
+            "rejections": result.rejections[:REJECTIONS_KEPT],
+        }
+        return result.rows, report
     raise dg.Failure(f"unknown compound strategy {strategy!r}")
 
 
@@ -38,8 +61,8 @@ def synthesize_strategy(strategy: str, rows: list[dict], dictionary: SchemaDicti
     group_name="synthesis",
     kinds={"polars", "parquet"},
     description="Compound instructions: basic instructions rewritten with guidelines (descriptions, "
-    "examples, output format) and paraphrases (label variants, masking, description variants, "
-    "representative examples), each with provenance.",
+    "examples, output format), paraphrases (label variants, masking, description variants, "
+    "representative examples) and preference rules, each with provenance.",
     ins={
         "basic_instructions": dg.AssetIn(partition_mapping=by_source),
         "schema_dictionary": dg.AssetIn(partition_mapping=by_source),
@@ -51,11 +74,13 @@ def synthesize_strategy(strategy: str, rows: list[dict], dictionary: SchemaDicti
         dg.AssetCheckSpec(OWN_INPUT_CHECK, asset="compound_instructions",
                           description="No example in an instruction is the instruction's own input."),
     ],
+    pool=LLM_POOL,
     code_version="1",
 )
 def compound_instructions(
     context: dg.AssetExecutionContext,
     settings: HumSettings,
+    llm: LLMResource,
     basic_instructions: Table,
     schema_dictionary: Table,
 ):
@@ -68,7 +93,8 @@ def compound_instructions(
         dictionary = SchemaDictionary(source=entry.name, task=entry.task, language=entry.language)
     rows = basic_instructions.df.to_dicts()
     started = time.perf_counter()
-    out, report = synthesize_strategy(strategy, rows, dictionary, settings)
+    runner = None if llm.mode == "offline" else llm.runner(fsio.join(settings.storage_root, LLM_CACHE_DIR))
+    out, report = synthesize_strategy(strategy, rows, dictionary, settings, runner)
     seconds = time.perf_counter() - started
     frame = instruction_frame(out, COMPOUND_COLUMNS)
 
@@ -86,6 +112,10 @@ def compound_instructions(
             "basic_rows_in": len(rows),
             "strategy": strategy,
             "skipped": dg.MetadataValue.json(report.get("skipped", {})),
+            "report": dg.MetadataValue.json({k: v for k, v in report.items() if k != "rejections"}),
+            "llm_usage": dg.MetadataValue.json(
+                runner.last_usage.as_metadata() if runner is not None else {"mode": "offline"}
+            ),
             "per_task": dg.MetadataValue.md(count_table(per_task, "task")),
             "sample": dg.MetadataValue.md(markdown_table(sample, ["task", "instruction", "output"], 400)),
             "rows_per_second": round(frame.height / seconds, 1) if seconds > 0 else 0.0,

@@ -1,0 +1,157 @@
+"""The LLM side of preference rules: prompt, requests, response validator.
+
+The prompt template is ``assets/prompts/preference_rule.json`` (``system``, ``user``,
+``json_schema`` plus the strategy texts); its version is the first 12 hex digits of
+the sha256 of the file's bytes, so editing it changes every cache key. For a sample
+and one of its labels the LLM gets the label's description, the original annotation
+rule, a modification strategy (with the exact modification where a rule-based
+relabelling exists, so the two can be cross-checked), examples of the label, the
+sample and its annotation; it answers
+``{"description", "original_rule", "new_rule", "relabelled": <output structure>}``.
+
+This module only builds ``LLMRequest`` values and checks the shape of answers; the
+content checks (spans, labels, change) are done in ``preferences`` for LLM and
+rule-based relabellings alike.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hum_dagster.llm.types import LLMRequest
+from hum_dagster.paths import ASSETS_DIR
+
+PROMPTS_DIR = ASSETS_DIR / "prompts"
+PREFERENCE_STEP = "synthesis.preference_rules"
+PREFERENCE_TEMPLATE = "preference_rule"
+LANGUAGE_NAMES = {"en": "English", "zh": "Chinese (简体中文)"}
+ANSWER_KEYS = ("description", "original_rule", "new_rule", "relabelled")
+MAX_RULE = 600
+MAX_EXAMPLES = 5
+
+
+@dataclass(frozen=True)
+class PreferencePrompt:
+    name: str
+    version: str
+    system: str
+    user: str
+    reverse_note: str
+    variant_line: str
+    strategies: Mapping[str, str]
+    json_schema: dict[str, Any]
+
+
+def load_preference_prompt(path: str | Path | None = None) -> PreferencePrompt:
+    path = Path(path) if path else PROMPTS_DIR / f"{PREFERENCE_TEMPLATE}.json"
+    try:
+        raw = path.read_bytes()
+        data = json.loads(raw.decode("utf-8"))
+    except FileNotFoundError:
+        raise ValueError(f"{path}: prompt template not found") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{path}: prompt template is not valid JSON: {exc}") from None
+    for key in ("system", "user", "json_schema", "strategies", "reverse_note", "variant_line"):
+        if key not in data:
+            raise ValueError(f"{path}: prompt template lacks {key!r}")
+    return PreferencePrompt(
+        name=path.stem,
+        version=hashlib.sha256(raw).hexdigest()[:12],
+        system=data["system"],
+        user=data["user"],
+        reverse_note=data["reverse_note"],
+        variant_line=data["variant_line"],
+        strategies=dict(data["strategies"]),
+        json_schema=data["json_schema"],
+    )
+
+
+def validate_preference_response(parsed: Any) -> str | None:
+    """Validator for ``preference_rule`` answers (shape only): None when usable."""
+    if not isinstance(parsed, dict):
+        return "answer is not a JSON object"
+    missing = [k for k in ANSWER_KEYS if k not in parsed]
+    if missing:
+        return f"answer lacks {', '.join(missing)}"
+    for key in ("description", "original_rule", "new_rule"):
+        value = parsed[key]
+        if not isinstance(value, str) or not value.strip():
+            return f"{key} must be a non-empty string"
+    if len(parsed["new_rule"]) > MAX_RULE:
+        return f"new_rule is longer than {MAX_RULE} characters"
+    if not isinstance(parsed["relabelled"], dict | list):
+        return "relabelled must be a JSON object in the sample's output structure"
+    return None
+
+
+@dataclass(frozen=True)
+class PreferenceChoice:
+    """One (row, label, strategy) the LLM is asked to write a rule for.
+
+    ``variant`` and ``hint`` are the rule-based variant and its rule text when one
+    exists for the same (row, label, strategy): the LLM is then asked for exactly
+    that modification, and its relabelling is cross-checked against the rule's.
+    """
+
+    instruction_id: str
+    label: str
+    strategy: str
+    variant: str | None = None
+    hint: str | None = None
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False)
+
+
+def build_request(
+    *,
+    task: str,
+    language: str,
+    text: str,
+    items: list[Any],
+    output: Any,
+    choice: PreferenceChoice,
+    description: str | None,
+    original_rule: str,
+    examples: Sequence[str] = (),
+    prompt: PreferencePrompt,
+) -> LLMRequest:
+    strategy = choice.strategy
+    if strategy not in prompt.strategies:
+        raise ValueError(f"prompt {prompt.name} has no text for strategy {strategy!r}")
+    lang_name = LANGUAGE_NAMES.get(language, language)
+    shown = [e for e in examples if isinstance(e, str) and e.strip()][:MAX_EXAMPLES]
+    example_lines = "\n".join(f"- {e[:300]}" for e in shown) or "- (none)"
+    user = prompt.user.format(
+        task=task,
+        language_name=lang_name,
+        label=choice.label,
+        description=description or "(none given)",
+        original_rule=original_rule,
+        strategy=strategy,
+        strategy_text=prompt.strategies[strategy],
+        variant_line=prompt.variant_line.format(hint=choice.hint) if choice.hint else "",
+        examples=example_lines,
+        input=text,
+        schema=_dumps(items),
+        output=_dumps(output),
+        reverse_note=prompt.reverse_note.format(label=choice.label)
+        if strategy == "reverse"
+        else "",
+    )
+    return LLMRequest(
+        step=PREFERENCE_STEP,
+        template=prompt.name,
+        template_version=prompt.version,
+        messages=(
+            {"role": "system", "content": prompt.system},
+            {"role": "user", "content": user},
+        ),
+        json_schema=prompt.json_schema,
+    )
