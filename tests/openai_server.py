@@ -50,7 +50,7 @@ class Recorded:
 
 
 @dataclass
-class FakeOpenAI:
+class LoopbackOpenAI:
     host: str = "127.0.0.1"
     port: int = 0
     latency: float = 0.0
@@ -104,7 +104,7 @@ class FakeOpenAI:
         with self._lock:
             return [r for r in self.requests if r.path.endswith("/chat/completions")]
 
-    def start(self) -> FakeOpenAI:
+    def start(self) -> LoopbackOpenAI:
         started = threading.Event()
 
         def serve() -> None:
@@ -129,7 +129,7 @@ class FakeOpenAI:
             self._thread.join(10)
             self._loop = None
 
-    def __enter__(self) -> FakeOpenAI:
+    def __enter__(self) -> LoopbackOpenAI:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -393,7 +393,7 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=0.0)
     parser.add_argument("--no-record", action="store_true")
     args = parser.parse_args()
-    server = FakeOpenAI(
+    server = LoopbackOpenAI(
         host=args.host, port=args.port, latency=args.latency, record=not args.no_record
     )
     server.start()

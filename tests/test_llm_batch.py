@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from openai_server import FakeOpenAI
+from openai_server import LoopbackOpenAI
 
 from hum_dagster.llm import client as client_mod
 from hum_dagster.llm.batch import BatchManager, poll_batches
@@ -19,11 +19,11 @@ KEY = "sk-batch-FAKE-9911"
 def fake(monkeypatch):
     client_mod._STRUCTURED_LEARNT.clear()
     monkeypatch.setenv("OPENAI_API_KEY", KEY)
-    with FakeOpenAI() as srv:
+    with LoopbackOpenAI() as srv:
         yield srv
 
 
-def config(fake: FakeOpenAI) -> ClientConfig:
+def config(fake: LoopbackOpenAI) -> ClientConfig:
     return ClientConfig(
         model="batch-model", base_url=fake.base_url, price_in_per_m=2.0, price_out_per_m=8.0
     )

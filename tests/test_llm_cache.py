@@ -7,7 +7,7 @@ import multiprocessing as mp
 import os
 
 import pytest
-from openai_server import FakeOpenAI
+from openai_server import LoopbackOpenAI
 
 from hum_dagster.llm import client as client_mod
 from hum_dagster.llm.cache import ResponseCache, cache_key
@@ -17,7 +17,7 @@ from hum_dagster.llm.types import LLMFailure, LLMRequest, LLMResponse
 
 @pytest.fixture(scope="module")
 def server():
-    with FakeOpenAI() as srv:
+    with LoopbackOpenAI() as srv:
         yield srv
 
 

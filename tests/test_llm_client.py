@@ -8,7 +8,7 @@ import logging
 import time
 
 import pytest
-from openai_server import FakeOpenAI
+from openai_server import LoopbackOpenAI
 
 from hum_dagster.llm import client as client_mod
 from hum_dagster.llm.client import (
@@ -28,7 +28,7 @@ SCHEMA = {"type": "object", "properties": {"echo": {"type": "string"}}, "require
 
 @pytest.fixture(scope="module")
 def server():
-    with FakeOpenAI() as srv:
+    with LoopbackOpenAI() as srv:
         yield srv
 
 
@@ -41,7 +41,7 @@ def fake(server, monkeypatch):
     server.reset()
 
 
-def config(server: FakeOpenAI, **kw) -> ClientConfig:
+def config(server: LoopbackOpenAI, **kw) -> ClientConfig:
     base = dict(
         model="test-model",
         base_url=server.base_url,
@@ -364,3 +364,27 @@ def test_bad_config_values_are_refused(tmp_path):
         ClientConfig(structured_output="xml")
     with pytest.raises(LLMConfigError, match="mode"):
         OpenAIRunner(ClientConfig(), str(tmp_path), "sometimes")
+
+
+def test_free_text_answers_are_cached_and_returned_unparsed(fake, tmp_path):
+    """Evaluation asks for text: a non-JSON answer is kept as it is, never re-sampled."""
+    server = fake
+    server.queue({"kind": "content", "content": "person: Obama | location: Hawaii"})
+    runner = OpenAIRunner(config(server, max_invalid_retries=2), str(tmp_path), "live")
+    request = LLMRequest(
+        step="eval.generate", template="eval", template_version="v1",
+        messages=({"role": "user", "content": "extract entities"},), expect_json=False,
+    )
+    [first] = runner.run([request])
+    assert isinstance(first, LLMResponse)
+    assert first.content == "person: Obama | location: Hawaii" and first.parsed is None
+    assert len(server.chat_requests()) == 1  # not re-sampled although it is not JSON
+    again_runner = OpenAIRunner(config(server, max_invalid_retries=2), str(tmp_path), "live")
+    [again] = again_runner.run([request])
+    assert again.cached and again.content == first.content
+    assert len(server.chat_requests()) == 1  # served from the cache
+    json_request = LLMRequest(
+        step="eval.generate", template="eval", template_version="v1",
+        messages=request.messages,
+    )
+    assert runner.key(json_request) != runner.key(request)

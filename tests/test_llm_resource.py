@@ -2,7 +2,7 @@
 
 import dagster as dg
 import pytest
-from openai_server import FakeOpenAI
+from openai_server import LoopbackOpenAI
 
 from hum_dagster.defs.llm import LLM_POOL, LLMResource
 from hum_dagster.llm.client import LLMOfflineError, OpenAIRunner
@@ -28,7 +28,7 @@ def test_default_is_offline_and_needs_no_key(tmp_path, monkeypatch):
 
 def test_live_resource_in_an_asset(tmp_path, monkeypatch):
     monkeypatch.setenv("HUM_TEST_LLM_KEY", "sk-resource-FAKE")
-    with FakeOpenAI() as fake:
+    with LoopbackOpenAI() as fake:
         resource = LLMResource(
             mode="live",
             base_url=fake.base_url,

@@ -174,6 +174,7 @@ class BatchManager:
                             "template": todo[key].template,
                             "template_version": todo[key].template_version,
                             "sample_index": todo[key].sample_index,
+                            "expect_json": todo[key].expect_json,
                             "prompt": prompt_preview(todo[key]),
                         }
                         for key, _ in chunk
@@ -310,7 +311,7 @@ class BatchManager:
                 continue
             info = meta[key]
             check = validate.get(info["step"]) if isinstance(validate, Mapping) else validate
-            parsed, problem = parse_and_validate(content, check)
+            parsed, problem = parse_and_validate(content, check, info.get("expect_json", True))
             if problem is not None:
                 fail(key, problem)
                 continue

@@ -48,6 +48,7 @@ def cache_key(
     template: str,
     template_version: str,
     sample_index: int,
+    expect_json: bool = True,
 ) -> str:
     """sha256 of the canonical JSON of everything that shapes the answer.
 
@@ -64,6 +65,8 @@ def cache_key(
         "template_version": template_version,
         "sample_index": sample_index,
     }
+    if not expect_json:  # free-text answers live under their own keys
+        payload["text"] = True
     return hashlib.sha256(canonical_json(payload).encode("utf-8")).hexdigest()
 
 
@@ -134,14 +137,20 @@ class ResponseCache:
             entry["_shard"], entry["_line"] = name, n
             self._index.setdefault(entry["key"], []).append(entry)
 
-    def get(self, key: str, validate: Callable[[Any], str | None] | None = None) -> dict | None:
-        """The first stored entry under ``key`` that ``validate`` accepts, else None."""
+    def get(
+        self, key: str, validate: Callable[[Any], str | None] | None = None, expect_json: bool = True
+    ) -> dict | None:
+        """The first stored entry under ``key`` that ``validate`` accepts, else None.
+
+        The validator sees the parsed JSON, or the raw text when ``expect_json`` is False.
+        """
         if not self._ready:
             self.refresh()
         with self._lock:
             entries = list(self._index.get(key, ()))
         for entry in entries:
-            if validate is None or _accepts(validate, entry.get("parsed")):
+            value = entry.get("parsed") if expect_json else entry.get("content")
+            if validate is None or _accepts(validate, value):
                 return entry
         return None
 

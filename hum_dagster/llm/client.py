@@ -156,6 +156,7 @@ def request_key(config: ClientConfig, request: LLMRequest) -> str:
         template=request.template,
         template_version=request.template_version,
         sample_index=request.sample_index,
+        expect_json=request.expect_json,
     )
 
 
@@ -224,20 +225,33 @@ def redact(text: str, config: ClientConfig) -> str:
     return text
 
 
-def parse_and_validate(content: str, validate: Validator | None) -> tuple[Any, str | None]:
-    """The JSON in ``content`` and None, or (None, the reason it is not usable)."""
+def parse_and_validate(
+    content: str, validate: Validator | None, expect_json: bool = True
+) -> tuple[Any, str | None]:
+    """The JSON in ``content`` and None, or (None, the reason it is not usable).
+
+    With ``expect_json=False`` any answer is usable as text (``parsed`` None), unless the
+    validator, which then sees the text, rejects it.
+    """
+    if not expect_json:
+        problem = _validator_problem(validate, content) if validate is not None else None
+        return None, (f"invalid: {problem}" if problem is not None else None)
     try:
         parsed = extract_json(content)
     except ExtractError as exc:
         return None, f"invalid_json: {exc}"
     if validate is not None:
-        try:
-            problem = validate(parsed)
-        except Exception as exc:  # a validator that raises rejects, with its message
-            problem = f"{type(exc).__name__}: {exc}"
+        problem = _validator_problem(validate, parsed)
         if problem is not None:
             return None, f"invalid: {problem}"
     return parsed, None
+
+
+def _validator_problem(validate: Validator, value: Any) -> str | None:
+    try:
+        return validate(value)
+    except Exception as exc:  # a validator that raises rejects, with its message
+        return f"{type(exc).__name__}: {exc}"
 
 
 def response_from_entry(entry: dict[str, Any], request: LLMRequest, cached: bool) -> LLMResponse:
@@ -349,7 +363,7 @@ class OpenAIRunner:
         keys = [self.key(r) for r in requests]
         todo: dict[str, list[int]] = {}
         for i, (request, key) in enumerate(zip(requests, keys, strict=True)):
-            entry = self.cache.get(key, validate)
+            entry = self.cache.get(key, validate, request.expect_json)
             if entry is not None:
                 usage.cache_hits += 1
                 results[i] = response_from_entry(entry, request, cached=True)
@@ -426,7 +440,7 @@ class OpenAIRunner:
                 reason = redact(give.reason, config)
                 break
             attempts += calls
-            parsed, problem = parse_and_validate(answer["content"], run.validate)
+            parsed, problem = parse_and_validate(answer["content"], run.validate, request.expect_json)
             if problem is None:
                 entry = {
                     **answer,

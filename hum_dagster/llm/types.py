@@ -26,6 +26,9 @@ class LLMRequest:
     sample_index: int = 0  # several independent samples of one prompt
     json_schema: dict[str, Any] | None = None  # structured output, sent where supported
     params: dict[str, Any] = field(default_factory=dict)  # overrides: temperature, max_tokens...
+    # False: the answer is free text (e.g. a model's generation being evaluated): it is
+    # cached and returned as it is, ``parsed`` is None and a validator sees the text.
+    expect_json: bool = True
 
 
 @dataclass(frozen=True)
