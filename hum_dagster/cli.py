@@ -36,6 +36,8 @@ def _apply_settings(args: argparse.Namespace) -> None:
 def cmd_run(args: argparse.Namespace) -> int:
     """Materialize every source partition, then the corpus, on a persistent instance."""
     _apply_settings(args)
+    os.environ.setdefault("HUM_EVAL_SAMPLE_SIZE", str(args.eval_sample_size))
+    os.environ.setdefault("HUM_EVAL_MAX_NEW_TOKENS", str(args.eval_max_new_tokens))
     home = prepare_instance()
     import dagster as dg
 
@@ -82,6 +84,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         instance=instance, raise_on_error=False, run_config=quiet
     )
     corpus_meta = _materialization_counts(corpus).get("hum_corpus", {})
+    evaluation = _run_evaluation(defs, instance, quiet) if not args.skip_eval else ["skipped (--skip-eval)"]
     elapsed = time.perf_counter() - started
 
     root = storage_root()
@@ -104,12 +107,51 @@ def cmd_run(args: argparse.Namespace) -> int:
               f"({corpus_meta.get('train', 0)} train, {corpus_meta.get('validation', 0)} validation)")
     else:
         print(f"corpus: FAILED: {_failure(corpus)}")
+    print("evaluation:")
+    for line in evaluation:
+        print(f"  {line}")
     print(f"outputs:        {root}")
     print(f"corpus export:  {root.rstrip('/')}/export (hum_train.jsonl, dataset_info.json)")
     print("SQL (DuckDB):   hum sql \"select task, count(*) from basic_instructions group by task\"")
     print(f"Dagster home:   {home}  (open the UI with: hum dev)")
     print(f"{len(sources) - len(failed)}/{len(sources)} sources ok in {elapsed:.1f} s")
-    return 1 if failed or not corpus.success else 0
+    eval_failed = any("FAILED" in line for line in evaluation)
+    return 1 if failed or not corpus.success or eval_failed else 0
+
+
+def _run_evaluation(defs, instance, quiet) -> list[str]:
+    """Score every model on every benchmark, then the report; lines for the summary."""
+    import dagster as dg
+
+    from hum_dagster.defs.evaluation import benchmarks, models
+    from hum_dagster.paths import shared_data_dir
+
+    if not shared_data_dir().is_dir():
+        return [f"skipped: benchmark data not found at {shared_data_dir()} (set HUM_SHARED_DATA)"]
+    job = defs.resolve_job_def("evaluate_model")
+    lines = []
+    for model in sorted(models()):
+        for bench in sorted(benchmarks()):
+            key = dg.MultiPartitionKey({"model": model, "benchmark": bench})
+            result = job.execute_in_process(
+                partition_key=key, instance=instance, raise_on_error=False, run_config=quiet
+            )
+            if not result.success:
+                lines.append(f"{model} x {bench}: FAILED: {_failure(result)}")
+            print(f"  eval {model} x {bench:<20} {'ok' if result.success else 'FAILED'}", flush=True)
+    report = defs.resolve_job_def("build_eval_report").execute_in_process(
+        instance=instance, raise_on_error=False, run_config=quiet
+    )
+    if not report.success:
+        return [*lines, f"report: FAILED: {_failure(report)}"]
+    for event in report.get_asset_materialization_events():
+        table = event.materialization.metadata.get("table_1")
+        if table is not None:
+            lines.extend(table.value.splitlines())
+        chart = event.materialization.metadata.get("chart")
+        if chart is not None:
+            lines.append(f"chart: {chart.value}")
+    return lines
 
 
 def _materialization_counts(result) -> dict[str, dict]:
@@ -175,6 +217,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--catalog", help="source catalog YAML (default: $HUM_CATALOG or assets/catalog.yaml)")
     run.add_argument("--storage-root", help="folder or s3:// prefix (default: $HUM_STORAGE_ROOT or .hum/storage)")
     run.add_argument("--sources", nargs="*", help="only these catalog sources")
+    run.add_argument("--skip-eval", action="store_true", help="stop after the corpus")
+    run.add_argument("--eval-sample-size", type=int, default=2,
+                     help="records per benchmark in the embedded run (default 2)")
+    run.add_argument("--eval-max-new-tokens", type=int, default=48,
+                     help="generated tokens per instruction in the embedded run (default 48)")
     run.set_defaults(func=cmd_run)
 
     dev = sub.add_parser(

@@ -10,6 +10,7 @@ from hum_dagster.defs.basic import basic_instructions
 from hum_dagster.defs.compound import compound_instructions
 from hum_dagster.defs.corpus import hum_corpus
 from hum_dagster.defs.dictionary import schema_dictionary
+from hum_dagster.defs.evaluation import EvalSettings, eval_partitions, eval_report, eval_scores
 from hum_dagster.defs.io_manager import TableIOManager
 from hum_dagster.defs.llm import LLMResource
 from hum_dagster.defs.partitions import compound_partitions, source_partitions
@@ -30,6 +31,19 @@ compound_job = dg.define_asset_job(
     description="Compound instructions of one source under one strategy.",
 )
 
+evaluate_job = dg.define_asset_job(
+    "evaluate_model",
+    selection=dg.AssetSelection.assets(eval_scores),
+    partitions_def=eval_partitions,
+    description="Score one model on one benchmark in basic and compound instruction styles.",
+)
+
+report_job = dg.define_asset_job(
+    "build_eval_report",
+    selection=dg.AssetSelection.assets(eval_report),
+    description="The Table-1 comparison of every evaluated model.",
+)
+
 build_corpus_job = dg.define_asset_job(
     "build_corpus",
     selection=dg.AssetSelection.assets(hum_corpus),
@@ -47,15 +61,28 @@ def llm_resource() -> LLMResource:
     )
 
 
+def eval_settings() -> EvalSettings:
+    """Evaluation size from the environment (``hum run`` sets small embedded defaults)."""
+    defaults = EvalSettings()
+    return EvalSettings(
+        sample_size=int(os.environ.get("HUM_EVAL_SAMPLE_SIZE", defaults.sample_size)),
+        max_new_tokens=int(os.environ.get("HUM_EVAL_MAX_NEW_TOKENS", defaults.max_new_tokens)),
+    )
+
+
 def build_definitions(root: str | None = None) -> dg.Definitions:
     root = root or storage_root()
     return dg.Definitions(
-        assets=[raw_sources, basic_instructions, schema_dictionary, compound_instructions, hum_corpus],
-        jobs=[synthesize_source_job, compound_job, build_corpus_job],
+        assets=[
+            raw_sources, basic_instructions, schema_dictionary, compound_instructions, hum_corpus,
+            eval_scores, eval_report,
+        ],
+        jobs=[synthesize_source_job, compound_job, build_corpus_job, evaluate_job, report_job],
         resources={
             "io_manager": TableIOManager(root=root),
             "settings": HumSettings(storage_root=root),
             "llm": llm_resource(),
+            "eval_settings": eval_settings(),
         },
     )
 

@@ -35,7 +35,7 @@ def test_hum_run_persists_runs_and_isolates_a_broken_source(tmp_path):
     env["HUM_HOME"] = str(tmp_path / "hum")
     proc = subprocess.run(
         [sys.executable, "-m", "hum_dagster.cli", "run", "--catalog", str(catalog),
-         "--storage-root", str(tmp_path / "storage")],
+         "--storage-root", str(tmp_path / "storage"), "--skip-eval"],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
     )
     out = proc.stdout + proc.stderr
@@ -43,6 +43,7 @@ def test_hum_run_persists_runs_and_isolates_a_broken_source(tmp_path):
     assert "broken_source" in out and "FAILED" in out
     assert str(broken_file) in out  # the error names the file
     assert "2/3 sources ok" in out
+    assert "skipped (--skip-eval)" in out
     for source in good:
         assert (tmp_path / "storage" / "basic_instructions" / f"{source['name']}.parquet").exists()
     info = json.loads((tmp_path / "storage" / "export" / "dataset_info.json").read_text())

@@ -19,6 +19,7 @@ from hum_dagster.evaluation.benchmarks import (
 )
 from hum_dagster.evaluation.generate import Generator, generate_for_rows
 from hum_dagster.evaluation.metrics import headline, score_rows
+from hum_dagster.records import ReadResult
 
 
 def evaluate_benchmark(
@@ -29,12 +30,14 @@ def evaluate_benchmark(
     sample_size: int | None = None,
     seed: int = 42,
     compound_builder: CompoundBuilder | None = None,
+    read: ReadResult | None = None,
 ) -> dict[str, Any]:
-    """Scores and lineage; ``rows`` and ``outputs`` are returned too, for storage."""
+    """Scores and lineage; ``rows`` and ``outputs`` are returned too, for storage.
+    ``read`` reuses an already-read benchmark source."""
     if isinstance(benchmark, str):
         benchmark = get_benchmark(benchmark)
     start = time.perf_counter()
-    rows = build_eval_instructions(benchmark, style, sample_size, seed, compound_builder)
+    rows = build_eval_instructions(benchmark, style, sample_size, seed, compound_builder, read=read)
     built = time.perf_counter()
     outputs = generate_for_rows(generator, rows)
     generated = time.perf_counter()

@@ -1,0 +1,195 @@
+"""``eval_scores`` (model x benchmark) and ``eval_report`` (the Table-1 comparison)."""
+
+import hashlib
+import json
+import os
+from functools import cache
+
+import dagster as dg
+import polars as pl
+
+from hum_dagster import fsio
+from hum_dagster.defs.llm import LLM_CACHE_DIR, LLMResource
+from hum_dagster.defs.settings import HumSettings
+from hum_dagster.evaluation.benchmarks import Benchmark, load_benchmarks
+from hum_dagster.evaluation.compound_style import DictionaryStyle, benchmark_dictionary
+from hum_dagster.evaluation.generate import DecodingConfig
+from hum_dagster.evaluation.registry import ModelSpec, load_models, make_generator
+from hum_dagster.evaluation.report import below_base, chart_png, result_rows, table_one
+from hum_dagster.evaluation.run import evaluate_benchmark
+from hum_dagster.records import SourceError
+from hum_dagster.stats import markdown_table
+from hum_dagster.storage import Table
+
+BELOW_BASE_CHECK = "finetuned_not_below_base"
+
+
+@cache
+def models() -> dict[str, ModelSpec]:
+    return load_models()
+
+
+@cache
+def benchmarks() -> dict[str, Benchmark]:
+    return load_benchmarks()
+
+
+eval_partitions = dg.MultiPartitionsDefinition(
+    {
+        "model": dg.StaticPartitionsDefinition(sorted(models())),
+        "benchmark": dg.StaticPartitionsDefinition(sorted(benchmarks())),
+    }
+)
+
+
+class EvalSettings(dg.ConfigurableResource):
+    """How much to evaluate and how to decode (the paper: temperature 0.2, top-p 0.95)."""
+
+    sample_size: int = 50  # records per benchmark (seeded); 0: all
+    styles: list[str] = ["B", "C"]
+    temperature: float = 0.2
+    top_p: float = 0.95
+    greedy: bool = False
+    max_new_tokens: int = 256
+    batch_size: int = 8
+    seed: int = 42
+
+    def decoding(self) -> DecodingConfig:
+        return DecodingConfig(
+            temperature=self.temperature, top_p=self.top_p, greedy=self.greedy,
+            max_new_tokens=self.max_new_tokens, seed=self.seed,
+        )
+
+
+def file_versions(paths: list[str]) -> dict[str, str]:
+    """sha256 (first 16 hex) of each benchmark file: the version a score was made on."""
+    return {os.path.basename(p): hashlib.sha256(fsio.read_bytes(p)).hexdigest()[:16] for p in paths}
+
+
+@dg.asset(
+    partitions_def=eval_partitions,
+    group_name="evaluation",
+    kinds={"pytorch", "polars"},
+    description="Zero-shot scores of one model on one benchmark, in basic (B) and compound (C) "
+    "instruction styles, with the generations and every score's lineage.",
+    code_version="1",
+)
+def eval_scores(
+    context: dg.AssetExecutionContext,
+    settings: HumSettings,
+    eval_settings: EvalSettings,
+    llm: LLMResource,
+):
+    keys = context.partition_key.keys_by_dimension
+    spec = models()[keys["model"]]
+    bench = benchmarks()[keys["benchmark"]]
+    try:
+        read = bench.read()
+    except SourceError as exc:
+        raise dg.Failure(f"benchmark '{bench.name}' cannot be read: {exc}", allow_retries=False) from exc
+    versions = file_versions(read.files)
+    decoding = eval_settings.decoding()
+    generator = make_generator(
+        spec, decoding, storage_root=settings.storage_root,
+        cache_root=fsio.join(settings.storage_root, LLM_CACHE_DIR), llm_mode=llm.mode,
+        batch_size=eval_settings.batch_size,
+    )
+    sample = eval_settings.sample_size or None
+    results, frames = [], []
+    for style in eval_settings.styles:
+        builder = DictionaryStyle(benchmark_dictionary(bench, read.schema, eval_settings.seed)) if style == "C" else None
+        result = evaluate_benchmark(
+            bench, generator, style=style, sample_size=sample, seed=eval_settings.seed,
+            compound_builder=builder, read=read,
+        )
+        rows, outputs = result.pop("rows"), result.pop("outputs")
+        result["fallback_rows"] = builder.fallbacks if builder else 0
+        results.append(result)
+        frames.append(pl.DataFrame({
+            "style": [style] * len(rows),
+            "instruction_id": [r["instruction_id"] for r in rows],
+            "record_id": [r["record_id"] for r in rows],
+            "task": [r["task"] for r in rows],
+            "instruction": [r["instruction"] for r in rows],
+            "gold": [r["label"] for r in rows],
+            "generation": [outputs.get(r["instruction_id"]) for r in rows],
+        }))
+    lineage = {
+        "model": spec.name, "backend": spec.backend, "model_spec": spec.model, "adapter": spec.adapter,
+        "benchmark": bench.name, "benchmark_files": versions, "decoding": decoding.as_metadata(),
+        "sample_size": eval_settings.sample_size, "seed": eval_settings.seed,
+    }
+    summary = [
+        {"style": r["style"], **{k: round(v, 2) for k, v in r["headline"].items()},
+         "parse_failure_rate": _parse_failure_rate(r["scores"])}
+        for r in results
+    ]
+    stored = {"lineage": lineage, "results": [{k: v for k, v in r.items() if k != "model"} | {"generator": r["model"]} for r in results]}
+    columns = sorted({k for row in summary for k in row})
+    return dg.MaterializeResult(
+        value=Table(pl.concat(frames), {"hum.eval": json.dumps(stored, ensure_ascii=False, default=str)}),
+        metadata={
+            "scores": dg.MetadataValue.md(markdown_table(summary, columns)),
+            "headline": dg.MetadataValue.json({r["style"]: r["headline"] for r in results}),
+            "lineage": dg.MetadataValue.json(lineage),
+            "generator": dg.MetadataValue.json(_jsonable(results[0]["model"]) if results else {}),
+            "instructions": sum(f.height for f in frames),
+            "timings_s": dg.MetadataValue.json({r["style"]: r["timings_s"] for r in results}),
+        },
+    )
+
+
+def _parse_failure_rate(scores: dict) -> float:
+    chunks = failures = 0
+    for value in scores.values():
+        if isinstance(value, dict) and "parse_failures" in value:
+            failures += value["parse_failures"]
+            chunks += value.get("chunks") or value.get("records") or 0
+    return round(failures / chunks, 4) if chunks else 0.0
+
+
+def _jsonable(value):
+    return json.loads(json.dumps(value, default=str))
+
+
+@dg.asset(
+    group_name="evaluation",
+    kinds={"polars", "matplotlib"},
+    description="The Hum paper's Table 1 layout: models x benchmarks x B/C with averages, as a "
+    "Markdown table and a chart image.",
+    ins={"eval_scores": dg.AssetIn(partition_mapping=dg.AllPartitionMapping())},
+    check_specs=[dg.AssetCheckSpec(BELOW_BASE_CHECK, asset="eval_report",
+                                   description="A fine-tuned checkpoint never scores below its base "
+                                   "model on any benchmark (warns).")],
+    code_version="1",
+)
+def eval_report(context: dg.AssetExecutionContext, settings: HumSettings, eval_scores: dict[str, Table]):
+    results = []
+    for key in sorted(eval_scores):
+        stored = json.loads(eval_scores[key].meta["hum.eval"])
+        for r in stored["results"]:
+            results.append({"model": stored["lineage"]["model"], "benchmark": r["benchmark"],
+                            "style": r["style"], "headline": r["headline"]})
+    rows = result_rows(results)
+    markdown, averages = table_one(rows)
+    bases = {name: spec.base for name, spec in models().items() if spec.base}
+    worse = below_base(rows, bases)
+    chart_path = fsio.join(settings.storage_root, "reports", "eval_report.png")
+    if rows:
+        fsio.write_bytes_atomic(chart_path, chart_png(rows))
+    frame = pl.DataFrame(rows, schema={"model": pl.String, "benchmark": pl.String, "style": pl.String,
+                                       "metric": pl.String, "value": pl.Float64})
+    return dg.MaterializeResult(
+        value=Table(frame, {"hum.table_one": markdown}),
+        metadata={
+            "table_1": dg.MetadataValue.md(markdown),
+            "averages": dg.MetadataValue.json(averages),
+            "chart": dg.MetadataValue.path(chart_path),
+            "partitions": len(eval_scores),
+        },
+        check_results=[dg.AssetCheckResult(
+            check_name=BELOW_BASE_CHECK, passed=not worse, severity=dg.AssetCheckSeverity.WARN,
+            metadata={"cells_below_base": dg.MetadataValue.md(
+                markdown_table(worse, ["model", "base", "benchmark", "metric", "style", "value", "base_value"]))},
+        )],
+    )
