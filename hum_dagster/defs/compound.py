@@ -13,6 +13,7 @@ from hum_dagster.defs.settings import HumSettings, catalog
 from hum_dagster.dictionary import SchemaDictionary
 from hum_dagster.stats import count_table, markdown_table
 from hum_dagster.storage import Table
+from hum_dagster.synthesis.formats import FormatConfig, check_roundtrip, checked_format_rows
 from hum_dagster.synthesis.guidelines import (
     GUIDELINE_STRATEGIES,
     OWN_INPUT,
@@ -23,6 +24,7 @@ from hum_dagster.synthesis.guidelines import (
 from hum_dagster.synthesis.preferences import PreferenceConfig, preference_rows
 
 PREFERENCE_STRATEGY = "preference_rules"
+FORMAT_STRATEGY = "format_variants"
 REJECTIONS_KEPT = 500  # rejected relabellings kept in the partition's footer for inspection
 LABELS_CHECK = "outputs_match_own_labels"
 OWN_INPUT_CHECK = "no_example_is_own_input"
@@ -53,6 +55,8 @@ def synthesize_strategy(
             "rejections": result.rejections[:REJECTIONS_KEPT],
         }
         return result.rows, report
+    if strategy == FORMAT_STRATEGY:
+        return checked_format_rows(rows, FormatConfig(seed=settings.seed))
     raise dg.Failure(f"unknown compound strategy {strategy!r}")
 
 
@@ -70,7 +74,8 @@ def synthesize_strategy(
     check_specs=[
         dg.AssetCheckSpec(LABELS_CHECK, asset="compound_instructions",
                           description="Outputs parse and use the instruction's own label names "
-                          "(variants and placeholders included)."),
+                          "(variants and placeholders included); format variants parse back into "
+                          "their base answer."),
         dg.AssetCheckSpec(OWN_INPUT_CHECK, asset="compound_instructions",
                           description="No example in an instruction is the instruction's own input."),
     ],
@@ -99,8 +104,14 @@ def compound_instructions(
     frame = instruction_frame(out, COMPOUND_COLUMNS)
 
     problems: dict[str, list[dict]] = {LABELS_CHECK: [], OWN_INPUT_CHECK: []}
+    base_output = {row["instruction_id"]: row["output"] for row in rows}
     for row in out:
-        for problem in validate_compound_row(row):
+        found = (
+            check_roundtrip(row, base_output[row["base_instruction_id"]])
+            if strategy == FORMAT_STRATEGY
+            else validate_compound_row(row)
+        )
+        for problem in found:
             kind = OWN_INPUT_CHECK if OWN_INPUT in problem else LABELS_CHECK
             problems[kind].append({"instruction_id": row["instruction_id"], "problem": problem})
     per_task = dict(frame.group_by("task").len().sort("task").iter_rows()) if frame.height else {}

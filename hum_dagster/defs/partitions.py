@@ -7,7 +7,7 @@ from hum_dagster.synthesis.guidelines import GUIDELINE_STRATEGIES
 
 source_partitions = dg.StaticPartitionsDefinition(sorted(catalog()))
 
-COMPOUND_STRATEGIES = (*GUIDELINE_STRATEGIES, "preference_rules")
+COMPOUND_STRATEGIES = (*GUIDELINE_STRATEGIES, "preference_rules", "format_variants")
 strategy_partitions = dg.StaticPartitionsDefinition(list(COMPOUND_STRATEGIES))
 
 compound_partitions = dg.MultiPartitionsDefinition(
