@@ -7,7 +7,9 @@ de-duplication, a deterministic order, and a seeded train/validation split.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
+from typing import Any
 
 import polars as pl
 
@@ -43,7 +45,9 @@ COMPOUND_COLUMNS = (*INSTRUCTION_COLUMNS, *COMPOUND_EXTRA_COLUMNS)
 _INT_COLUMNS = ("chunk_index", "n_chunks")
 
 
-def instruction_frame(rows: list[dict], columns: tuple[str, ...] = INSTRUCTION_COLUMNS) -> pl.DataFrame:
+def instruction_frame(
+    rows: list[dict], columns: tuple[str, ...] = INSTRUCTION_COLUMNS
+) -> pl.DataFrame:
     """Rows (dicts) as a frame with exactly ``columns``; absent keys become nulls."""
     schema = {c: (pl.Int64 if c in _INT_COLUMNS else pl.String) for c in columns}
     if not rows:
@@ -68,7 +72,9 @@ class CorpusResult:
 
 def _conform(table: pl.DataFrame) -> pl.DataFrame:
     """``table`` with exactly the compound columns (basic tables lack the extra ones)."""
-    missing = [pl.lit(None, dtype=pl.String).alias(c) for c in COMPOUND_COLUMNS if c not in table.columns]
+    missing = [
+        pl.lit(None, dtype=pl.String).alias(c) for c in COMPOUND_COLUMNS if c not in table.columns
+    ]
     return table.with_columns(missing).select(COMPOUND_COLUMNS)
 
 
@@ -81,7 +87,8 @@ def build_corpus(tables: list[pl.DataFrame], config: CorpusConfig) -> CorpusResu
     keeps its side whatever else is in the corpus.
     """
     frame = pl.concat(
-        [instruction_frame([], COMPOUND_COLUMNS), *(_conform(t) for t in tables)], how="vertical_relaxed"
+        [instruction_frame([], COMPOUND_COLUMNS), *(_conform(t) for t in tables)],
+        how="vertical_relaxed",
     )
     input_rows = frame.height
     train_mode = frame.filter(pl.col("mode") == "train")
@@ -91,11 +98,15 @@ def build_corpus(tables: list[pl.DataFrame], config: CorpusConfig) -> CorpusResu
     )
     duplicates = train_mode.height - unique.height
     bucket = (
-        pl.concat_str([pl.lit(f"{config.seed}|"), pl.col("instruction_id")]).hash(seed=0) % 1_000_000
+        pl.concat_str([pl.lit(f"{config.seed}|"), pl.col("instruction_id")]).hash(seed=0)
+        % 1_000_000
     )
     threshold = int(config.validation_fraction * 1_000_000)
     corpus = unique.with_columns(
-        pl.when(bucket < threshold).then(pl.lit("validation")).otherwise(pl.lit("train")).alias("split")
+        pl.when(bucket < threshold)
+        .then(pl.lit("validation"))
+        .otherwise(pl.lit("train"))
+        .alias("split")
     )
     if corpus.height > 1 and (corpus["split"] == "validation").sum() < config.min_validation:
         # Tiny corpora: make sure a validation set exists (the lowest-bucket rows).
@@ -108,3 +119,342 @@ def build_corpus(tables: list[pl.DataFrame], config: CorpusConfig) -> CorpusResu
             .alias("split")
         )
     return CorpusResult(corpus, input_rows, test_rows, duplicates)
+
+
+# --------------------------------------------------------------------------- the Hum corpus
+#
+# ``build_hum_corpus`` is the full path: one streaming pass over the instruction rows
+# computes, per row and without keeping any text, the exact-duplicate keys, the MinHash
+# band keys, the token counts and the contamination flag; everything after that (exact
+# and near de-duplication, limits, mixing, ablation variants, split) works on that lean
+# frame, and ``hum_dagster.export.export_corpus`` streams the texts out again. Peak
+# memory is the lean frame (about 200 bytes a row) plus one batch of text.
+
+LEAN_COLUMNS = (
+    "instruction_id",
+    "base_instruction_id",
+    "record_id",
+    "source",
+    "task",
+    "language",
+    "strategy",
+    "variant",
+)
+
+
+@dataclass(frozen=True)
+class HumCorpusConfig:
+    seed: int = 42
+    validation_fraction: float = 0.02
+    min_validation: int = 1
+    variant: str = "full"  # full | no_guidelines | no_preference_rules | no_format_variants
+    mix: Any = None  # mixing.MixConfig (default: the paper's shares, largest total, strict)
+    near_dup: Any = None  # dedup.NearDupConfig; None: default; False: exact duplicates only
+    max_input_tokens: int = 1500
+    max_output_tokens: int = 500
+    batch_rows: int = 100_000
+    examples: int = 5
+
+
+@dataclass
+class HumCorpus:
+    rows: pl.DataFrame  # lean: LEAN_COLUMNS + _row, rank, kind, split, input_tokens, output_tokens
+    report: dict[str, Any]
+    removed: pl.DataFrame  # _row, instruction_id, task, source, reason, detail
+
+
+def _source_frame(source: pl.LazyFrame | pl.DataFrame | list[pl.DataFrame]) -> pl.LazyFrame:
+    if isinstance(source, list):
+        source = pl.concat(
+            [instruction_frame([], COMPOUND_COLUMNS), *(_conform(t) for t in source)],
+            how="vertical_relaxed",
+        )
+    lf = source.lazy() if isinstance(source, pl.DataFrame) else source
+    names = lf.collect_schema().names()
+    missing = [pl.lit(None, dtype=pl.String).alias(c) for c in COMPOUND_COLUMNS if c not in names]
+    return lf.with_columns(missing)
+
+
+def train_rows(source: pl.LazyFrame | pl.DataFrame | list[pl.DataFrame]) -> pl.LazyFrame:
+    """The train-mode rows with ``_row``, their position: the key every later pass uses."""
+    return _source_frame(source).filter(pl.col("mode") == "train").with_row_index("_row")
+
+
+def _prompt_expr() -> pl.Expr:
+    return pl.when(pl.col("history").is_null() & pl.col("system").is_null()).then(
+        pl.col("instruction")
+    )
+
+
+def scan_rows(
+    source: pl.LazyFrame | pl.DataFrame | list[pl.DataFrame],
+    config: HumCorpusConfig,
+    tokenizer: Any = None,
+    benchmark_index: Any = None,
+) -> tuple[pl.DataFrame, dict[str, Any]]:
+    """The streaming pass: the lean frame with every per-row key and measurement."""
+    from hum_dagster.dedup import (
+        NearDupConfig,
+        band_keys,
+        dedup_text_expr,
+        exact_key_exprs,
+        frame_key_expr,
+    )
+    from hum_dagster.tokens import prompt_text
+
+    near = config.near_dup if config.near_dup is not None else NearDupConfig()
+    parts: list[pl.DataFrame] = []
+    timings = {"scan_s": 0.0, "minhash_s": 0.0, "tokens_s": 0.0, "decontam_s": 0.0}
+    encoded = 0
+    t0 = time.perf_counter()
+    for batch in train_rows(source).collect_batches(chunk_size=config.batch_rows):
+        keys = [
+            *exact_key_exprs(),
+            frame_key_expr(),
+            dedup_text_expr(),
+            _prompt_expr().alias("_prompt"),
+        ]
+        batch = batch.with_columns(keys)
+        lean = batch.select("_row", *LEAN_COLUMNS, "_exact", "_norm", "_frame")
+        t = time.perf_counter()
+        if near:
+            bands = band_keys(batch["_dedup_text"].to_list(), near)
+            lean = lean.with_columns(
+                [pl.Series(f"_band{b}", bands[:, b], dtype=pl.UInt64) for b in range(near.bands)]
+            )
+        timings["minhash_s"] += time.perf_counter() - t
+        t = time.perf_counter()
+        if tokenizer is not None:
+            prompts = [
+                p if p is not None else prompt_text(i, s, h)
+                for p, i, s, h in zip(
+                    batch["_prompt"],
+                    batch["instruction"],
+                    batch["system"],
+                    batch["history"],
+                    strict=True,
+                )
+            ]
+            outputs = batch["output"].fill_null("").to_list()
+            n_in, e1 = tokenizer.count_over_limit(prompts, config.max_input_tokens)
+            n_out, e2 = tokenizer.count_over_limit(outputs, config.max_output_tokens)
+            encoded += e1 + e2
+            lean = lean.with_columns(
+                pl.Series("input_tokens", n_in, dtype=pl.Int32),
+                pl.Series("output_tokens", n_out, dtype=pl.Int32),
+            )
+        timings["tokens_s"] += time.perf_counter() - t
+        t = time.perf_counter()
+        if benchmark_index is not None:
+            from hum_dagster.dedup import input_text_expr
+
+            texts = batch.select(input_text_expr().alias("_t"))["_t"]
+            lean = lean.with_columns(
+                pl.Series("contaminated_by", benchmark_index.match(texts), dtype=pl.String)
+            )
+        timings["decontam_s"] += time.perf_counter() - t
+        parts.append(lean)
+    timings["scan_s"] = (
+        time.perf_counter()
+        - t0
+        - timings["minhash_s"]
+        - timings["tokens_s"]
+        - timings["decontam_s"]
+    )
+    lean = pl.concat(parts, how="vertical_relaxed") if parts else None
+    if lean is None:
+        lean = (
+            instruction_frame([], LEAN_COLUMNS)
+            .with_columns(
+                pl.lit(0, pl.UInt32).alias("_row"),
+                *[pl.lit(0, pl.UInt64).alias(c) for c in ("_exact", "_norm", "_frame")],
+            )
+            .head(0)
+        )
+    info = {"timings_s": {k: round(v, 2) for k, v in timings.items()}, "texts_tokenized": encoded}
+    return lean, info
+
+
+def _removal(frame: pl.DataFrame, reason: str, detail: pl.Expr | None = None) -> pl.DataFrame:
+    return frame.select(
+        "_row",
+        "instruction_id",
+        "task",
+        "source",
+        pl.lit(reason).alias("reason"),
+        (detail if detail is not None else pl.lit(None, pl.String)).cast(pl.String).alias("detail"),
+    )
+
+
+def clean_rows(
+    source: pl.LazyFrame | pl.DataFrame | list[pl.DataFrame],
+    config: HumCorpusConfig,
+    tokenizer: Any = None,
+    benchmark_index: Any = None,
+) -> tuple[pl.DataFrame, pl.DataFrame, dict[str, Any]]:
+    """(pool, removed, report): the train-mode rows left after exact and near
+    de-duplication, token limits (when a tokenizer is given) and decontamination (when a
+    ``decontam.BenchmarkIndex`` is given); ``removed`` names each dropped row's reason."""
+    from hum_dagster.dedup import NearDupConfig, candidate_pairs, dedup_text_expr, verify_pairs
+
+    started = time.perf_counter()
+    lean, info = scan_rows(source, config, tokenizer, benchmark_index)
+    report: dict[str, Any] = {"train_mode_rows": lean.height, **info}
+    removed: list[pl.DataFrame] = []
+    t = time.perf_counter()
+    ordered = lean.sort("instruction_id")
+    exact = ordered.unique(subset=["_exact"], keep="first", maintain_order=True)
+    norm = exact.unique(subset=["_norm"], keep="first", maintain_order=True)
+    removed.append(
+        _removal(ordered.join(exact.select("_row"), on="_row", how="anti"), "exact_duplicate")
+    )
+    removed.append(
+        _removal(exact.join(norm.select("_row"), on="_row", how="anti"), "normalised_duplicate")
+    )
+    report["exact_duplicates"] = ordered.height - exact.height
+    report["normalised_duplicates"] = exact.height - norm.height
+    pool = norm
+    near = config.near_dup if config.near_dup is not None else NearDupConfig()
+    report["near_duplicates"] = 0
+    if near:
+        pairs = candidate_pairs(pool, near.bands)
+        report["near_duplicate_candidates"] = pairs.height
+        if pairs.height:
+            need = sorted(set(pairs["keep_row"].to_list()) | set(pairs["drop_row"].to_list()))
+            texts_frame = (
+                train_rows(source)
+                .filter(pl.col("_row").is_in(need))
+                .select("_row", dedup_text_expr())
+                .collect()
+            )
+            texts = dict(
+                zip(
+                    texts_frame["_row"].to_list(), texts_frame["_dedup_text"].to_list(), strict=True
+                )
+            )
+            confirmed = (
+                verify_pairs(pairs, texts, near).unique("drop_row", keep="first").sort("drop_row")
+            )
+            dropped = pool.join(confirmed, left_on="_row", right_on="drop_row", how="inner")
+            removed.append(
+                _removal(
+                    dropped,
+                    "near_duplicate",
+                    pl.format("of row {} (jaccard {})", "keep_row", pl.col("similarity").round(3)),
+                )
+            )
+            report["near_duplicates"] = dropped.height
+            report["near_duplicate_examples"] = [
+                {"kept": texts[k][:300], "removed": texts[d][:300], "jaccard": round(s, 3)}
+                for k, d, s in confirmed.head(config.examples).iter_rows()
+            ]
+            pool = pool.join(
+                confirmed.select(pl.col("drop_row").alias("_row")), on="_row", how="anti"
+            )
+    report["dedup_s"] = round(time.perf_counter() - t, 2)
+    if tokenizer is not None:
+        too_long = (pl.col("input_tokens") > config.max_input_tokens) | (
+            pl.col("output_tokens") > config.max_output_tokens
+        )
+        long_rows = pool.filter(too_long)
+        removed.append(
+            _removal(
+                long_rows,
+                "too_long",
+                pl.format("input {} / output {} tokens", "input_tokens", "output_tokens"),
+            )
+        )
+        report["too_long"] = long_rows.height
+        report["tokenizer"] = tokenizer.name
+        report["token_limits"] = {
+            "input": config.max_input_tokens,
+            "output": config.max_output_tokens,
+        }
+        pool = pool.filter(~too_long)
+    if benchmark_index is not None:
+        dirty = pool.filter(pl.col("contaminated_by").is_not_null())
+        removed.append(_removal(dirty, "contaminated", pl.col("contaminated_by")))
+        report["decontamination"] = {
+            "removed": dirty.height,
+            "by_benchmark": dict(
+                dirty.group_by("contaminated_by").len().sort("contaminated_by").iter_rows()
+            ),
+            "benchmarks": benchmark_index.names,
+            "benchmark_texts": benchmark_index.texts,
+        }
+        pool = pool.filter(pl.col("contaminated_by").is_null())
+    keep = [c for c in pool.columns if not c.startswith("_") or c == "_row"]
+    pool = pool.select(keep).drop("contaminated_by", strict=False)
+    report["pool_rows"] = pool.height
+    report["clean_s"] = round(time.perf_counter() - started, 2)
+    removed_frame = (
+        pl.concat(removed, how="vertical_relaxed").sort("_row")
+        if removed
+        else _removal(lean.head(0), "")
+    )
+    report["removed_by_reason"] = dict(
+        removed_frame.group_by("reason").len().sort("reason").iter_rows()
+    )
+    return pool, removed_frame, report
+
+
+def split_expr(seed: int, fraction: float) -> pl.Expr:
+    """train | validation from a stable per-row key (see ``mixing.rank_keys``)."""
+    threshold = int(fraction * (2**63 - 1))
+    return (
+        pl.when(pl.col("_split_key") < threshold)
+        .then(pl.lit("validation"))
+        .otherwise(pl.lit("train"))
+    )
+
+
+def assign_split(
+    rows: pl.DataFrame, seed: int, fraction: float, min_validation: int = 1
+) -> pl.DataFrame:
+    from hum_dagster.mixing import rank_keys
+
+    keyed = rows.with_columns(rank_keys(rows["instruction_id"], seed, "split").alias("_split_key"))
+    keyed = keyed.with_columns(split_expr(seed, fraction).alias("split"))
+    if keyed.height > 1 and (keyed["split"] == "validation").sum() < min_validation:
+        chosen = keyed.sort("_split_key")["_row"][:min_validation].to_list()
+        keyed = keyed.with_columns(
+            pl.when(pl.col("_row").is_in(chosen))
+            .then(pl.lit("validation"))
+            .otherwise(pl.col("split"))
+            .alias("split")
+        )
+    return keyed.drop("_split_key")
+
+
+def build_hum_corpus(
+    source: pl.LazyFrame | pl.DataFrame | list[pl.DataFrame],
+    config: HumCorpusConfig | None = None,
+    *,
+    tokenizer: Any = None,
+    benchmark_index: Any = None,
+) -> HumCorpus:
+    """Clean, mix (``config.variant``), split. Export with ``export.export_corpus``."""
+    from hum_dagster.mixing import MixConfig, build_variant
+
+    config = config or HumCorpusConfig()
+    pool, removed, report = clean_rows(source, config, tokenizer, benchmark_index)
+    t = time.perf_counter()
+    mix_config = config.mix or MixConfig(seed=config.seed)
+    mixed = build_variant(pool, config.variant, mix_config)
+    report["mix"] = mixed.report
+    report["mix_s"] = round(time.perf_counter() - t, 2)
+    t = time.perf_counter()
+    rows = assign_split(mixed.rows, config.seed, config.validation_fraction, config.min_validation)
+    report["split"] = dict(rows.group_by("split").len().sort("split").iter_rows())
+    report["split_s"] = round(time.perf_counter() - t, 2)
+    return HumCorpus(rows, report, removed)
+
+
+def corpus_frame(
+    source: pl.LazyFrame | pl.DataFrame | list[pl.DataFrame], corpus: HumCorpus
+) -> pl.DataFrame:
+    """The corpus rows with every column (text included), in rank order: for small
+    corpora and the warehouse; large ones go through ``export.export_corpus``."""
+    keep = corpus.rows.select("_row", "rank", "split")
+    full = train_rows(source).join(keep.lazy(), on="_row", how="inner").collect()
+    return full.sort("rank", "instruction_id").drop("_row")

@@ -43,7 +43,9 @@ def export_alpaca(corpus: pl.DataFrame, directory: str) -> ExportResult:
         name = f"{DATASET_PREFIX}_{split}.jsonl"
         path = fsio.join(directory, name)
         with fsio.atomic_writer(path) as handle:
-            for row in part.select("instruction", "output", "system", "history").iter_rows(named=True):
+            for row in part.select("instruction", "output", "system", "history").iter_rows(
+                named=True
+            ):
                 handle.write(json.dumps(alpaca_row(row), ensure_ascii=False).encode("utf-8"))
                 handle.write(b"\n")
         files[split] = path
@@ -64,3 +66,145 @@ def export_alpaca(corpus: pl.DataFrame, directory: str) -> ExportResult:
         json.dumps(info, ensure_ascii=False, indent=2).encode("utf-8"),
     )
     return ExportResult(directory, files, rows)
+
+
+# --------------------------------------------------------------------------- streaming export
+
+FORMATS = ("alpaca", "openai")
+
+
+def openai_row(row: dict) -> dict:
+    """One OpenAI chat fine-tuning record: system, earlier turns, the instruction, the answer."""
+    messages = []
+    if row.get("system"):
+        messages.append({"role": "system", "content": row["system"]})
+    for turn in json.loads(row["history"]) if row.get("history") else []:
+        user, assistant = (list(turn) + ["", ""])[:2]
+        messages.append({"role": "user", "content": user})
+        messages.append({"role": "assistant", "content": assistant})
+    messages.append({"role": "user", "content": row["instruction"]})
+    messages.append({"role": "assistant", "content": row["output"]})
+    return {"messages": messages}
+
+
+_ROW_MAKERS = {"alpaca": alpaca_row, "openai": openai_row}
+
+
+def _dataset_info(formats: tuple[str, ...]) -> dict[str, dict]:
+    info: dict[str, dict] = {}
+    for split in ("train", "validation"):
+        if "alpaca" in formats:
+            info[f"{DATASET_PREFIX}_{split}"] = {
+                "file_name": f"{DATASET_PREFIX}_{split}.jsonl",
+                "formatting": "alpaca",
+                "columns": {
+                    "prompt": "instruction",
+                    "query": "input",
+                    "response": "output",
+                    "system": "system",
+                    "history": "history",
+                },
+            }
+        if "openai" in formats:
+            info[f"{DATASET_PREFIX}_{split}_openai"] = {
+                "file_name": f"{DATASET_PREFIX}_{split}.openai.jsonl",
+                "formatting": "sharegpt",
+                "columns": {"messages": "messages"},
+                "tags": {
+                    "role_tag": "role",
+                    "content_tag": "content",
+                    "user_tag": "user",
+                    "assistant_tag": "assistant",
+                    "system_tag": "system",
+                },
+            }
+    return info
+
+
+def export_corpus(
+    rows: pl.LazyFrame,
+    selection: pl.DataFrame,
+    directory: str,
+    formats: tuple[str, ...] = FORMATS,
+    bucket_rows: int = 200_000,
+    batch_rows: int = 100_000,
+    workdir: str | None = None,
+) -> ExportResult:
+    """Stream the selected rows to ``hum_<split>.jsonl`` (alpaca) and
+    ``hum_<split>.openai.jsonl`` (OpenAI chat), plus ``dataset_info.json`` (last).
+
+    ``rows`` carries the texts with a ``_row`` column (``corpus.train_rows``);
+    ``selection`` the chosen ``_row`` with ``rank`` and ``split``. Files come out in rank
+    order whatever the input order: one pass spills the selected rows into rank-range
+    buckets (local Parquet), then each bucket is sorted and written. At most one bucket
+    of text is in memory; every file appears atomically (local or ``s3://``).
+    """
+    import contextlib
+    import os
+    import shutil
+    import tempfile
+
+    from hum_dagster import fsio
+
+    unknown = set(formats) - set(FORMATS)
+    if unknown:
+        raise ValueError(f"unknown export formats {sorted(unknown)}; expected {FORMATS}")
+    sel = selection.select("_row", "rank", "split").sort("rank", "_row")
+    n = sel.height
+    buckets = max(1, -(-n // bucket_rows))
+    bounds = [sel["rank"][min(n - 1, (i * n) // buckets)] for i in range(1, buckets)] if n else []
+    import numpy as np
+
+    edges = np.asarray(bounds, dtype=np.int64)
+    sel = sel.with_columns(
+        pl.Series(
+            "_bucket", np.searchsorted(edges, sel["rank"].to_numpy(), side="right"), dtype=pl.Int64
+        )
+    )
+    tmp = tempfile.mkdtemp(prefix="hum-export-", dir=workdir)
+    files: dict[str, str] = {}
+    counts = {"train": 0, "validation": 0}
+    try:
+        cols = ["_row", "instruction", "output", "system", "history"]
+        for part, batch in enumerate(
+            rows.select(cols)
+            .join(sel.lazy(), on="_row", how="inner")
+            .collect_batches(chunk_size=batch_rows)
+        ):
+            for (bucket,), frame in batch.partition_by("_bucket", as_dict=True).items():
+                folder = os.path.join(tmp, f"b{bucket:05d}")
+                os.makedirs(folder, exist_ok=True)
+                frame.write_parquet(
+                    os.path.join(folder, f"{part:06d}.parquet"), compression_level=1
+                )
+        with contextlib.ExitStack() as stack:
+            handles = {}
+            for fmt in formats:
+                for split in ("train", "validation"):
+                    suffix = ".jsonl" if fmt == "alpaca" else ".openai.jsonl"
+                    path = fsio.join(directory, f"{DATASET_PREFIX}_{split}{suffix}")
+                    files[f"{fmt}:{split}" if fmt != "alpaca" else split] = path
+                    handles[(fmt, split)] = stack.enter_context(fsio.atomic_writer(path))
+            for bucket in sorted(os.listdir(tmp)):
+                frame = pl.read_parquet(os.path.join(tmp, bucket)).sort("rank", "_row")
+                for split in ("train", "validation"):
+                    part = frame.filter(pl.col("split") == split)
+                    counts[split] += part.height
+                    for fmt in formats:
+                        maker = _ROW_MAKERS[fmt]
+                        lines = [
+                            json.dumps(maker(r), ensure_ascii=False)
+                            for r in part.select(
+                                "instruction", "output", "system", "history"
+                            ).iter_rows(named=True)
+                        ]
+                        if lines:
+                            handles[(fmt, split)].write(("\n".join(lines) + "\n").encode("utf-8"))
+                shutil.rmtree(os.path.join(tmp, bucket))
+        fsio.write_bytes_atomic(
+            fsio.join(directory, "dataset_info.json"),
+            json.dumps(_dataset_info(tuple(formats)), ensure_ascii=False, indent=2).encode("utf-8"),
+        )
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return ExportResult(directory, files, counts)

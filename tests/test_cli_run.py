@@ -46,7 +46,7 @@ def test_hum_run_persists_runs_and_isolates_a_broken_source(tmp_path):
     assert "skipped (--skip-eval)" in out
     for source in good:
         assert (tmp_path / "storage" / "basic_instructions" / f"{source['name']}.parquet").exists()
-    info = json.loads((tmp_path / "storage" / "export" / "dataset_info.json").read_text())
+    info = json.loads((tmp_path / "storage" / "export" / "full" / "dataset_info.json").read_text())
     assert "hum_train" in info
     assert (tmp_path / "storage" / "hum.duckdb").exists()
 

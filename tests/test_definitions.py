@@ -54,6 +54,7 @@ def materialize_all(root: str, instance: dg.DagsterInstance) -> dict[str, dg.Exe
     results["__corpus__"] = dg.materialize(
         ALL_ASSETS,
         selection=[hum_corpus],
+        partition_key="full",
         resources=resources(root),
         instance=instance,
         raise_on_error=False,
@@ -126,20 +127,20 @@ def test_compound_partitions_hold_their_strategy_and_trace_back_to_basic(built):
 
 def test_corpus_export_is_readable_alpaca_with_dataset_info(built):
     root, _, results = built
-    with open(f"{root}/export/dataset_info.json", encoding="utf-8") as handle:
+    with open(f"{root}/export/full/dataset_info.json", encoding="utf-8") as handle:
         info = json.load(handle)
-    assert set(info) == {"hum_train", "hum_validation"}
+    alpaca = {k: v for k, v in info.items() if v["formatting"] == "alpaca"}
+    assert set(alpaca) == {"hum_train", "hum_validation"}
     total = 0
-    for name, entry in info.items():
-        assert entry["formatting"] == "alpaca"
-        with open(f"{root}/export/{entry['file_name']}", encoding="utf-8") as handle:
+    for name, entry in alpaca.items():
+        with open(f"{root}/export/full/{entry['file_name']}", encoding="utf-8") as handle:
             lines = [json.loads(line) for line in handle]
         total += len(lines)
         for line in lines:
             assert line["output"] != "" or "history" in line
             assert isinstance(line["instruction"], str) and line["instruction"]
         assert lines, name
-    corpus = read_table(f"{root}/hum_corpus/data.parquet").df
+    corpus = read_table(f"{root}/hum_corpus/full.parquet").df
     assert corpus.height == total
     assert set(corpus["mode"].unique()) == {"train"}
     assert {"basic", "description", "examples", "label_variants"} <= set(corpus["strategy"])

@@ -1,27 +1,56 @@
-"""``hum_corpus``: the training corpus from every source's instructions, exported."""
+"""``hum_corpus``: the mixed, cleaned training corpus, one partition per ablation variant."""
 
+import json
 
 import dagster as dg
+import polars as pl
 
 from hum_dagster import fsio
-from hum_dagster.corpus import CorpusConfig, build_corpus
+from hum_dagster.charts import corpus_stats, sample_token_lengths, write_chart
+from hum_dagster.corpus import HumCorpusConfig, build_hum_corpus, corpus_frame, train_rows
+from hum_dagster.decontam import BenchmarkIndex, DecontamConfig, benchmark_texts
 from hum_dagster.defs.settings import HumSettings
-from hum_dagster.export import export_alpaca
+from hum_dagster.export import export_corpus
+from hum_dagster.mixing import VARIANTS
+from hum_dagster.records import SourceError
 from hum_dagster.stats import count_table, markdown_table
 from hum_dagster.storage import Table
+from hum_dagster.tokens import load_tokenizer
 from hum_dagster.warehouse import refresh_views, warehouse_path
+
+DECONTAM_CHECK = "no_overlap_with_evaluation_sets"
+corpus_partitions = dg.StaticPartitionsDefinition(list(VARIANTS))
+
+
+def export_dir(storage_root: str, variant: str) -> str:
+    return fsio.join(storage_root, "export", variant)
+
+
+def _benchmark_index() -> tuple[BenchmarkIndex | None, str]:
+    try:
+        return BenchmarkIndex.build(benchmark_texts(), DecontamConfig()), "ok"
+    except (SourceError, FileNotFoundError) as exc:
+        return None, f"evaluation sets unavailable, corpus not decontaminated: {exc}"
 
 
 @dg.asset(
+    partitions_def=corpus_partitions,
     group_name="corpus",
     kinds={"polars", "parquet", "duckdb"},
-    description="Train-mode basic and compound instructions of every source, de-duplicated, split into train and "
-    "validation, exported as LlamaFactory alpaca JSONL with dataset_info.json.",
+    description="Basic and compound train-mode instructions mixed to the paper's proportions "
+    "(55% basic / 45% compound; the task mix), de-duplicated (exact and near), cut to token "
+    "limits, decontaminated against the evaluation sets, split and exported (LlamaFactory "
+    "alpaca + dataset_info.json, OpenAI chat JSONL). Partitions: the full corpus and the "
+    "paper's ablations, whose removed compound rows are replaced by basic ones.",
     ins={
         "basic_instructions": dg.AssetIn(partition_mapping=dg.AllPartitionMapping()),
         "compound_instructions": dg.AssetIn(partition_mapping=dg.AllPartitionMapping()),
     },
-    code_version="1",
+    check_specs=[dg.AssetCheckSpec(
+        DECONTAM_CHECK, asset="hum_corpus",
+        description="No training instruction's input overlaps an evaluation set (n-gram match).",
+    )],
+    code_version="2",
 )
 def hum_corpus(
     context: dg.AssetExecutionContext,
@@ -29,41 +58,68 @@ def hum_corpus(
     basic_instructions: dict[str, Table],
     compound_instructions: dict[str, Table],
 ):
+    variant = context.partition_key
     tables = [basic_instructions[k].df for k in sorted(basic_instructions)]
     tables += [compound_instructions[k].df for k in sorted(compound_instructions)]
-    result = build_corpus(
-        tables, CorpusConfig(seed=settings.seed, validation_fraction=settings.validation_fraction)
+    try:
+        tokenizer = load_tokenizer(settings.tokenizer)
+    except (FileNotFoundError, ImportError) as exc:
+        raise dg.Failure(f"tokenizer {settings.tokenizer!r} cannot be loaded: {exc}") from exc
+    index, index_status = _benchmark_index()
+    config = HumCorpusConfig(
+        seed=settings.seed, validation_fraction=settings.validation_fraction, variant=variant,
+        max_input_tokens=settings.max_input_tokens, max_output_tokens=settings.max_output_tokens,
     )
-    corpus = result.corpus
-    export_dir = fsio.join(settings.storage_root, "export")
-    exported = export_alpaca(corpus, export_dir)
+    corpus = build_hum_corpus(tables, config, tokenizer=tokenizer, benchmark_index=index)
+    directory = export_dir(settings.storage_root, variant)
+    exported = export_corpus(train_rows(tables), corpus.rows, directory)
+    stats = corpus_stats(corpus.rows, sample_token_lengths(train_rows(tables), corpus.rows, tokenizer))
+    chart = write_chart(fsio.join(directory, "corpus_stats.png"), stats, f"Hum corpus ({variant})")
+    frame = corpus_frame(tables, corpus)
     views = refresh_views(settings.storage_root)
-    per_task = dict(corpus.group_by("task").len().sort("task").iter_rows()) if corpus.height else {}
-    per_source = dict(corpus.group_by("source").len().sort("source").iter_rows()) if corpus.height else {}
-    per_strategy = (
-        dict(corpus.group_by("strategy").len().sort("strategy").iter_rows()) if corpus.height else {}
+    report = corpus.report
+    removed = (
+        dict(corpus.removed.group_by("reason").len().sort("reason").iter_rows())
+        if corpus.removed.height else {}
     )
-    sample = corpus.head(3).select("source", "task", "instruction", "output").to_dicts()
+    contaminated = corpus.removed.filter(pl.col("reason") == "contaminated")
+    mix = report.get("mix", {})
     return dg.MaterializeResult(
-        value=Table(corpus, {"hum.sources": ",".join(sorted(basic_instructions))}),
+        value=Table(frame, {"hum.corpus_report": json.dumps(report, ensure_ascii=False, default=str)}),
         metadata={
-            "instructions": corpus.height,
-            "train": exported.rows["train"],
-            "validation": exported.rows["validation"],
-            "input_rows": result.input_rows,
-            "test_mode_rows_excluded": result.test_mode_rows,
-            "duplicates_removed": result.duplicates_removed,
-            "sources": dg.MetadataValue.json(sorted(basic_instructions)),
-            "per_task": dg.MetadataValue.md(count_table(per_task, "task")),
-            "per_source": dg.MetadataValue.md(count_table(per_source, "source")),
-            "per_strategy": dg.MetadataValue.md(count_table(per_strategy, "strategy")),
-            "export_dir": dg.MetadataValue.path(export_dir),
-            "train_file": dg.MetadataValue.path(exported.files["train"]),
+            "instructions": frame.height,
+            "variant": variant,
+            "split": dg.MetadataValue.json(report.get("split", {})),
+            "removed_by_reason": dg.MetadataValue.json(removed),
+            "achieved_mix": dg.MetadataValue.json(mix.get("achieved", mix)),
+            "limited_by": dg.MetadataValue.json(mix.get("limited_by", [])),
+            "per_task": dg.MetadataValue.md(count_table(stats.get("by_task", {}), "task")),
+            "per_strategy": dg.MetadataValue.md(count_table(stats.get("by_strategy", {}), "strategy")),
+            "per_format": dg.MetadataValue.md(count_table(stats.get("by_variant", {}), "variant")),
+            "token_lengths": dg.MetadataValue.json(
+                {k: stats[k] for k in ("input_tokens", "output_tokens") if k in stats}
+            ),
+            "chart": dg.MetadataValue.path(chart),
+            "export_dir": dg.MetadataValue.path(directory),
+            "export_files": dg.MetadataValue.json(exported.files),
             "duckdb": dg.MetadataValue.path(warehouse_path(settings.storage_root)),
             "duckdb_views": dg.MetadataValue.json(views),
-            "sample": dg.MetadataValue.md(
-                markdown_table(sample, ["source", "task", "instruction", "output"], 300)
-            ),
-            "dagster/row_count": corpus.height,
+            "sample": dg.MetadataValue.md(markdown_table(
+                frame.head(3).select("source", "task", "strategy", "instruction", "output").to_dicts(),
+                ["source", "task", "strategy", "instruction", "output"], 300,
+            )),
+            "dagster/row_count": frame.height,
         },
+        check_results=[dg.AssetCheckResult(
+            check_name=DECONTAM_CHECK,
+            passed=index is not None,
+            severity=dg.AssetCheckSeverity.WARN,
+            metadata={
+                "status": index_status,
+                "removed": contaminated.height,
+                "examples": dg.MetadataValue.md(markdown_table(
+                    contaminated.head(5).to_dicts(), list(contaminated.columns)
+                )),
+            },
+        )],
     )

@@ -46,3 +46,6 @@ class HumSettings(dg.ConfigurableResource):
     split_num: dict[str, int] = {}  # per-task overrides of the schema chunk size
     max_quarantine_rate: float = 0.05  # asset check threshold per source
     validation_fraction: float = 0.02
+    tokenizer: str = "smollm2-135m-instruct"  # a tokenizer.json, a folder, a .gguf, or this
+    max_input_tokens: int = 1500
+    max_output_tokens: int = 500

@@ -1,0 +1,358 @@
+"""Mixing instructions to target proportions, and the paper's ablation corpora.
+
+Quotas are per cell (kind basic/compound x task). The cell shares are fitted to both
+targets at once (iterative proportional fitting from the product of the two): a cell
+with no supply at all (compound IG, say) gets share 0 and the other cells of its row and
+column absorb it, so the kind and task marginals still hold. A task with no supply in any
+kind is dropped from the targets and its share spread over the others (reported).
+
+- ``total=None``: the largest total the supply allows at those shares (the binding
+  cells are reported as what limited it);
+- ``total=N``: ``mode="strict"`` takes at most each quota (a short cell shrinks the
+  corpus, reported as "EEA limited by supply: 40 available, 2,000 wanted");
+  ``mode="redistribute"`` hands the shortfall to cells with spare supply in proportion
+  to their shares, until the total is met or the supply runs out.
+
+Within a cell the rows taken are those with the smallest ``rank`` (a seeded blake2b of
+``instruction_id``, see ``rank_keys``): no global random state, the same rows for the same
+ids in any input order. No Dagster imports.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+KINDS = ("basic", "compound")
+PAPER_KIND_SHARES = {"basic": 0.55, "compound": 0.45}
+PAPER_TASK_SHARES = {
+    "NER": 0.23,
+    "RE": 0.29,
+    "SPO": 0.11,
+    "EE": 0.05,
+    "EET": 0.03,
+    "EEA": 0.02,
+    "OpenIE": 0.04,
+    "KGE": 0.12,
+    "MRC": 0.02,
+    "TC": 0.01,
+    "IG": 0.08,
+}
+GUIDELINE_STRATEGIES = (
+    "description",
+    "examples",
+    "output_format",
+    "label_variants",
+    "label_masking",
+    "description_variants",
+    "representative_examples",
+)
+# Table 3 of the paper: which compound strategies each ablation corpus leaves out.
+VARIANTS: dict[str, tuple[str, ...]] = {
+    "full": (),
+    "no_guidelines": GUIDELINE_STRATEGIES,
+    "no_preference_rules": ("preference_rules",),
+    "no_format_variants": ("format_variants",),
+}
+
+
+@dataclass(frozen=True)
+class MixConfig:
+    kind_shares: Mapping[str, float] = field(default_factory=lambda: dict(PAPER_KIND_SHARES))
+    task_shares: Mapping[str, float] = field(default_factory=lambda: dict(PAPER_TASK_SHARES))
+    total: int | None = None  # None: the largest total the supply allows
+    mode: str = "strict"  # strict | redistribute
+    seed: int = 42
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("strict", "redistribute"):
+            raise ValueError(f"mode must be 'strict' or 'redistribute', got {self.mode!r}")
+        for name, shares in (("kind_shares", self.kind_shares), ("task_shares", self.task_shares)):
+            if any(v < 0 for v in shares.values()) or sum(shares.values()) <= 0:
+                raise ValueError(f"{name} must be non-negative and sum to more than 0: {shares}")
+        unknown = set(self.kind_shares) - set(KINDS)
+        if unknown:
+            raise ValueError(f"kind_shares: unknown kinds {sorted(unknown)}; expected {KINDS}")
+        if self.total is not None and self.total < 0:
+            raise ValueError(f"total must be >= 0, got {self.total}")
+
+
+@dataclass
+class MixResult:
+    rows: pl.DataFrame  # the chosen rows (all input columns), sorted by rank
+    report: dict[str, Any]
+
+
+def rank_keys(ids: list[str] | pl.Series, seed: int, stage: str = "mix") -> pl.Series:
+    """A stable 63-bit key per id: blake2b(seed|stage|id). Same on every machine and
+    polars version (polars' own hash is not promised to be)."""
+    prefix = f"{seed}|{stage}|".encode()
+    values = [
+        int.from_bytes(hashlib.blake2b(prefix + i.encode(), digest_size=8).digest(), "big") >> 1
+        for i in ids
+    ]
+    return pl.Series("rank", values, dtype=pl.Int64)
+
+
+def kind_expr() -> pl.Expr:
+    return (
+        pl.when(pl.col("strategy") == "basic").then(pl.lit("basic")).otherwise(pl.lit("compound"))
+    )
+
+
+def _normalise(shares: Mapping[str, float]) -> dict[str, float]:
+    total = sum(shares.values())
+    return {k: v / total for k, v in shares.items() if v > 0}
+
+
+def fit_cell_shares(
+    kind_shares: Mapping[str, float],
+    task_shares: Mapping[str, float],
+    supplied: set[tuple[str, str]],
+    iterations: int = 200,
+) -> dict[tuple[str, str], float]:
+    """Cell shares with (as nearly as the supplied cells allow) the given marginals."""
+    kinds = [k for k in KINDS if k in kind_shares]
+    tasks = list(task_shares)
+    ks = np.array([kind_shares[k] for k in kinds], dtype=float)
+    ts = np.array([task_shares[t] for t in tasks], dtype=float)
+    mask = np.array([[(k, t) in supplied for t in tasks] for k in kinds], dtype=float)
+    m = np.outer(ks, ts) * mask
+    for _ in range(iterations):
+        rows = m.sum(axis=1)
+        m *= np.divide(ks, rows, out=np.zeros_like(ks), where=rows > 0)[:, None]
+        cols = m.sum(axis=0)
+        m *= np.divide(ts, cols, out=np.zeros_like(ts), where=cols > 0)[None, :]
+    m /= m.sum() or 1.0
+    return {
+        (k, t): float(m[i, j])
+        for i, k in enumerate(kinds)
+        for j, t in enumerate(tasks)
+        if m[i, j] > 0
+    }
+
+
+def _round_quotas(shares: dict, total: int) -> dict:
+    """Largest-remainder rounding: quotas that sum exactly to ``total``."""
+    raw = {c: s * total for c, s in shares.items()}
+    quotas = {c: int(v) for c, v in raw.items()}
+    left = total - sum(quotas.values())
+    for c in sorted(raw, key=lambda c: (-(raw[c] - quotas[c]), c))[: max(left, 0)]:
+        quotas[c] += 1
+    return quotas
+
+
+def plan_quotas(supply: dict[tuple[str, str], int], config: MixConfig) -> tuple[dict, dict]:
+    """Per-cell quotas and the report of how they were reached."""
+    kinds = {k: v for k, v in _normalise(config.kind_shares).items()}
+    task_supply = {
+        t: sum(n for (_, tt), n in supply.items() if tt == t) for t in config.task_shares
+    }
+    no_supply = sorted(
+        t for t, v in config.task_shares.items() if v > 0 and task_supply.get(t, 0) == 0
+    )
+    tasks = _normalise({t: v for t, v in config.task_shares.items() if t not in no_supply})
+    kind_supply = {k: sum(n for (kk, _), n in supply.items() if kk == k) for k in kinds}
+    no_kind = sorted(k for k in kinds if kind_supply[k] == 0)
+    kinds = (
+        _normalise({k: v for k, v in kinds.items() if k not in no_kind})
+        if len(no_kind) < len(kinds)
+        else {}
+    )
+    notes = [
+        f"{t}: no supply; its {config.task_shares[t]:.1%} share spread over the other tasks"
+        for t in no_supply
+    ]
+    notes += [f"{k}: no supply; its share spread over the other kind" for k in no_kind]
+    supplied = {c for c, n in supply.items() if n > 0}
+    shares = fit_cell_shares(kinds, tasks, supplied) if kinds and tasks else {}
+    limited: list[str] = []
+    if not shares:
+        return {}, {"shares": {}, "notes": notes, "limited": ["no supply"], "max_total": 0}
+    max_total = min(int(supply.get(c, 0) / s) for c, s in shares.items())
+    binding = sorted(c for c, s in shares.items() if int(supply.get(c, 0) / s) == max_total)
+    total = max_total if config.total is None else config.total
+    quotas = _round_quotas(shares, total)
+    # Rounding can ask one row more than a binding cell has.
+    for c in quotas:
+        quotas[c] = min(quotas[c], supply.get(c, 0)) if config.total is None else quotas[c]
+    if config.total is None:
+        limited += [
+            f"total limited by {k} {t}: {supply[(k, t)]:,} available at a {shares[(k, t)]:.2%} share "
+            f"-> at most {max_total:,} rows"
+            for k, t in binding
+        ]
+    wanted = dict(quotas)
+    short = {c: q - supply.get(c, 0) for c, q in quotas.items() if q > supply.get(c, 0)}
+    for c in sorted(short):
+        limited.append(
+            f"{c[0]} {c[1]} limited by supply: {supply.get(c, 0):,} available, {wanted[c]:,} wanted"
+        )
+        quotas[c] = supply.get(c, 0)
+    if config.mode == "redistribute" and short:
+        missing = total - sum(quotas.values())
+        while missing > 0:
+            spare = {c: shares[c] for c in shares if supply.get(c, 0) > quotas[c]}
+            if not spare:
+                limited.append(
+                    f"redistribution stopped: supply exhausted, {missing:,} rows short of {total:,}"
+                )
+                break
+            extra = _round_quotas(_normalise(spare), missing)
+            for c, n in extra.items():
+                quotas[c] += min(n, supply[c] - quotas[c])
+            missing = total - sum(quotas.values())
+    report = {
+        "target_total": total,
+        "max_total": max_total,
+        "mode": config.mode,
+        "shares": {f"{k}/{t}": round(s, 6) for (k, t), s in sorted(shares.items())},
+        "wanted": {f"{k}/{t}": n for (k, t), n in sorted(wanted.items())},
+        "notes": notes,
+        "limited": limited,
+    }
+    return quotas, report
+
+
+def mix(pool: pl.DataFrame, config: MixConfig) -> MixResult:
+    """The rows of ``pool`` chosen by the quotas (``pool`` needs ``instruction_id``,
+    ``strategy``, ``task``; a ``rank`` column is added when absent)."""
+    if "rank" not in pool.columns:
+        pool = pool.with_columns(rank_keys(pool["instruction_id"], config.seed))
+    pool = pool.with_columns(kind_expr().alias("kind"))
+    supply = {(k, t): n for k, t, n in pool.group_by("kind", "task").len().iter_rows()}
+    quotas, report = plan_quotas(supply, config)
+    quota_frame = pl.DataFrame(
+        {
+            "kind": [c[0] for c in quotas],
+            "task": [c[1] for c in quotas],
+            "_quota": [quotas[c] for c in quotas],
+        },
+        schema={"kind": pl.String, "task": pl.String, "_quota": pl.Int64},
+    )
+    chosen = (
+        pool.sort("rank", "instruction_id")
+        .with_columns(pl.int_range(pl.len()).over("kind", "task").alias("_pos"))
+        .join(quota_frame, on=["kind", "task"], how="inner")
+        .filter(pl.col("_pos") < pl.col("_quota"))
+        .drop("_pos", "_quota")
+        .sort("rank", "instruction_id")
+    )
+    report.update(achieved_mix(chosen, supply))
+    return MixResult(chosen, report)
+
+
+def achieved_mix(rows: pl.DataFrame, supply: dict | None = None) -> dict[str, Any]:
+    n = rows.height
+    if "kind" not in rows.columns:
+        rows = rows.with_columns(kind_expr().alias("kind"))
+    by_kind = dict(rows.group_by("kind").len().sort("kind").iter_rows())
+    by_task = dict(rows.group_by("task").len().sort("task").iter_rows())
+    out: dict[str, Any] = {
+        "total": n,
+        "achieved_kind": {k: round(v / n, 4) for k, v in by_kind.items()} if n else {},
+        "achieved_task": {k: round(v / n, 4) for k, v in by_task.items()} if n else {},
+        "counts": {
+            f"{k}/{t}": c
+            for k, t, c in rows.group_by("kind", "task").len().sort("kind", "task").iter_rows()
+        },
+    }
+    if supply is not None:
+        out["supply"] = {f"{k}/{t}": c for (k, t), c in sorted(supply.items())}
+    return out
+
+
+def build_variant(all_rows: pl.DataFrame, variant_name: str, config: MixConfig) -> MixResult:
+    """An ablation corpus of Table 3, the same size as ``full``.
+
+    ``full`` is ``mix(all_rows)``. Every other variant takes that corpus, removes the
+    compound rows of the left-out strategies and puts a basic row in place of each: its
+    base instruction (``base_instruction_id``) when that is an unused basic row of the
+    pool, else the unused basic row of the same task with the smallest rank, else any
+    unused basic row (reported). ``all_rows`` is the cleaned pool (every candidate row).
+    """
+    if variant_name not in VARIANTS:
+        raise ValueError(
+            f"unknown corpus variant {variant_name!r}; expected one of {sorted(VARIANTS)}"
+        )
+    full = mix(all_rows, config)
+    dropped_strategies = VARIANTS[variant_name]
+    if not dropped_strategies:
+        full.report["variant"] = {"name": variant_name, "removed": 0, "replaced_by_base": 0}
+        return full
+    corpus = full.rows
+    removed = corpus.filter(pl.col("strategy").is_in(dropped_strategies)).sort(
+        "rank", "instruction_id"
+    )
+    kept = corpus.filter(~pl.col("strategy").is_in(dropped_strategies))
+    pool = (
+        all_rows
+        if "rank" in all_rows.columns
+        else all_rows.with_columns(rank_keys(all_rows["instruction_id"], config.seed))
+    )
+    basics = pool.filter(pl.col("strategy") == "basic").with_columns(pl.lit("basic").alias("kind"))
+    used = set(kept["instruction_id"].to_list())
+    unused = basics.filter(~pl.col("instruction_id").is_in(list(used))).sort(
+        "rank", "instruction_id"
+    )
+    by_id = {i: n for n, i in enumerate(unused["instruction_id"].to_list())}
+    by_task: dict[str, list[int]] = {}
+    for n, task in enumerate(unused["task"].to_list()):
+        by_task.setdefault(task, []).append(n)
+    taken = np.zeros(unused.height, dtype=bool)
+    cursor: dict[str, int] = {}
+    any_cursor = 0
+    picks: list[int] = []
+    via_base = via_task = via_any = 0
+    short = 0
+    base_ids = (
+        removed["base_instruction_id"].to_list()
+        if "base_instruction_id" in removed.columns
+        else [None] * removed.height
+    )
+    for base, task in zip(base_ids, removed["task"].to_list(), strict=True):
+        n = by_id.get(base) if base is not None else None
+        if n is not None and not taken[n]:
+            via_base += 1
+        else:
+            n = None
+            lst = by_task.get(task, [])
+            i = cursor.get(task, 0)
+            while i < len(lst) and taken[lst[i]]:
+                i += 1
+            cursor[task] = i
+            if i < len(lst):
+                n = lst[i]
+                via_task += 1
+            else:
+                while any_cursor < len(taken) and taken[any_cursor]:
+                    any_cursor += 1
+                if any_cursor < len(taken):
+                    n = any_cursor
+                    via_any += 1
+        if n is None:
+            short += 1
+            continue
+        taken[n] = True
+        picks.append(n)
+    replacements = unused[sorted(picks)] if picks else unused.head(0)
+    rows = pl.concat([kept, replacements.select(kept.columns)], how="vertical_relaxed").sort(
+        "rank", "instruction_id"
+    )
+    report = dict(full.report)
+    report.update(achieved_mix(rows))
+    report["variant"] = {
+        "name": variant_name,
+        "left_out_strategies": list(dropped_strategies),
+        "removed": removed.height,
+        "replaced_by_base": via_base,
+        "replaced_by_same_task": via_task,
+        "replaced_by_other_task": via_any,
+        "not_replaced": short,
+    }
+    return MixResult(rows, report)

@@ -1,0 +1,305 @@
+"""The Hum corpus: mixing, de-duplication, token limits, decontamination, variants, export."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import polars as pl
+import pytest
+import tokenizers
+
+from hum_dagster import fsio
+from hum_dagster.charts import corpus_stats, write_chart
+from hum_dagster.corpus import (
+    COMPOUND_COLUMNS,
+    HumCorpusConfig,
+    build_hum_corpus,
+    instruction_frame,
+    train_rows,
+)
+from hum_dagster.decontam import BenchmarkIndex, DecontamConfig, decontaminate
+from hum_dagster.export import export_corpus
+from hum_dagster.mixing import (
+    GUIDELINE_STRATEGIES,
+    PAPER_TASK_SHARES,
+    MixConfig,
+    build_variant,
+    mix,
+)
+from hum_dagster.tokens import from_json, load_tokenizer
+
+WORDS = [f"w{i}" for i in range(5000)]
+
+
+def text(seed: int, n: int = 20) -> str:
+    rnd = random.Random(seed)
+    return " ".join(rnd.choice(WORDS) for _ in range(n))
+
+
+def row(task: str, i: int, strategy: str = "basic", **kw) -> dict:
+    body = text(hash((task, i)) & 0xFFFFFF)
+    base = {
+        "instruction_id": f"{strategy[:4]}-{task}-{i}",
+        "source": f"src_{task}",
+        "record_id": f"{task}-{i}",
+        "text_id": f"{task}-{i}",
+        "task": task,
+        "language": "en",
+        "mode": "train",
+        "strategy": strategy,
+        "template": "t",
+        "chunk_index": 0,
+        "n_chunks": 1,
+        "schema": '["a"]',
+        "instruction": json.dumps(
+            {"instruction": f"do {strategy}", "schema": ["a"], "input": body}
+        ),
+        "output": json.dumps({"a": [body.split()[0]]}),
+        "base_instruction_id": f"basi-{task}-{i}" if strategy != "basic" else None,
+        "variant": "markdown" if strategy == "format_variants" else None,
+    }
+    base.update(kw)
+    return base
+
+
+def pool(n_per_cell: int = 200, scarce: dict | None = None) -> pl.DataFrame:
+    rows = []
+    compound = (*GUIDELINE_STRATEGIES, "preference_rules", "format_variants")
+    for task in PAPER_TASK_SHARES:
+        n = (scarce or {}).get(task, n_per_cell)
+        for i in range(n):
+            rows.append(row(task, i))
+            if task != "IG":
+                rows.append(row(task, i, compound[i % len(compound)]))
+    return instruction_frame(rows, COMPOUND_COLUMNS)
+
+
+def test_mix_hits_the_target_proportions():
+    result = mix(pool(), MixConfig(total=1000))
+    assert result.rows.height == 1000
+    kinds = result.report["achieved_kind"]
+    assert (
+        abs(kinds["basic"] - 0.55) <= 0.002 and abs(kinds["compound"] - 0.45) <= 0.002
+    )  # rounding
+    for task, share in PAPER_TASK_SHARES.items():
+        assert abs(result.report["achieved_task"][task] - share) <= 0.001, task
+    assert (
+        result.rows.filter((pl.col("task") == "IG") & (pl.col("strategy") != "basic")).height == 0
+    )
+
+
+def test_supply_limits_are_reported_strict_and_redistributed():
+    rows = pool(scarce={"EEA": 4})
+    strict = mix(rows, MixConfig(total=2000))
+    assert any("compound EEA limited by supply: 4 available" in x for x in strict.report["limited"])
+    assert strict.rows.height < 2000
+    spread = mix(rows, MixConfig(total=2000, mode="redistribute"))
+    assert spread.rows.height == 2000
+    largest = mix(rows, MixConfig())
+    assert any("total limited by" in x and "EEA" in x for x in largest.report["limited"])
+    assert largest.rows.filter(pl.col("task") == "EEA").height <= 8
+
+
+def test_same_bytes_for_shuffled_input(tmp_path):
+    rows = pool(60)
+    shuffled = rows.sample(fraction=1.0, shuffle=True, seed=3)
+    outs = []
+    for i, frame in enumerate((rows, shuffled)):
+        corpus = build_hum_corpus([frame], HumCorpusConfig(validation_fraction=0.1))
+        export_corpus(train_rows([frame]), corpus.rows, str(tmp_path / str(i)), bucket_rows=50)
+        outs.append(
+            [
+                (tmp_path / str(i) / f).read_bytes()
+                for f in ("hum_train.jsonl", "hum_validation.openai.jsonl")
+            ]
+        )
+    assert outs[0] == outs[1]
+    assert len(outs[0][0]) > 1000
+
+
+def test_near_duplicates_removed_different_rows_kept():
+    a = row("NER", 1)
+    near = dict(
+        a,
+        instruction_id="z-near",
+        record_id="other",
+        instruction=a["instruction"].replace("w", "v", 1),
+    )
+    other = row("NER", 2)
+    frame = instruction_frame([a, near, other], COMPOUND_COLUMNS)
+    corpus = build_hum_corpus(
+        [frame], HumCorpusConfig(mix=MixConfig(task_shares={"NER": 1}, kind_shares={"basic": 1}))
+    )
+    kept = set(corpus.rows["instruction_id"])
+    assert kept == {a["instruction_id"], other["instruction_id"]}
+    assert corpus.report["near_duplicates"] == 1
+    assert corpus.removed.filter(pl.col("reason") == "near_duplicate")[
+        "instruction_id"
+    ].to_list() == ["z-near"]
+
+
+def tiny_tokenizer():
+    vocab = {"[UNK]": 0, **{w: i + 1 for i, w in enumerate(WORDS)}}
+    tok = tokenizers.Tokenizer(tokenizers.models.WordLevel(vocab, unk_token="[UNK]"))
+    tok.pre_tokenizer = tokenizers.pre_tokenizers.Whitespace()
+    return from_json(tok.to_str(), "tiny-wordlevel")
+
+
+@pytest.fixture(scope="module")
+def real_tokenizer():
+    try:
+        return load_tokenizer("smollm2-135m-instruct")
+    except Exception:
+        return tiny_tokenizer()
+
+
+def test_token_limits_with_a_real_tokenizer(real_tokenizer):
+    long = row(
+        "NER", 1, instruction=json.dumps({"instruction": "x", "input": " ".join(["w1"] * 400)})
+    )
+    long_out = row("NER", 2, output=" ".join(["w2"] * 200))
+    ok = row("NER", 3)
+    frame = instruction_frame([long, long_out, ok], COMPOUND_COLUMNS)
+    config = HumCorpusConfig(
+        max_input_tokens=300,
+        max_output_tokens=100,
+        mix=MixConfig(task_shares={"NER": 1}, kind_shares={"basic": 1}),
+    )
+    for tok in (real_tokenizer, tiny_tokenizer()):
+        corpus = build_hum_corpus([frame], config, tokenizer=tok)
+        assert corpus.rows["instruction_id"].to_list() == [ok["instruction_id"]], tok.name
+        assert corpus.report["too_long"] == 2
+        counts = tok.count([" ".join(["w1"] * 400)])
+        assert counts[0] >= 400
+
+
+def test_decontamination_removes_benchmark_sentences():
+    bench = (
+        "the committee approved the new budget for the northern railway line after a long debate"
+    )
+    index = BenchmarkIndex.build(
+        [
+            ("crossner_politics", "en", bench),
+            ("c3", "zh", "今天天气很好我们一起去公园散步然后去吃饭好不好"),
+        ],
+        DecontamConfig(),
+    )
+    dirty = row(
+        "NER",
+        1,
+        instruction=json.dumps(
+            {"instruction": "x", "input": "Reports say " + bench.upper() + " ."}
+        ),
+    )
+    dirty_zh = row(
+        "MRC",
+        2,
+        language="zh",
+        instruction=json.dumps(
+            {"input": "文章：他说今天天气很好我们一起去公园散步然后去吃饭好不好。"}
+        ),
+    )
+    clean = row(
+        "NER",
+        3,
+        instruction=json.dumps({"instruction": "x", "input": "the committee approved the plan"}),
+    )
+    frame = instruction_frame([dirty, dirty_zh, clean], COMPOUND_COLUMNS)
+    kept, removed, report = decontaminate(frame, index)
+    assert kept["instruction_id"].to_list() == [clean["instruction_id"]]
+    assert sorted(removed["contaminated_by"].to_list()) == ["c3", "crossner_politics"]
+    assert report["removed"] == 2 and report["by_benchmark"] == {"c3": 1, "crossner_politics": 1}
+
+
+@pytest.mark.parametrize("variant", ["no_guidelines", "no_preference_rules", "no_format_variants"])
+def test_ablation_variants_keep_size_and_drop_strategies(variant):
+    rows = pool(100)
+    config = MixConfig()  # the largest total at the paper's shares
+    full = build_variant(rows, "full", config)
+    ablated = build_variant(rows, variant, config)
+    size = full.rows.height
+    assert size > 200 and ablated.rows.height == size
+    from hum_dagster.mixing import VARIANTS
+
+    assert ablated.rows.filter(pl.col("strategy").is_in(VARIANTS[variant])).height == 0
+    assert ablated.rows["instruction_id"].n_unique() == size
+    assert ablated.report["variant"]["removed"] > 0
+    assert ablated.report["variant"]["replaced_by_base"] > 0
+
+
+def test_openai_export_format_and_chart(tmp_path):
+    ig = row("IG", 1, instruction="Hi", output="Hello", system="Be brief.", history='[["q", "a"]]')
+    frame = instruction_frame([ig, row("NER", 1)], COMPOUND_COLUMNS)
+    corpus = build_hum_corpus(
+        [frame],
+        HumCorpusConfig(
+            mix=MixConfig(total=None, kind_shares={"basic": 1}, task_shares={"IG": 1, "NER": 1})
+        ),
+    )
+    export_corpus(train_rows([frame]), corpus.rows, str(tmp_path))
+    lines = []
+    for split in ("train", "validation"):
+        lines += [
+            json.loads(x) for x in (tmp_path / f"hum_{split}.openai.jsonl").read_text().splitlines()
+        ]
+    chat = next(x for x in lines if x["messages"][0]["role"] == "system")
+    assert chat == {
+        "messages": [
+            {"role": "system", "content": "Be brief."},
+            {"role": "user", "content": "q"},
+            {"role": "assistant", "content": "a"},
+            {"role": "user", "content": "Hi"},
+            {"role": "assistant", "content": "Hello"},
+        ]
+    }
+    info = json.loads((tmp_path / "dataset_info.json").read_text())
+    assert info["hum_train_openai"]["file_name"] == "hum_train.openai.jsonl"
+    stats = corpus_stats(corpus.rows)
+    assert stats["by_task"] == {"IG": 1, "NER": 1}
+    write_chart(str(tmp_path / "c.png"), stats)
+    assert (tmp_path / "c.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def s3_bucket():
+    """A real S3 API: moto's server on loopback (as in test_storage), its own bucket."""
+    import os
+
+    moto_server = pytest.importorskip("moto.server")
+    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    env = {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ENDPOINT_URL": f"http://{host}:{port}",
+    }
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    import s3fs
+
+    s3fs.S3FileSystem.clear_instance_cache()
+    s3fs.S3FileSystem(client_kwargs={"endpoint_url": env["AWS_ENDPOINT_URL"]}).mkdir(
+        "hum-corpus-test"
+    )
+    yield "s3://hum-corpus-test"
+    server.stop()
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+    s3fs.S3FileSystem.clear_instance_cache()
+
+
+def test_export_to_s3(s3_bucket):
+    frame = pool(10)
+    corpus = build_hum_corpus([frame], HumCorpusConfig(validation_fraction=0.2))
+    root = f"{s3_bucket}/corpus"
+    export_corpus(train_rows([frame]), corpus.rows, root)
+    with fsio.open_text(f"{root}/hum_train.openai.jsonl") as handle:
+        n = sum(1 for line in handle if json.loads(line)["messages"])
+    assert n == (corpus.rows["split"] == "train").sum()
+    assert "hum_validation_openai" in json.loads(fsio.read_bytes(f"{root}/dataset_info.json"))
