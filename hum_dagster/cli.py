@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import sys
@@ -38,6 +39,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     _apply_settings(args)
     os.environ.setdefault("HUM_EVAL_SAMPLE_SIZE", str(args.eval_sample_size))
     os.environ.setdefault("HUM_EVAL_MAX_NEW_TOKENS", str(args.eval_max_new_tokens))
+    os.environ.setdefault("HUM_TRAIN_OVERRIDES", json.dumps({"max_steps": args.train_steps}))
     home = prepare_instance()
     import dagster as dg
 
@@ -80,11 +82,20 @@ def cmd_run(args: argparse.Namespace) -> int:
         ok = result.success and not compound_failed
         rows.append((name, ok, counts, failure))
         print(f"  {name:<28} {'ok' if ok else 'FAILED'}", flush=True)
-    corpus = defs.resolve_job_def("build_corpus").execute_in_process(
-        instance=instance, raise_on_error=False, run_config=quiet
-    )
-    corpus_meta = _materialization_counts(corpus).get("hum_corpus", {})
-    evaluation = _run_evaluation(defs, instance, quiet) if not args.skip_eval else ["skipped (--skip-eval)"]
+    from hum_dagster.mixing import VARIANTS
+
+    corpora = {}
+    for variant in VARIANTS:
+        corpora[variant] = defs.resolve_job_def("build_corpus").execute_in_process(
+            partition_key=variant, instance=instance, raise_on_error=False, run_config=quiet
+        )
+        print(f"  corpus {variant:<24} {'ok' if corpora[variant].success else 'FAILED'}", flush=True)
+    if args.skip_eval:
+        training, evaluation = ["skipped (--skip-eval)"], ["skipped (--skip-eval)"]
+    else:
+        variants = list(VARIANTS) if args.all_variants else ["full"]
+        trained, training = _run_training(defs, instance, quiet, variants)
+        evaluation = _run_evaluation(defs, instance, quiet, trained)
     elapsed = time.perf_counter() - started
 
     root = storage_root()
@@ -102,25 +113,69 @@ def cmd_run(args: argparse.Namespace) -> int:
             print(f"{name:<28} FAILED: {failure}")
     failed = [name for name, ok, _, _ in rows if not ok]
     print()
-    if corpus.success:
-        print(f"corpus: {corpus_meta.get('instructions', 0)} instructions "
-              f"({corpus_meta.get('train', 0)} train, {corpus_meta.get('validation', 0)} validation)")
-    else:
-        print(f"corpus: FAILED: {_failure(corpus)}")
+    for variant, corpus in corpora.items():
+        if corpus.success:
+            meta = corpus.get_asset_materialization_events()[0].materialization.metadata
+            split = meta["split"].value
+            print(f"corpus {variant}: {meta['instructions'].value} instructions "
+                  f"({split.get('train', 0)} train, {split.get('validation', 0)} validation)")
+        else:
+            print(f"corpus {variant}: FAILED: {_failure(corpus)}")
+    print("training:")
+    for line in training:
+        print(f"  {line}")
     print("evaluation:")
     for line in evaluation:
         print(f"  {line}")
     print(f"outputs:        {root}")
-    print(f"corpus export:  {root.rstrip('/')}/export (hum_train.jsonl, dataset_info.json)")
+    print(f"corpus export:  {root.rstrip('/')}/export/<variant> (hum_train.jsonl, "
+          "hum_train.openai.jsonl, dataset_info.json, corpus_stats.png)")
     print("SQL (DuckDB):   hum sql \"select task, count(*) from basic_instructions group by task\"")
     print(f"Dagster home:   {home}  (open the UI with: hum dev)")
     print(f"{len(sources) - len(failed)}/{len(sources)} sources ok in {elapsed:.1f} s")
-    eval_failed = any("FAILED" in line for line in evaluation)
-    return 1 if failed or not corpus.success or eval_failed else 0
+    eval_failed = any("FAILED" in line for line in [*training, *evaluation])
+    corpus_failed = any(not c.success for c in corpora.values())
+    return 1 if failed or corpus_failed or eval_failed else 0
 
 
-def _run_evaluation(defs, instance, quiet) -> list[str]:
-    """Score every model on every benchmark, then the report; lines for the summary."""
+def _run_training(defs, instance, quiet, variants: list[str]) -> tuple[list[str], list[str]]:
+    """Prepare each base model, LoRA-train it on each corpus variant; (trained model names
+    for evaluation, summary lines)."""
+    import dagster as dg
+
+    from hum_dagster.defs.evaluation import finetuned_model_name
+    from hum_dagster.defs.training import base_model_specs
+
+    trained, lines = [], []
+    for base in sorted(base_model_specs()):
+        prepared = defs.resolve_job_def("prepare_base_model").execute_in_process(
+            partition_key=base, instance=instance, raise_on_error=False, run_config=quiet
+        )
+        if not prepared.success:
+            lines.append(f"base model {base}: FAILED: {_failure(prepared)}")
+            continue
+        for variant in variants:
+            key = dg.MultiPartitionKey({"base_model": base, "corpus_variant": variant})
+            run = defs.resolve_job_def("finetune").execute_in_process(
+                partition_key=key, instance=instance, raise_on_error=False, run_config=quiet
+            )
+            print(f"  train {base} on {variant:<20} {'ok' if run.success else 'FAILED'}", flush=True)
+            if not run.success:
+                lines.append(f"{base} x {variant}: FAILED: {_failure(run)}")
+                continue
+            meta = run.get_asset_materialization_events()[0].materialization.metadata
+            loss = meta.get("final_loss") or meta.get("train_loss")
+            where = meta["stored_at"].value if "stored_at" in meta else ""
+            first = meta.get("first_loss")
+            losses = f", loss {first.value:.4f} -> {loss.value:.4f}" if loss and first else ""
+            lines.append(f"{base} x {variant}: ok ({where}{losses})")
+            trained.append(finetuned_model_name(base, variant))
+    return trained, lines
+
+
+def _run_evaluation(defs, instance, quiet, trained: list[str]) -> list[str]:
+    """Score the listed models and the checkpoints trained now on every benchmark, then
+    the report; lines for the summary."""
     import dagster as dg
 
     from hum_dagster.defs.evaluation import benchmarks, models
@@ -130,7 +185,8 @@ def _run_evaluation(defs, instance, quiet) -> list[str]:
         return [f"skipped: benchmark data not found at {shared_data_dir()} (set HUM_SHARED_DATA)"]
     job = defs.resolve_job_def("evaluate_model")
     lines = []
-    for model in sorted(models()):
+    chosen = [name for name, spec in models().items() if not spec.adapter] + trained
+    for model in sorted(chosen):
         for bench in sorted(benchmarks()):
             key = dg.MultiPartitionKey({"model": model, "benchmark": bench})
             result = job.execute_in_process(
@@ -217,7 +273,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--catalog", help="source catalog YAML (default: $HUM_CATALOG or assets/catalog.yaml)")
     run.add_argument("--storage-root", help="folder or s3:// prefix (default: $HUM_STORAGE_ROOT or .hum/storage)")
     run.add_argument("--sources", nargs="*", help="only these catalog sources")
-    run.add_argument("--skip-eval", action="store_true", help="stop after the corpus")
+    run.add_argument("--skip-eval", action="store_true",
+                     help="stop after the corpus (no training, no evaluation)")
+    run.add_argument("--all-variants", action="store_true",
+                     help="train and evaluate every corpus variant (default: the full corpus only)")
+    run.add_argument("--train-steps", type=int, default=10,
+                     help="LoRA optimizer steps in the embedded run (default 10)")
     run.add_argument("--eval-sample-size", type=int, default=2,
                      help="records per benchmark in the embedded run (default 2)")
     run.add_argument("--eval-max-new-tokens", type=int, default=48,

@@ -8,7 +8,7 @@ import dagster as dg
 
 from hum_dagster.defs.basic import basic_instructions
 from hum_dagster.defs.compound import compound_instructions
-from hum_dagster.defs.corpus import hum_corpus
+from hum_dagster.defs.corpus import corpus_partitions, hum_corpus
 from hum_dagster.defs.dictionary import schema_dictionary
 from hum_dagster.defs.evaluation import EvalSettings, eval_partitions, eval_report, eval_scores
 from hum_dagster.defs.io_manager import TableIOManager
@@ -16,6 +16,15 @@ from hum_dagster.defs.llm import LLMResource
 from hum_dagster.defs.partitions import compound_partitions, source_partitions
 from hum_dagster.defs.settings import HumSettings, storage_root
 from hum_dagster.defs.sources import raw_sources
+from hum_dagster.defs.training import (
+    TrainingLauncher,
+    base_model_partitions,
+    base_models,
+    finetuned_checkpoint,
+    llamafactory_config,
+    training_assets,
+    training_partitions,
+)
 
 synthesize_source_job = dg.define_asset_job(
     "synthesize_source",
@@ -38,6 +47,20 @@ evaluate_job = dg.define_asset_job(
     description="Score one model on one benchmark in basic and compound instruction styles.",
 )
 
+base_model_job = dg.define_asset_job(
+    "prepare_base_model",
+    selection=dg.AssetSelection.assets(base_models),
+    partitions_def=base_model_partitions,
+    description="Bring one base model into storage (converted to safetensors) with its metadata.",
+)
+
+finetune_job = dg.define_asset_job(
+    "finetune",
+    selection=dg.AssetSelection.assets(finetuned_checkpoint, llamafactory_config),
+    partitions_def=training_partitions,
+    description="LoRA-train one base model on one corpus variant (through Dagster Pipes).",
+)
+
 report_job = dg.define_asset_job(
     "build_eval_report",
     selection=dg.AssetSelection.assets(eval_report),
@@ -47,6 +70,7 @@ report_job = dg.define_asset_job(
 build_corpus_job = dg.define_asset_job(
     "build_corpus",
     selection=dg.AssetSelection.assets(hum_corpus),
+    partitions_def=corpus_partitions,
     description="Mix every source's instructions into the training corpus and export it.",
 )
 
@@ -75,14 +99,22 @@ def build_definitions(root: str | None = None) -> dg.Definitions:
     return dg.Definitions(
         assets=[
             raw_sources, basic_instructions, schema_dictionary, compound_instructions, hum_corpus,
-            eval_scores, eval_report,
+            eval_scores, eval_report, *training_assets,
         ],
-        jobs=[synthesize_source_job, compound_job, build_corpus_job, evaluate_job, report_job],
+        jobs=[
+            synthesize_source_job, compound_job, build_corpus_job, base_model_job, finetune_job,
+            evaluate_job,
+            report_job,
+        ],
         resources={
             "io_manager": TableIOManager(root=root),
             "settings": HumSettings(storage_root=root),
             "llm": llm_resource(),
             "eval_settings": eval_settings(),
+            "training_launcher": TrainingLauncher(
+                kind=os.environ.get("HUM_TRAIN_LAUNCHER", "subprocess"),
+                config_overrides_json=os.environ.get("HUM_TRAIN_OVERRIDES", "{}"),
+            ),
         },
     )
 

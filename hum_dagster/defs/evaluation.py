@@ -10,7 +10,13 @@ import polars as pl
 
 from hum_dagster import fsio
 from hum_dagster.defs.llm import LLM_CACHE_DIR, LLMResource
-from hum_dagster.defs.settings import HumSettings
+from hum_dagster.defs.settings import HumSettings, storage_root
+from hum_dagster.defs.training import (
+    CORPUS_VARIANTS,
+    base_model_specs,
+    checkpoint_dir,
+    finetuned_checkpoint,
+)
 from hum_dagster.evaluation.benchmarks import Benchmark, load_benchmarks
 from hum_dagster.evaluation.compound_style import DictionaryStyle, benchmark_dictionary
 from hum_dagster.evaluation.generate import DecodingConfig
@@ -26,7 +32,24 @@ BELOW_BASE_CHECK = "finetuned_not_below_base"
 
 @cache
 def models() -> dict[str, ModelSpec]:
-    return load_models()
+    """The listed models plus one per fine-tuned checkpoint partition (base x variant)."""
+    listed = load_models()
+    by_spec = {spec.model: name for name, spec in listed.items() if not spec.adapter}
+    out = dict(listed)
+    root = storage_root()
+    for base, spec in base_model_specs().items():
+        for variant in CORPUS_VARIANTS:
+            name = finetuned_model_name(base, variant)
+            out[name] = ModelSpec(
+                name=name, backend="transformers", model=spec,
+                adapter=fsio.join(checkpoint_dir(root, base, variant), "adapter"),
+                base=by_spec.get(spec),
+            )
+    return out
+
+
+def finetuned_model_name(base: str, variant: str) -> str:
+    return f"{base}_hum_{variant}"
 
 
 @cache
@@ -72,6 +95,7 @@ def file_versions(paths: list[str]) -> dict[str, str]:
     kinds={"pytorch", "polars"},
     description="Zero-shot scores of one model on one benchmark, in basic (B) and compound (C) "
     "instruction styles, with the generations and every score's lineage.",
+    deps=[dg.AssetDep(finetuned_checkpoint, partition_mapping=dg.AllPartitionMapping())],
     code_version="1",
 )
 def eval_scores(
@@ -83,6 +107,12 @@ def eval_scores(
     keys = context.partition_key.keys_by_dimension
     spec = models()[keys["model"]]
     bench = benchmarks()[keys["benchmark"]]
+    if spec.adapter and not fsio.exists(fsio.join(spec.adapter, "adapter_config.json")):
+        raise dg.Failure(
+            f"model '{spec.name}' needs its fine-tuned adapter at {spec.adapter}: materialize "
+            "finetuned_checkpoint for that base model and corpus variant first",
+            allow_retries=False,
+        )
     try:
         read = bench.read()
     except SourceError as exc:
