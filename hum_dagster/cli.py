@@ -297,6 +297,10 @@ def build_parser() -> argparse.ArgumentParser:
     sql.add_argument("--storage-root")
     sql.set_defaults(func=cmd_sql)
 
+    from hum_dagster import audit_cli
+
+    audit_cli.add_parser(sub)
+
     sub.add_parser("convert", help="IEPile-compatible converter (see `hum convert --help`)", add_help=False)
     return parser
 

@@ -6,6 +6,9 @@ import os
 
 import dagster as dg
 
+from hum_dagster.defs.audit import lineage_audit
+from hum_dagster.defs.automation import JOBS as OPS_JOBS
+from hum_dagster.defs.automation import SCHEDULES, SENSORS
 from hum_dagster.defs.basic import basic_instructions
 from hum_dagster.defs.compound import compound_instructions
 from hum_dagster.defs.corpus import corpus_partitions, hum_corpus
@@ -99,12 +102,15 @@ def build_definitions(root: str | None = None) -> dg.Definitions:
     return dg.Definitions(
         assets=[
             raw_sources, basic_instructions, schema_dictionary, compound_instructions, hum_corpus,
-            eval_scores, eval_report, *training_assets,
+            eval_scores, eval_report, *training_assets, lineage_audit,
         ],
+        schedules=SCHEDULES,
+        sensors=SENSORS,
         jobs=[
             synthesize_source_job, compound_job, build_corpus_job, base_model_job, finetune_job,
             evaluate_job,
             report_job,
+            *OPS_JOBS,
         ],
         resources={
             "io_manager": TableIOManager(root=root),

@@ -31,8 +31,28 @@ def _catalog(path: str) -> dict[str, CatalogEntry]:
 
 
 def catalog() -> dict[str, CatalogEntry]:
-    """The catalog in force; partitions of ``raw_sources`` are its entry names."""
-    return _catalog(catalog_path())
+    """The catalog in force plus the sources the landing sensor registered
+    (``$HUM_LANDING_CATALOG``); partitions of ``raw_sources`` are their names."""
+    entries = dict(_catalog(catalog_path()))
+    landing = landing_catalog_path()
+    if landing and os.path.exists(landing):
+        stamp = os.stat(landing).st_mtime_ns  # re-read when the sensor appended entries
+        for name, entry in _landing_catalog(landing, stamp).items():
+            entries.setdefault(name, entry)
+    return entries
+
+
+def landing_catalog_path() -> str | None:
+    explicit = os.environ.get("HUM_LANDING_CATALOG")
+    if explicit:
+        return explicit
+    landing = os.environ.get("HUM_LANDING")
+    return os.path.join(landing, "_landing_catalog.yaml") if landing and "://" not in landing else None
+
+
+@cache
+def _landing_catalog(path: str, stamp: int) -> dict[str, CatalogEntry]:
+    return {entry.name: entry for entry in load_catalog(path)}
 
 
 class HumSettings(dg.ConfigurableResource):
