@@ -13,26 +13,10 @@ from typing import Any
 
 import polars as pl
 
-# Columns every instruction table carries (basic and, later, compound).
-INSTRUCTION_COLUMNS = (
-    "instruction_id",
-    "source",
-    "record_id",
-    "text_id",
-    "task",
-    "language",
-    "mode",
-    "strategy",
-    "template",
-    "chunk_index",
-    "n_chunks",
-    "schema",
-    "instruction",
-    "output",
-    "label",
-    "history",
-    "system",
-)
+from hum_dagster.synthesis.basic import ROW_COLUMNS
+
+# Columns every instruction table carries (basic and compound): the basic rows' columns.
+INSTRUCTION_COLUMNS = ROW_COLUMNS
 
 
 # Compound instructions carry the basic columns plus these: the basic instruction they

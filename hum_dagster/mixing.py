@@ -28,6 +28,8 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from hum_dagster.synthesis.guidelines import GUIDELINE_STRATEGIES
+
 KINDS = ("basic", "compound")
 PAPER_KIND_SHARES = {"basic": 0.55, "compound": 0.45}
 PAPER_TASK_SHARES = {
@@ -43,15 +45,6 @@ PAPER_TASK_SHARES = {
     "TC": 0.01,
     "IG": 0.08,
 }
-GUIDELINE_STRATEGIES = (
-    "description",
-    "examples",
-    "output_format",
-    "label_variants",
-    "label_masking",
-    "description_variants",
-    "representative_examples",
-)
 # Table 3 of the paper: which compound strategies each ablation corpus leaves out.
 VARIANTS: dict[str, tuple[str, ...]] = {
     "full": (),
