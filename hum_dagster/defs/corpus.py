@@ -85,7 +85,11 @@ def hum_corpus(
     contaminated = corpus.removed.filter(pl.col("reason") == "contaminated")
     mix = report.get("mix", {})
     return dg.MaterializeResult(
-        value=Table(frame, {"hum.corpus_report": json.dumps(report, ensure_ascii=False, default=str)}),
+        # The footer keeps the report without wall-clock timings, so the same inputs give
+        # the same bytes on every run; timings go to the run's metadata.
+        value=Table(frame, {"hum.corpus_report": json.dumps(
+            _without_timings(report), ensure_ascii=False, default=str, sort_keys=True
+        )}),
         metadata={
             "instructions": frame.height,
             "variant": variant,
@@ -108,6 +112,7 @@ def hum_corpus(
                 frame.head(3).select("source", "task", "strategy", "instruction", "output").to_dicts(),
                 ["source", "task", "strategy", "instruction", "output"], 300,
             )),
+            "timings_s": dg.MetadataValue.json(_timings(report)),
             "dagster/row_count": frame.height,
         },
         check_results=[dg.AssetCheckResult(
@@ -123,3 +128,26 @@ def hum_corpus(
             },
         )],
     )
+
+
+def _is_timing(key: str) -> bool:
+    return key.endswith("_s") or key in ("timings", "seconds")
+
+
+def _without_timings(value):
+    if isinstance(value, dict):
+        return {k: _without_timings(v) for k, v in value.items() if not _is_timing(str(k))}
+    if isinstance(value, list):
+        return [_without_timings(v) for v in value]
+    return value
+
+
+def _timings(value, prefix: str = "") -> dict:
+    found = {}
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if _is_timing(str(k)) and isinstance(v, int | float):
+                found[f"{prefix}{k}"] = v
+            else:
+                found.update(_timings(v, f"{prefix}{k}."))
+    return found
