@@ -1,0 +1,100 @@
+"""Screenshot of the Dagster asset graph for the README (docs/asset_graph.png).
+
+Needs Debian's chromium (`apt-get install -y chromium`). Starts `dagster dev` on a
+throwaway instance on loopback, opens the lineage page in headless Chromium through the
+DevTools protocol, dismisses the first-visit dialog, and saves the screenshot.
+
+    .venv/bin/python scripts/screenshot_asset_graph.py
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import websockets
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "docs" / "asset_graph.png"
+
+
+def wait_for(url: str, seconds: float = 180) -> None:
+    deadline = time.time() + seconds
+    while True:
+        try:
+            urllib.request.urlopen(url, timeout=2)
+            return
+        except OSError:
+            if time.time() > deadline:
+                raise
+            time.sleep(1)
+
+
+async def shoot(debug_port: int, page_url: str) -> bytes:
+    targets = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{debug_port}/json").read())
+    ws_url = next(t["webSocketDebuggerUrl"] for t in targets if t["type"] == "page")
+    async with websockets.connect(ws_url, max_size=50_000_000) as ws:
+        ids = iter(range(1, 10_000))
+
+        async def call(method: str, **params):
+            i = next(ids)
+            await ws.send(json.dumps({"id": i, "method": method, "params": params}))
+            while True:
+                message = json.loads(await ws.recv())
+                if message.get("id") == i:
+                    return message.get("result", {})
+
+        await call("Emulation.setDeviceMetricsOverride", width=1600, height=900,
+                   deviceScaleFactor=1, mobile=False)
+        await call("Page.navigate", url=page_url)
+        await asyncio.sleep(12)
+        skip = ("[...document.querySelectorAll('button')]"
+                ".find(b => b.textContent.trim() === 'Skip')?.click()")
+        await call("Runtime.evaluate", expression=skip)
+        await asyncio.sleep(4)
+        shot = await call("Page.captureScreenshot", format="png")
+        return base64.b64decode(shot["data"])
+
+
+def main() -> None:
+    home = Path(tempfile.mkdtemp(prefix="hum-shot-"))
+    shutil.copyfile(ROOT / "resources" / "dagster.yaml", home / "dagster.yaml")
+    port, debug_port = 3377, 9223
+    dagster = str(Path(sys.executable).parent / "dagster")
+    dev = subprocess.Popen(
+        [dagster, "dev", "-m", "hum_dagster.definitions", "-p", str(port), "-h", "127.0.0.1"],
+        cwd=ROOT, env=dict(os.environ, DAGSTER_HOME=str(home)), start_new_session=True,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    profile = tempfile.mkdtemp(prefix="hum-chromium-")
+    browser = subprocess.Popen(
+        ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
+         f"--user-data-dir={profile}", f"--remote-debugging-port={debug_port}", "about:blank"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )
+    try:
+        wait_for(f"http://127.0.0.1:{port}/server_info")
+        wait_for(f"http://127.0.0.1:{debug_port}/json/version", 30)
+        png = asyncio.run(shoot(debug_port, f"http://127.0.0.1:{port}/asset-groups"))
+        OUT.write_bytes(png)
+        print(f"wrote {OUT} ({len(png):,} bytes)")
+    finally:
+        for proc in (browser, dev):
+            os.killpg(proc.pid, signal.SIGTERM)
+        shutil.rmtree(profile, ignore_errors=True)
+        shutil.rmtree(home, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
