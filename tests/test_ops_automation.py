@@ -75,15 +75,13 @@ def test_failed_partition_is_not_retried_every_tick():
     assert ("up", "b") not in requested(tick) and ("up", "a") in requested(tick)
 
 
-def test_ops_definitions_merge_with_the_project():
-    from hum_dagster.definitions import defs as base
-    from hum_dagster.defs.audit import lineage_audit
+def test_ops_definitions_are_part_of_the_project():
+    from hum_dagster.definitions import defs
 
-    defs = dg.Definitions.merge(
-        base,
-        dg.Definitions(assets=[lineage_audit], schedules=SCHEDULES, sensors=SENSORS, jobs=JOBS),
-    )
     repo = defs.get_repository_def()
+    assert {s.name for s in SENSORS} <= {s.name for s in repo.sensor_defs}
+    assert {s.name for s in SCHEDULES} <= {s.name for s in repo.schedule_defs}
+    assert all(repo.has_job(j.name) for j in JOBS)
     assert {s.name for s in repo.sensor_defs} == {
         "hum_automation",
         "landing_sensor",
