@@ -189,10 +189,22 @@ def test_killed_run_resumes_without_repeating_finished_requests(tmp_path, server
 
 
 def _llm_report(root: Path, source: str) -> dict:
-    import polars as pl
+    """The LLM report of the latest schema_dictionary materialization of ``source``, from
+    the run's metadata in the instance (the Parquet footer keeps no usage, so re-runs
+    over a warm cache are byte-identical)."""
+    import dagster as dg
+    from dagster._core.instance.ref import InstanceRef
 
-    meta = pl.read_parquet_metadata(root / "schema_dictionary" / f"{source}.parquet")
-    return json.loads(meta["hum.dictionary_report"])["llm"]
+    home = root.parent / "home"
+    instance = dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(home)))
+    try:
+        records = instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=dg.AssetKey("schema_dictionary"), asset_partitions=[source]),
+            limit=1,
+        ).records
+        return records[0].asset_materialization.metadata["llm"].value
+    finally:
+        instance.dispose()
 
 
 def test_endpoint_down_fails_cleanly_then_the_next_run_finishes(tmp_path, server):

@@ -41,7 +41,9 @@ def _valid(s: str) -> bool:
 
 
 TEXT = st.text(_ALPHABET, min_size=1, max_size=10).map(str.strip).filter(_valid)
-LABELS = st.lists(TEXT, min_size=1, max_size=3, unique=True)
+# Label names of one schema differ by more than letter case (the parser matches labels
+# case-insensitively, as models often change case).
+LABELS = st.lists(TEXT, min_size=1, max_size=3, unique_by=str.casefold)
 
 
 def _arg_value():

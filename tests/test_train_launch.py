@@ -139,18 +139,15 @@ def test_training_assets_load_with_the_project_definitions():
     from hum_dagster.definitions import build_definitions
     from hum_dagster.defs.training import (
         CORPUS_VARIANTS,
-        TrainingLauncher,
         base_models,
         finetuned_checkpoint,
         training_assets,
     )
 
-    project = build_definitions()
-    defs = dg.Definitions.merge(
-        project,
-        dg.Definitions(assets=training_assets, resources={"training_launcher": TrainingLauncher()}),
-    )
+    defs = build_definitions()
     dg.Definitions.validate_loadable(defs)
+    keys = defs.resolve_asset_graph().get_all_asset_keys()
+    assert {a.key for a in training_assets} <= keys
     graph = defs.resolve_asset_graph()
     assert graph.get(finetuned_checkpoint.key).parent_keys >= {base_models.key}
     keys = finetuned_checkpoint.partitions_def.get_partition_keys()
