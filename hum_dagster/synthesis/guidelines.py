@@ -52,7 +52,7 @@ from hum_dagster.paths import TEMPLATES_DIR
 from hum_dagster.records import EE, EEA, EET, KGE, NER, RE, SPO, TC
 from hum_dagster.synthesis.basic import ROW_COLUMNS, validate_basic_row
 from hum_dagster.synthesis.chunking import record_rng
-from hum_dagster.synthesis.outputs import spo_label
+from hum_dagster.synthesis.outputs import item_label
 
 GUIDELINE_STRATEGIES = (
     "description",
@@ -165,19 +165,6 @@ class _Skip(Exception):
 # --------------------------------------------------------------------------- items
 
 
-def _top_label(task: str, item: Any) -> str:
-    """The dictionary label of a basic schema item (SPO: the full spo string)."""
-    if isinstance(item, str):
-        return item
-    if task == SPO:
-        return spo_label(item["subject_type"], item["predicate"], item["object_type"])
-    if task in (EE, EEA):
-        return item["event_type"]
-    if task == KGE:
-        return item["entity_type"]
-    raise ValueError(f"unexpected schema item for {task}: {item!r}")
-
-
 def _sub_field(task: str) -> str | None:
     return {EE: "arguments", EEA: "arguments", KGE: "attribute"}.get(task)
 
@@ -261,7 +248,7 @@ class _Result:
 def _entries(ctx: _Context, task: str, items: list[Any]) -> list[LabelEntry]:
     out = []
     for item in items:
-        entry = ctx.entry(_top_label(task, item))
+        entry = ctx.entry(item_label(task, item))
         if entry is None:
             raise _Skip(SKIP_ENTRY)
         out.append(entry)
@@ -416,7 +403,7 @@ def _variants(ctx: _Context, task: str, items: list[Any], rng) -> _Result:
         new_item = _renamed(item, task, new)
         sub = _sub_field(task)
         if sub is not None and not isinstance(item, str):
-            parent = _top_label(task, item)
+            parent = item_label(task, item)
             roles = list(item.get(sub) or ())
             role_taken = set(roles)
             mapping: dict[str, str] = {}
