@@ -26,3 +26,40 @@ def shared_data():
 @pytest.fixture(scope="session")
 def assets_dir():
     return ASSETS_DIR
+
+
+@pytest.fixture(scope="session")
+def moto_s3():
+    """A real S3 API: moto's server on loopback, one per test session. The AWS variables
+    point every client (s3fs, boto3, subprocesses given this dict) at it; yields them."""
+    moto_server = pytest.importorskip("moto.server")
+    import s3fs
+
+    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    env = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+           "AWS_DEFAULT_REGION": "us-east-1", "AWS_ENDPOINT_URL": f"http://{host}:{port}"}
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    s3fs.S3FileSystem.clear_instance_cache()
+    yield env
+    server.stop()
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+    s3fs.S3FileSystem.clear_instance_cache()
+
+
+@pytest.fixture()
+def s3_bucket(moto_s3):
+    """A fresh bucket on the session's S3 server, as ``s3://<name>``."""
+    import uuid
+
+    import s3fs
+
+    name = f"hum-{uuid.uuid4().hex[:12]}"
+    s3fs.S3FileSystem().mkdir(name)
+    return f"s3://{name}"

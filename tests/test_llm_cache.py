@@ -226,36 +226,6 @@ def test_corrupt_line_is_skipped(tmp_path, caplog):
     assert "not JSON" in caplog.text
 
 
-@pytest.fixture(scope="module")
-def s3_bucket():
-    """A real S3 API: moto's server on loopback, with a fresh bucket."""
-    moto_server = pytest.importorskip("moto.server")
-    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
-    env = {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_ENDPOINT_URL": endpoint,
-    }
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    import s3fs
-
-    s3fs.S3FileSystem.clear_instance_cache()
-    s3fs.S3FileSystem(client_kwargs={"endpoint_url": endpoint}).mkdir("hum-llm")
-    yield "s3://hum-llm"
-    server.stop()
-    for k, v in saved.items():
-        if v is None:
-            os.environ.pop(k, None)
-        else:
-            os.environ[k] = v
-    s3fs.S3FileSystem.clear_instance_cache()
-
-
 def test_cache_on_s3(fake, s3_bucket):
     root = f"{s3_bucket}/run/llm_cache"
     requests = [req(f"s3 {i}") for i in range(6)]

@@ -16,40 +16,20 @@ from hum_dagster.paths import DEFAULT_CATALOG
 SOURCES = ("ner_en_conll", "re_zh_iepile", "tc_en_csv")
 
 
-@pytest.fixture()
-def moto_s3(monkeypatch):
-    moto_server = pytest.importorskip("moto.server")
-    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    env = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-           "AWS_DEFAULT_REGION": "us-east-1", "AWS_ENDPOINT_URL": f"http://{host}:{port}"}
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
-    import s3fs
-
-    s3fs.S3FileSystem.clear_instance_cache()
-    fs = s3fs.S3FileSystem()
-    fs.mkdir("hum-e2e")
-    yield fs, env
-    server.stop()
-    s3fs.S3FileSystem.clear_instance_cache()
-
-
-def _s3_catalog(fs, tmp_path) -> str:
+def _s3_catalog(fs, bucket: str, tmp_path) -> str:
     shipped = {s["name"]: s for s in yaml.safe_load(DEFAULT_CATALOG.read_text())["sources"]}
     entries = []
     for name in SOURCES:
         entry = dict(shipped[name])
         for key in ("location",):
             local = DEFAULT_CATALOG.parent / entry[key]
-            fs.put_file(str(local), f"hum-e2e/sources/{local.name}")
-            entry[key] = f"s3://hum-e2e/sources/{local.name}"
+            fs.put_file(str(local), f"{bucket}/sources/{local.name}")
+            entry[key] = f"s3://{bucket}/sources/{local.name}"
         options = dict(entry.get("options") or {})
         if "schema" in options:
             local = DEFAULT_CATALOG.parent / options["schema"]
-            fs.put_file(str(local), f"hum-e2e/sources/{local.name}")
-            options["schema"] = f"s3://hum-e2e/sources/{local.name}"
+            fs.put_file(str(local), f"{bucket}/sources/{local.name}")
+            options["schema"] = f"s3://{bucket}/sources/{local.name}"
         entry["options"] = options
         entries.append(entry)
     path = tmp_path / "catalog.yaml"
@@ -68,24 +48,28 @@ def _run(tmp_path, env_extra: dict, catalog: str, root: str, home: str) -> subpr
 
 
 @pytest.mark.slow
-def test_synthesis_graph_on_s3_and_rerun_from_s3(moto_s3, tmp_path):
-    fs, env = moto_s3
-    catalog = _s3_catalog(fs, tmp_path)
-    root = "s3://hum-e2e/run"
+def test_synthesis_graph_on_s3_and_rerun_from_s3(moto_s3, s3_bucket, tmp_path):
+    import s3fs
+
+    env = moto_s3
+    fs = s3fs.S3FileSystem()
+    bucket = s3_bucket.removeprefix("s3://")
+    catalog = _s3_catalog(fs, bucket, tmp_path)
+    root = f"{s3_bucket}/run"
     first = _run(tmp_path, env, catalog, root, str(tmp_path / "home1"))
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
     assert f"{len(SOURCES)}/{len(SOURCES)} sources ok" in first.stdout
 
     for name in SOURCES:
         for asset in ("raw_sources", "basic_instructions", "schema_dictionary"):
-            assert fs.exists(f"hum-e2e/run/{asset}/{name}.parquet"), (asset, name)
-        assert fs.exists(f"hum-e2e/run/compound_instructions/source={name}/strategy=description.parquet")
-    export = "hum-e2e/run/export/full"
+            assert fs.exists(f"{bucket}/run/{asset}/{name}.parquet"), (asset, name)
+        assert fs.exists(f"{bucket}/run/compound_instructions/source={name}/strategy=description.parquet")
+    export = f"{bucket}/run/export/full"
     assert {"dataset_info.json", "hum_train.jsonl", "hum_train.openai.jsonl"} <= {
         p.rsplit("/", 1)[-1] for p in fs.ls(export)
     }
-    assert not [p for p in fs.find("hum-e2e/run") if ".tmp-" in p]  # nothing half-written
-    before = {p: fs.cat_file(p) for p in fs.find("hum-e2e/run") if p.endswith((".parquet", ".jsonl"))}
+    assert not [p for p in fs.find(f"{bucket}/run") if ".tmp-" in p]  # nothing half-written
+    before = {p: fs.cat_file(p) for p in fs.find(f"{bucket}/run") if p.endswith((".parquet", ".jsonl"))}
 
     # A second run from S3, on a fresh Dagster instance, gives the same bytes.
     second = _run(tmp_path, env, catalog, root, str(tmp_path / "home2"))
