@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from hum_dagster.catalog import CatalogEntry
+from hum_dagster.jsonfile import read_json_object
 from hum_dagster.records import EE, KGE, NER, RE, SPO, Record, SourceError
 from hum_dagster.synthesis.basic import BasicConfig, synthesize_basic
 from hum_dagster.synthesis.chunking import default_split_num
@@ -111,14 +112,8 @@ def _fail(message: str) -> int:
 
 
 def _load_hard_negatives(path: str) -> dict[str, list[str]]:
-    try:
-        with open(path, encoding="utf-8") as handle:
-            data = json.load(handle)
-    except FileNotFoundError:
-        raise ValueError(f"{path}: hard-negative file not found") from None
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{path}: not valid JSON: {exc}") from None
-    if not isinstance(data, dict) or not all(
+    data = read_json_object(path, "hard-negative file")
+    if not all(
         isinstance(v, list) and all(isinstance(x, str) for x in v) for v in data.values()
     ):
         raise ValueError(f"{path}: expected a JSON object from label to a list of labels")

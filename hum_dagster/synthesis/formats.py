@@ -53,6 +53,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from hum_dagster.jsonfile import read_json_object
 from hum_dagster.paths import TEMPLATES_DIR
 from hum_dagster.records import EE, EEA, EET, KGE, MRC, NER, OPENIE, RE, SPO, TC
 from hum_dagster.synthesis.basic import ROW_COLUMNS
@@ -864,13 +865,7 @@ class FormatWording:
 @lru_cache(maxsize=8)
 def load_format_wording(path: str | None = None) -> FormatWording:
     target = Path(path) if path else WORDING_PATH
-    try:
-        data = json.loads(target.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ValueError(f"{target}: format wording file not found") from None
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{target}: not valid JSON: {exc}") from None
-    return FormatWording(data, str(target))
+    return FormatWording(read_json_object(target, "format wording file"), str(target))
 
 
 def field_name(name: str, language: str) -> str:

@@ -49,6 +49,7 @@ from pathlib import Path
 from random import Random
 from typing import Any
 
+from hum_dagster.jsonfile import read_json_object
 from hum_dagster.llm.types import LLMFailure, LLMRequest, LLMResponse, LLMRunner
 from hum_dagster.paths import TEMPLATES_DIR
 from hum_dagster.records import EE, EEA, EET, KGE, NER, RE, SPO, canonical_json
@@ -172,16 +173,7 @@ class PreferenceTemplates:
 
 
 def read_preference_templates(path: str | Path) -> PreferenceTemplates:
-    try:
-        with open(path, encoding="utf-8") as handle:
-            data = json.load(handle)
-    except FileNotFoundError:
-        raise ValueError(f"{path}: preference templates not found") from None
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{path}: not valid JSON: {exc}") from None
-    if not isinstance(data, dict):
-        raise ValueError(f"{path}: expected a JSON object")
-    return PreferenceTemplates(data, origin=str(path))
+    return PreferenceTemplates(read_json_object(path, "preference templates"), origin=str(path))
 
 
 @lru_cache(maxsize=1)

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hum_dagster.jsonfile import read_json_object
 from hum_dagster.llm.types import LLMRequest
 from hum_dagster.paths import ASSETS_DIR
 
@@ -49,13 +50,8 @@ class PreferencePrompt:
 
 def load_preference_prompt(path: str | Path | None = None) -> PreferencePrompt:
     path = Path(path) if path else PROMPTS_DIR / f"{PREFERENCE_TEMPLATE}.json"
-    try:
-        raw = path.read_bytes()
-        data = json.loads(raw.decode("utf-8"))
-    except FileNotFoundError:
-        raise ValueError(f"{path}: prompt template not found") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ValueError(f"{path}: prompt template is not valid JSON: {exc}") from None
+    data = read_json_object(path, "prompt template")
+    raw = path.read_bytes()
     for key in ("system", "user", "json_schema", "strategies", "reverse_note", "variant_line"):
         if key not in data:
             raise ValueError(f"{path}: prompt template lacks {key!r}")

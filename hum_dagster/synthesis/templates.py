@@ -15,6 +15,7 @@ from collections.abc import Iterator, Mapping
 from functools import lru_cache
 from pathlib import Path
 
+from hum_dagster.jsonfile import read_json_object
 from hum_dagster.paths import TEMPLATES_DIR
 from hum_dagster.records import EE, EEA, EET, KGE, LANGUAGES, MRC, NER, OPENIE, RE, SPO, TC
 
@@ -84,15 +85,7 @@ class Templates(Mapping[str, str]):
 
 def _read_wording(path: str | Path) -> dict[str, str]:
     path = str(path)
-    try:
-        with open(path, encoding="utf-8") as handle:
-            data = json.load(handle)
-    except FileNotFoundError:
-        raise ValueError(f"{path}: template file not found") from None
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{path}: not valid JSON: {exc}") from None
-    if not isinstance(data, dict):
-        raise ValueError(f"{path}: expected a JSON object from '<TASK><lang>' to wording")
+    data = read_json_object(path, "template file ('<TASK><lang>' to wording)")
     wording: dict[str, str] = {}
     for key, value in data.items():
         canonical = _canonical_key(key)
