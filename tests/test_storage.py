@@ -8,8 +8,9 @@ import polars as pl
 import pytest
 
 from hum_dagster import fsio
-from hum_dagster.corpus import INSTRUCTION_COLUMNS, CorpusConfig, build_corpus
-from hum_dagster.export import export_alpaca
+from hum_dagster.corpus import INSTRUCTION_COLUMNS, HumCorpusConfig, build_hum_corpus, train_rows
+from hum_dagster.export import export_corpus
+from hum_dagster.mixing import MixConfig
 from hum_dagster.storage import Table, read_table, write_table
 from hum_dagster.warehouse import connect, refresh_views
 
@@ -48,45 +49,55 @@ def test_failed_write_leaves_previous_file_whole_and_no_temp(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.jsonl"]
 
 
+NER_ONLY = MixConfig(total=None, kind_shares={"basic": 1}, task_shares={"NER": 1})
+
+
+def small_corpus(tables, seed=42, fraction=0.1):
+    config = HumCorpusConfig(seed=seed, validation_fraction=fraction, mix=NER_ONLY, near_dup=False)
+    return build_hum_corpus(tables, config)
+
+
 def test_corpus_drops_test_mode_and_duplicates_and_splits_deterministically():
     a = instruction_rows(200, "a")
     dup = a.head(10).with_columns(pl.col("instruction_id").str.replace("a-", "d-"))
     test_rows = instruction_rows(5, "t", mode="test")
-    config = CorpusConfig(seed=7, validation_fraction=0.1)
-    result = build_corpus([a, dup, test_rows], config)
-    assert result.input_rows == 215
-    assert result.test_mode_rows == 5
-    assert result.duplicates_removed == 10
-    assert result.corpus.height == 200
-    validation = result.corpus.filter(pl.col("split") == "validation")["instruction_id"].to_list()
+    result = small_corpus([a, dup, test_rows], seed=7)
+    reasons = result.removed.group_by("reason").len()
+    assert dict(reasons.iter_rows()) == {"exact_duplicate": 10}
+    assert result.rows.height == 200
+    assert not set(result.rows["instruction_id"]) & set(test_rows["instruction_id"])
+    validation = set(result.rows.filter(pl.col("split") == "validation")["instruction_id"])
     assert 5 <= len(validation) <= 40
-    again = build_corpus([test_rows, dup, a], config)  # input order does not matter
-    assert again.corpus.sort("instruction_id").equals(result.corpus.sort("instruction_id"))
-    other_seed = build_corpus([a], CorpusConfig(seed=8, validation_fraction=0.1))
-    assert set(other_seed.corpus.filter(pl.col("split") == "validation")["instruction_id"]) != set(validation)
+    again = small_corpus([test_rows, dup, a], seed=7)  # input order does not matter
+    assert set(again.rows.filter(pl.col("split") == "validation")["instruction_id"]) == validation
+    other_seed = small_corpus([a], seed=8)
+    assert set(other_seed.rows.filter(pl.col("split") == "validation")["instruction_id"]) != validation
 
 
 def test_tiny_corpus_still_gets_a_validation_row():
-    result = build_corpus([instruction_rows(3)], CorpusConfig(validation_fraction=0.0001))
-    assert (result.corpus["split"] == "validation").sum() == 1
+    result = small_corpus([instruction_rows(3)], fraction=0.0001)
+    assert (result.rows["split"] == "validation").sum() == 1
 
 
 def test_export_alpaca_files_and_dataset_info(tmp_path):
-    corpus = build_corpus([instruction_rows(50)], CorpusConfig(validation_fraction=0.2)).corpus
-    ig = corpus.head(1).with_columns(
-        pl.lit("ig-1").alias("instruction_id"), pl.lit("Hi").alias("instruction"),
-        pl.lit("Hello").alias("output"), pl.lit('[["a", "b"]]').alias("history"),
-        pl.lit("Be brief.").alias("system"), pl.lit("train").alias("split"),
+    rows = instruction_rows(50)
+    ig = rows.head(1).with_columns(
+        pl.lit("ig-1").alias("instruction_id"), pl.lit("IG").alias("task"),
+        pl.lit("Hi").alias("instruction"), pl.lit("Hello").alias("output"),
+        pl.lit('[["a", "b"]]').alias("history"), pl.lit("Be brief.").alias("system"),
     )
-    result = export_alpaca(pl.concat([corpus, ig]), str(tmp_path))
+    mix = MixConfig(total=None, kind_shares={"basic": 1}, task_shares={"NER": 1, "IG": 1},
+                    mode="redistribute")
+    corpus = build_hum_corpus([rows, ig], HumCorpusConfig(validation_fraction=0.2, mix=mix))
+    result = export_corpus(train_rows([rows, ig]), corpus.rows, str(tmp_path))
     info = json.loads((tmp_path / "dataset_info.json").read_text())
     assert info["hum_train"]["file_name"] == "hum_train.jsonl"
     assert info["hum_train"]["columns"]["prompt"] == "instruction"
-    lines = [json.loads(x) for x in (tmp_path / "hum_train.jsonl").read_text().splitlines()]
-    assert len(lines) == result.rows["train"]
-    assert lines[-1] == {"instruction": "Hi", "input": "", "output": "Hello", "system": "Be brief.",
-                         "history": [["a", "b"]]}
-    assert result.rows["train"] + result.rows["validation"] == 51
+    lines = [json.loads(x) for split in ("train", "validation")
+             for x in (tmp_path / f"hum_{split}.jsonl").read_text().splitlines()]
+    assert len(lines) == result.rows["train"] + result.rows["validation"] == corpus.rows.height
+    assert {"instruction": "Hi", "input": "", "output": "Hello", "system": "Be brief.",
+            "history": [["a", "b"]]} in lines
 
 
 def test_warehouse_views_query_the_parquet_outputs(tmp_path):
@@ -106,9 +117,9 @@ def test_tables_and_export_on_s3(s3_bucket):
     write_table(f"{root}/basic_instructions/a.parquet", Table(instruction_rows(5), {"k": "v"}))
     table = read_table(f"{root}/basic_instructions/a.parquet")
     assert table.df.height == 5 and table.meta == {"k": "v"}
-    corpus = build_corpus([table.df], CorpusConfig()).corpus
-    export_alpaca(corpus, f"{root}/export")
+    corpus = small_corpus([table.df])
+    export_corpus(train_rows([table.df]), corpus.rows, f"{root}/export")
     info = json.loads(fsio.read_bytes(f"{root}/export/dataset_info.json"))
     assert "hum_validation" in info
     with fsio.open_text(f"{root}/export/hum_train.jsonl") as handle:
-        assert sum(1 for _ in handle) == (corpus["split"] == "train").sum()
+        assert sum(1 for _ in handle) == (corpus.rows["split"] == "train").sum()
