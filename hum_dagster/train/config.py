@@ -30,6 +30,7 @@ PAPER_WORLD_SIZE = 32  # 32 H100 GPUs in the paper
 PRECISIONS = ("auto", "bf16", "fp16", "fp32")
 PROMPT_FORMATS = ("auto", "chat", "plain")
 FLOPS_FORMULAS = ("lora", "6n")
+PACKING_STRATEGIES = ("bfd", "bfd_split", "wrapped")  # TRL's; see entry.packing_attention
 
 
 @dataclass(frozen=True)
@@ -97,6 +98,8 @@ class TrainingConfig:
             problems.append(f"precision must be one of {PRECISIONS}")
         if self.prompt_format not in PROMPT_FORMATS:
             problems.append(f"prompt_format must be one of {PROMPT_FORMATS}")
+        if self.packing_strategy not in PACKING_STRATEGIES:
+            problems.append(f"packing_strategy must be one of {PACKING_STRATEGIES}")
         if self.flops_formula not in FLOPS_FORMULAS:
             problems.append(f"flops_formula must be one of {FLOPS_FORMULAS}")
         if self.world_size is not None and self.world_size < 1:

@@ -26,6 +26,7 @@ import argparse
 import contextlib
 import json
 import os
+import platform
 import sys
 import tempfile
 import time
@@ -227,10 +228,119 @@ def _curve_markdown(curve: list[dict[str, Any]], rows: int = 40) -> str:
 # -- training -------------------------------------------------------------------------------
 
 
+def device_setup() -> tuple[bool, str | None]:
+    """(use_cpu, ddp_backend) for this process.
+
+    Without an accelerator the Trainer must be told ``use_cpu``: otherwise accelerate
+    treats a torchrun launch on CPU as one process per rank (``DistributedType.NO``),
+    every rank trains alone on the whole data set and writes the same outputs. On CPU the
+    collective backend is gloo (NCCL needs GPUs); on GPUs accelerate picks NCCL.
+    """
+    import torch
+
+    accelerator = torch.cuda.is_available() or (hasattr(torch, "xpu") and torch.xpu.is_available())
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        accelerator = True
+    use_cpu = not accelerator
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    return use_cpu, ("gloo" if use_cpu and world > 1 else None)
+
+
+def packing_attention(cfg: TrainingConfig) -> str | None:
+    """How attention treats the examples packed into one sequence (None: no packing).
+
+    ``bfd``/``bfd_split`` keep example boundaries: TRL flattens each batch into one
+    padding-free row with ``position_ids`` restarting at 0 for every example and no
+    attention mask. FlashAttention-2/3 turn the boundaries into varlen ``cu_seq_lens``;
+    with ``sdpa`` or ``eager`` (the CPU, or a GPU without flash-attn) transformers'
+    ``masking_utils`` finds the restarts in ``position_ids`` and builds a block-diagonal
+    causal mask, so no example attends to another (checked token by token in
+    tests/test_train_packing.py). That mask is dense (batch tokens squared), which keeps
+    sdpa off its fastest kernel: on H100s use ``attn_implementation:
+    flash_attention_2`` with packing. ``wrapped`` concatenates examples and cuts
+    mid-example with a plain all-ones mask: attention crosses example boundaries.
+    """
+    if not cfg.packing:
+        return None
+    if cfg.packing_strategy == "wrapped":
+        return "crosses example boundaries (wrapped: all-ones mask)"
+    return "per example (padding-free, position_ids restart per example)"
+
+
+def sft_arguments(
+    cfg: TrainingConfig,
+    *,
+    output_dir: str,
+    gradient_accumulation_steps: int,
+    precision: str,
+    evaluate: bool,
+    run_name: str | None = None,
+) -> dict[str, Any]:
+    """Keyword arguments of TRL's ``SFTConfig`` for ``cfg`` (one place for train and tests)."""
+    use_cpu, backend = device_setup()
+    return dict(
+        output_dir=output_dir,
+        run_name=run_name,
+        use_cpu=use_cpu,
+        ddp_backend=backend,
+        # rank 0 merges and uploads while the others wait at the last barrier: allow hours
+        ddp_timeout=3 * 3600,
+        # LoRA on every linear layer: every trainable parameter gets a gradient each step
+        ddp_find_unused_parameters=False,
+        per_device_train_batch_size=cfg.per_device_train_batch_size,
+        per_device_eval_batch_size=cfg.per_device_eval_batch_size,
+        gradient_accumulation_steps=gradient_accumulation_steps,
+        learning_rate=cfg.learning_rate,
+        weight_decay=cfg.weight_decay,
+        warmup_steps=cfg.warmup_ratio,  # a float in [0, 1) is a ratio of the total steps
+        lr_scheduler_type=cfg.lr_scheduler_type,
+        optim=cfg.optimizer,
+        max_grad_norm=cfg.max_grad_norm,
+        num_train_epochs=cfg.num_train_epochs,
+        max_steps=cfg.max_steps,
+        logging_steps=cfg.logging_steps,
+        logging_first_step=True,
+        save_strategy="steps",
+        save_steps=cfg.save_steps,
+        save_total_limit=cfg.save_total_limit,
+        eval_strategy="steps" if evaluate else "no",
+        eval_steps=cfg.eval_steps if evaluate else None,
+        bf16=precision == "bf16",
+        fp16=precision == "fp16",
+        gradient_checkpointing=cfg.gradient_checkpointing,
+        gradient_checkpointing_kwargs={"use_reentrant": False},
+        max_length=cfg.max_length,
+        packing=cfg.packing,
+        packing_strategy=cfg.packing_strategy,
+        # Explicit rather than TRL's implicit switch: padding-free (position_ids, no mask)
+        # is what keeps packed examples apart; see packing_attention().
+        padding_free=cfg.packing and cfg.packing_strategy != "wrapped",
+        # Labels are built per example (prompt tokens -100) before packing, and packing
+        # carries the labels along, so the loss stays on the completions when packed.
+        completion_only_loss=True,
+        seed=cfg.seed,
+        data_seed=cfg.seed,
+        report_to="none",
+        disable_tqdm=True,
+        dataloader_num_workers=cfg.dataloader_num_workers,
+        include_num_input_tokens_seen="non_padding",
+    )
+
+
+def _column_tokens(dataset: Any, column: str) -> int:
+    """Tokens in a list column of a datasets.Dataset (arrow, no Python loop)."""
+    import pyarrow.compute as pc
+
+    values = dataset.with_format("arrow")[column]
+    return int(pc.sum(pc.list_value_length(values)).as_py() or 0)
+
+
 def train(job: TrainingJob, reporter: Reporter | None = None) -> dict[str, Any]:
-    """Run one fine-tuning job; returns the training record (on every rank)."""
+    """Run one fine-tuning job; returns the training record (rank 0; ``{}`` on the others)."""
     import torch
     from accelerate import PartialState
+    from accelerate.utils import gather_object
     from datasets import Dataset
     from peft import LoraConfig
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, set_seed
@@ -242,9 +352,15 @@ def train(job: TrainingJob, reporter: Reporter | None = None) -> dict[str, Any]:
     reporter = reporter or Reporter()
     cfg = job.config
     wall_start = time.perf_counter()
-    state = PartialState()
+    use_cpu, backend = device_setup()
+    state = PartialState(cpu=use_cpu, backend=backend)
     world = state.num_processes
     is_main = state.is_main_process
+    if cfg.world_size is not None and cfg.world_size != world:
+        raise ValueError(
+            f"the training config says world_size {cfg.world_size} but {world} process(es) run:"
+            " the global batch would be wrong; launch that many or drop world_size"
+        )
     work = _work_dir(job)
     checkpoints = work / "checkpoints"
     checkpoints.mkdir(parents=True, exist_ok=True)
@@ -252,9 +368,14 @@ def train(job: TrainingJob, reporter: Reporter | None = None) -> dict[str, Any]:
 
     if is_main:
         artifacts.invalidate_record(job.output_dir)
-    with state.main_process_first():
+    # once per node: the work folder (model conversion, fetched checkpoints) is node-local
+    with state.local_main_process_first():
         model_dir = local_model_dir(job.base_model, job.storage_root, str(work / "models"))
-        if is_main and artifacts.is_remote(job.output_dir) and last_checkpoint(checkpoints) is None:
+        if (
+            state.is_local_main_process
+            and artifacts.is_remote(job.output_dir)
+            and last_checkpoint(checkpoints) is None
+        ):
             fetched = artifacts.fetch_latest_checkpoint(job.output_dir, checkpoints)
             if fetched:
                 reporter.info(f"fetched checkpoint {fetched} from {job.output_dir}")
@@ -281,6 +402,7 @@ def train(job: TrainingJob, reporter: Reporter | None = None) -> dict[str, Any]:
     reporter.info(
         f"base model {job.base_model} ({sum(p.numel() for p in model.parameters()):,} parameters, "
         f"{precision}); dropout set on {dropout_set or 'nothing'}; {world} process(es)"
+        + (f" ({state.distributed_type.value}, {state.backend})" if world > 1 else "")
     )
 
     # data
@@ -328,41 +450,14 @@ def train(job: TrainingJob, reporter: Reporter | None = None) -> dict[str, Any]:
         task_type="CAUSAL_LM",
     )
     args = SFTConfig(
-        output_dir=str(checkpoints),
-        run_name=job.run_name,
-        per_device_train_batch_size=cfg.per_device_train_batch_size,
-        per_device_eval_batch_size=cfg.per_device_eval_batch_size,
-        gradient_accumulation_steps=plan["gradient_accumulation_steps"],
-        learning_rate=cfg.learning_rate,
-        weight_decay=cfg.weight_decay,
-        warmup_steps=cfg.warmup_ratio,  # a float in [0, 1) is a ratio of the total steps
-        lr_scheduler_type=cfg.lr_scheduler_type,
-        optim=cfg.optimizer,
-        max_grad_norm=cfg.max_grad_norm,
-        num_train_epochs=cfg.num_train_epochs,
-        max_steps=cfg.max_steps,
-        logging_steps=cfg.logging_steps,
-        logging_first_step=True,
-        save_strategy="steps",
-        save_steps=cfg.save_steps,
-        save_total_limit=cfg.save_total_limit,
-        eval_strategy="steps" if eval_ds is not None else "no",
-        eval_steps=cfg.eval_steps if eval_ds is not None else None,
-        bf16=precision == "bf16",
-        fp16=precision == "fp16",
-        gradient_checkpointing=cfg.gradient_checkpointing,
-        gradient_checkpointing_kwargs={"use_reentrant": False},
-        max_length=cfg.max_length,
-        packing=cfg.packing,
-        packing_strategy=cfg.packing_strategy,
-        completion_only_loss=True,
-        seed=cfg.seed,
-        data_seed=cfg.seed,
-        report_to="none",
-        disable_tqdm=True,
-        dataloader_num_workers=cfg.dataloader_num_workers,
-        include_num_input_tokens_seen="non_padding",
-        ddp_find_unused_parameters=False,
+        **sft_arguments(
+            cfg,
+            output_dir=str(checkpoints),
+            gradient_accumulation_steps=plan["gradient_accumulation_steps"],
+            precision=precision,
+            evaluate=eval_ds is not None,
+            run_name=job.run_name,
+        )
     )
     trainer = SFTTrainer(
         model=model,
@@ -372,14 +467,27 @@ def train(job: TrainingJob, reporter: Reporter | None = None) -> dict[str, Any]:
         processing_class=tokenizer,
         peft_config=lora,
     )
-    sample = trainer.train_dataset.select(range(min(1000, len(trainer.train_dataset))))
+    train_sequences = len(trainer.train_dataset)
+    train_tokens = _column_tokens(trainer.train_dataset, "input_ids")
+    sample = trainer.train_dataset.select(range(min(1000, train_sequences)))
     lengths = [len(ids) for ids in sample["input_ids"]]
     mean_len = sum(lengths) / len(lengths) if lengths else float(cfg.max_length)
     loss_fraction = None
     if "labels" in sample.column_names:  # completion-only loss: prompt tokens are -100
         labels = [label for row in sample["labels"] for label in row]
         loss_fraction = sum(1 for label in labels if label != -100) / max(1, len(labels))
-    flops = flops_model(trainer.model, mean_len, cfg.flops_formula)
+    attention = packing_attention(cfg)
+    # attention spans one example, not the packed row: FLOPs use the examples' lengths
+    example_len = mean_len
+    if attention and attention.startswith("per example") and "seq_lengths" in sample.column_names:
+        parts = [n for row in sample["seq_lengths"] for n in row]
+        example_len = sum(parts) / len(parts) if parts else mean_len
+    if cfg.packing:
+        reporter.info(
+            f"packing ({cfg.packing_strategy}): {prepared.stats['examples']} examples in "
+            f"{train_sequences} sequences of up to {cfg.max_length} tokens; attention {attention}"
+        )
+    flops = flops_model(trainer.model, example_len, cfg.flops_formula)
     peak, device_name = device_peak_flops(cfg.peak_tflops_per_device)
     callback = make_callback(reporter, flops, peak, world)
     trainer.add_callback(callback)
@@ -395,18 +503,30 @@ def train(job: TrainingJob, reporter: Reporter | None = None) -> dict[str, Any]:
     train_seconds = time.perf_counter() - train_start
     eval_metrics = trainer.evaluate() if eval_ds is not None else {}
 
-    # outputs: local first, then published; the record last
+    # outputs: local first, then published; the record last. Every rank calls save_model
+    # (it writes on rank 0 only) and gather_object (a collective); rank 0 writes the rest.
     staging = work / "output"
     adapter_dir = staging / "adapter"
     trainer.save_model(str(adapter_dir))
+    ranks = gather_object(
+        [
+            {
+                "rank": state.process_index,
+                "local_rank": state.local_process_index,
+                "host": platform.node(),
+                "pid": os.getpid(),
+                "device": str(state.device),
+            }
+        ]
+    )
     record: dict[str, Any] = {}
     if is_main:
+        total_params = sum(p.numel() for p in trainer.model.parameters())
+        trainable = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
         tokenizer.save_pretrained(str(adapter_dir))
         adapter_bytes = artifacts.dir_size(adapter_dir)
         if cfg.merge_adapter:
-            merged = trainer.model.merge_and_unload()
-            merged.save_pretrained(str(staging / "merged"), safe_serialization=True)
-            tokenizer.save_pretrained(str(staging / "merged"))
+            _save_merged(trainer.model, tokenizer, staging / "merged")
         artifacts.publish_dir(staging, job.output_dir)
         curve = _loss_curve(trainer.state.log_history)
         tokens = callback.tokens_this_run
@@ -414,7 +534,6 @@ def train(job: TrainingJob, reporter: Reporter | None = None) -> dict[str, Any]:
         achieved = mfu(tps or 0.0, flops.per_token(), peak, world)
         achieved_6n = mfu(tps or 0.0, flops.per_token("6n"), peak, world)
         train_losses = [c["loss"] for c in curve if "loss" in c]
-        trainable = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
         record = {
             "complete": True,
             "base_model": job.base_model,
@@ -430,7 +549,10 @@ def train(job: TrainingJob, reporter: Reporter | None = None) -> dict[str, Any]:
                 "checksum": checksum,
                 **prepared.stats,
                 "eval_examples": len(eval_ds) if eval_ds is not None else 0,
+                "train_sequences": train_sequences,  # fewer than examples when packed
+                "train_tokens": train_tokens,
                 "mean_sequence_tokens": round(mean_len, 1),
+                "mean_example_tokens": round(example_len, 1),
                 "loss_token_fraction": round(loss_fraction, 4)
                 if loss_fraction is not None
                 else None,
@@ -462,8 +584,15 @@ def train(job: TrainingJob, reporter: Reporter | None = None) -> dict[str, Any]:
             "peak_flops_per_device": peak,
             "device": device_name,
             "world_size": world,
+            "ranks": ranks,
+            "written_by_rank": state.process_index,
+            "packing": {
+                "enabled": cfg.packing,
+                "strategy": cfg.packing_strategy if cfg.packing else None,
+                "attention": attention,
+            },
             "parameters": {
-                "total": sum(p.numel() for p in trainer.model.parameters()),
+                "total": total_params,
                 "trainable": trainable,
                 "matmul": flops.matmul_params,
             },
@@ -476,6 +605,18 @@ def train(job: TrainingJob, reporter: Reporter | None = None) -> dict[str, Any]:
         artifacts.write_record(job.output_dir, record)
     state.wait_for_everyone()
     return record
+
+
+def _save_merged(model: Any, tokenizer: Any, folder: Path) -> None:
+    """Base weights with the LoRA update folded in, loadable by plain transformers.
+
+    ``merge_and_unload`` changes the model in place (the adapter is saved before);
+    the KV cache, switched off for training, is switched back on for generation.
+    """
+    merged = model.merge_and_unload()
+    merged.config.use_cache = True
+    merged.save_pretrained(str(folder), safe_serialization=True)
+    tokenizer.save_pretrained(str(folder))
 
 
 def artifacts_join(root: str, name: str) -> str:
