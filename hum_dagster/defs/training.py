@@ -22,8 +22,8 @@ from typing import Any
 import dagster as dg
 
 from hum_dagster import fsio
+from hum_dagster.defs.launchers import PipesLauncher
 from hum_dagster.defs.settings import HumSettings
-from hum_dagster.paths import PROJECT_DIR
 from hum_dagster.train import artifacts, launch
 from hum_dagster.train.config import TrainingConfig, TrainingJob, llamafactory_yaml
 
@@ -93,40 +93,17 @@ def checkpoint_dir(root: str, base: str, variant: str) -> str:
 # -- resources ------------------------------------------------------------------------------
 
 
-class TrainingLauncher(dg.ConfigurableResource):
-    """Where the trainer runs: ``subprocess`` (here), ``k8s`` (a pod) or ``ecs`` (a task).
+class TrainingLauncher(PipesLauncher):
+    """Where the trainer runs: ``subprocess`` (here), ``k8s`` (a pod) or ``ecs`` (a task);
+    the launch itself is ``PipesLauncher``'s (``hum_dagster.defs.launchers``).
 
     ``training_config`` names a YAML of TrainingConfig fields (a path, or a file name in
     ``resources/training/``); ``config_overrides_json`` changes single fields.
     """
 
-    kind: str = "subprocess"
     training_config: str = "local.yaml"
     config_overrides_json: str = "{}"
     nproc_per_node: int = 1  # subprocess: >1 runs torchrun; k8s/ecs: GPUs per node
-    env: dict[str, str] = {}
-    # subprocess
-    python: str | None = None
-    # k8s and ecs
-    image: str = "hum-dagster-train:latest"
-    gpus: int = 8
-    # k8s
-    namespace: str | None = None
-    pod_template: str = str(launch.K8S_POD_TEMPLATE)
-    node_selector_json: str = '{"nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3"}'
-    storage_secret: str | None = "hum-storage"
-    shm_size: str = "64Gi"
-    service_account: str | None = None
-    kubeconfig_file: str | None = None
-    load_incluster_config: bool | None = None
-    # ecs
-    ecs_cluster: str = "hum-training"
-    ecs_task_definition: str = "hum-train"
-    ecs_capacity_provider: str = "hum-p5-h100"
-    ecs_subnets: list[str] = []
-    ecs_security_groups: list[str] = []
-    ecs_container: str = "train"
-    region_name: str | None = None
 
     def training_configuration(
         self, extra_overrides: dict[str, Any] | None = None
@@ -142,67 +119,6 @@ class TrainingLauncher(dg.ConfigurableResource):
         if self.kind == "subprocess":
             return launch.trainer_command(self.nproc_per_node, self.python or sys.executable)
         return launch.trainer_command(self.gpus, "python")
-
-    def pod(self) -> tuple[dict[str, Any], dict[str, Any]]:
-        return launch.k8s_pod(
-            image=self.image,
-            gpus=self.gpus,
-            command=self.command(),
-            template=self.pod_template,
-            node_selector=json.loads(self.node_selector_json) if self.node_selector_json else None,
-            storage_secret=self.storage_secret,
-            shm_size=self.shm_size,
-            env=self.env,
-            service_account=self.service_account,
-        )
-
-    def run_task_params(self) -> dict[str, Any]:
-        return launch.ecs_run_task(
-            command=self.command(),
-            cluster=self.ecs_cluster,
-            task_definition=self.ecs_task_definition,
-            capacity_provider=self.ecs_capacity_provider,
-            subnets=self.ecs_subnets or None,
-            security_groups=self.ecs_security_groups or None,
-            container=self.ecs_container,
-            env=self.env,
-        )
-
-    def launch(self, context: dg.AssetExecutionContext, extras: dict[str, Any]):
-        """Run the trainer through Pipes; the completed invocation."""
-        if self.kind == "subprocess":
-            env = {**os.environ, **self.env}
-            env.setdefault("TOKENIZERS_PARALLELISM", "false")
-            return dg.PipesSubprocessClient(cwd=str(PROJECT_DIR)).run(
-                context=context, command=self.command(), extras=extras, env=env
-            )
-        if self.kind == "k8s":
-            from dagster_k8s import PipesK8sClient  # the `k8s` extra
-
-            meta, spec = self.pod()
-            client = PipesK8sClient(
-                kubeconfig_file=self.kubeconfig_file,
-                load_incluster_config=self.load_incluster_config,
-            )
-            return client.run(
-                context=context,
-                extras=extras,
-                namespace=self.namespace,
-                base_pod_meta=meta,
-                base_pod_spec=spec,
-            )
-        if self.kind == "ecs":
-            import boto3
-            from dagster_aws.pipes import PipesECSClient
-
-            client = PipesECSClient(client=boto3.client("ecs", region_name=self.region_name))
-            return client.run(
-                context=context,
-                extras=extras,
-                run_task_params=self.run_task_params(),  # type: ignore[arg-type]
-                pipes_container_name=self.ecs_container,
-            )
-        raise ValueError(f"unknown launcher kind {self.kind!r}: subprocess, k8s or ecs")
 
 
 class TrainingRunConfig(dg.Config):

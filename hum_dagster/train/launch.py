@@ -1,4 +1,5 @@
-"""Launch specs for the trainer: the command, a Kubernetes pod, an ECS task.
+"""Launch specs for the GPU jobs (the trainer, vLLM evaluation): the command, a
+Kubernetes pod, an ECS task.
 
 Pure functions over plain dicts (no Dagster, no cluster): the templates in
 ``resources/k8s/`` and ``resources/ecs/`` are loaded and filled with the image, GPU
@@ -23,8 +24,12 @@ RESOURCES = PROJECT_DIR / "resources"
 K8S_POD_TEMPLATE = RESOURCES / "k8s" / "training-pod.yaml"
 ECS_TASK_DEFINITION = RESOURCES / "ecs" / "training-task-definition.json"
 ECS_RUN_TASK = RESOURCES / "ecs" / "training-run-task.json"
+K8S_EVAL_POD_TEMPLATE = RESOURCES / "k8s" / "eval-pod.yaml"
+ECS_EVAL_TASK_DEFINITION = RESOURCES / "ecs" / "eval-task-definition.json"
+ECS_EVAL_RUN_TASK = RESOURCES / "ecs" / "eval-run-task.json"
 TRAINING_CONFIGS = RESOURCES / "training"
 ENTRY_MODULE = "hum_dagster.train.entry"
+VLLM_ENTRY_MODULE = "hum_dagster.evaluation.vllm_entry"
 GPU_RESOURCE = "nvidia.com/gpu"
 
 
@@ -41,6 +46,12 @@ def trainer_command(nproc_per_node: int = 1, python: str = "python") -> list[str
         "-m",
         ENTRY_MODULE,
     ]
+
+
+def vllm_command(python: str = "python") -> list[str]:
+    """``python -m hum_dagster.evaluation.vllm_entry`` (vLLM spreads one model over the
+    GPUs itself with ``tensor_parallel_size``: one process)."""
+    return [python, "-m", VLLM_ENTRY_MODULE]
 
 
 def load_training_config(path: str | Path) -> dict[str, Any]:
