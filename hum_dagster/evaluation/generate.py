@@ -10,8 +10,11 @@ call). Backends:
 - ``TransformersGenerator``: local generation with transformers (CPU for small models,
   GPU where present): batched, left padding, the tokenizer's chat template when it has
   one;
-- ``hum_dagster.evaluation.vllm_entry``: vLLM offline generation on a GPU node, launched
-  through Dagster Pipes (not a class here: it runs in its own process).
+- ``VLLMGenerator``: vLLM offline generation in its own process
+  (``hum_dagster.evaluation.vllm_entry``, on a GPU node): prompts are written as JSONL
+  to a work folder (local or ``s3://``), a caller-given ``launch(extras)`` runs the
+  entry point (``eval_scores`` launches it through Dagster Pipes) and the generations
+  are read back from the same folder.
 
 Decoding defaults are the paper's: temperature 0.2, top-p 0.95; ``greedy=True`` decodes
 greedily. No Dagster imports.
@@ -21,12 +24,15 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import logging
 import time
-from collections.abc import Sequence
+import uuid
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from hum_dagster import fsio
 from hum_dagster.llm.types import LLMFailure, LLMRequest, LLMRunner
 
 log = logging.getLogger(__name__)
@@ -312,18 +318,136 @@ class TransformersGenerator:
         }
 
 
+# --------------------------------------------------------------------------- vLLM (out of process)
+
+VLLM_INSTRUCTIONS = "instructions.jsonl"
+VLLM_GENERATIONS = "generations.jsonl"
+
+
+class VLLMGenerator:
+    """Generation by ``hum_dagster.evaluation.vllm_entry`` in another process.
+
+    Each ``generate`` call writes ``<workdir>/<call>/instructions.jsonl`` (one
+    ``{"instruction_id", "instruction"}`` per prompt), calls ``launch(extras)`` (the
+    entry point's settings: paths, model, adapter, decoding, engine ``options``), which
+    must return when the entry point has finished and give back the metadata it
+    reported, then reads ``generations.jsonl`` from the same folder. A missing or extra
+    generation is an error, never a silent empty answer. Every call gets a fresh
+    folder, so output left by an earlier attempt is never read.
+    """
+
+    def __init__(
+        self,
+        launch: Callable[[dict[str, Any]], Mapping[str, Any]],
+        workdir: str,
+        model: str,
+        decoding: DecodingConfig | None = None,
+        *,
+        adapter: str | None = None,
+        model_id: str | None = None,
+        options: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.launch = launch
+        self.workdir = workdir
+        self.model = model
+        self.adapter = adapter
+        self.decoding = decoding or DecodingConfig()
+        self.model_id = model_id or model
+        self.options = dict(options or {})
+        self.launcher: str | None = None  # where the caller runs it, for metadata
+        self.calls = 0
+        self._last: dict[str, Any] = {}
+
+    def extras(self, instructions: str, output: str) -> dict[str, Any]:
+        d = self.decoding
+        extras: dict[str, Any] = {
+            "instructions": instructions,
+            "output": output,
+            "model": self.model,
+            "temperature": d.temperature,
+            "top_p": d.top_p,
+            "greedy": d.greedy,
+            "max_new_tokens": d.max_new_tokens,
+            "seed": d.seed,
+            **self.options,
+        }
+        if self.adapter:
+            extras["adapter"] = self.adapter
+        return extras
+
+    def generate(self, prompts: list[str]) -> list[str]:
+        folder = fsio.join(self.workdir, f"{self.calls:03d}-{uuid.uuid4().hex[:8]}")
+        self.calls += 1
+        instructions = fsio.join(folder, VLLM_INSTRUCTIONS)
+        output = fsio.join(folder, VLLM_GENERATIONS)
+        ids = [f"p{i:06d}" for i in range(len(prompts))]
+        lines = (
+            json.dumps({"instruction_id": i, "instruction": p}, ensure_ascii=False) + "\n"
+            for i, p in zip(ids, prompts, strict=True)
+        )
+        fsio.write_bytes_atomic(instructions, "".join(lines).encode("utf-8"))
+        start = time.perf_counter()
+        reported = dict(self.launch(self.extras(instructions, output)) or {})
+        wall = time.perf_counter() - start
+        texts: dict[str, str] = {}
+        with fsio.open_text(output) as handle:
+            for number, line in enumerate(handle, 1):
+                if not line.strip():
+                    continue
+                try:
+                    row = json.loads(line)
+                    texts[str(row["instruction_id"])] = str(row["output"])
+                except (ValueError, KeyError, TypeError) as exc:
+                    raise ValueError(f"{output}:{number}: not a generation row: {exc}") from None
+        missing = [i for i in ids if i not in texts]
+        if missing or len(texts) != len(ids):
+            raise RuntimeError(
+                f"{output}: {len(texts)} generations for {len(ids)} prompts "
+                f"({len(missing)} missing, first {missing[:3]})"
+            )
+        keep = ("prompts", "generated_tokens", "seconds", "tokens_per_s", "model_id")
+        self._last = {
+            **{k: reported[k] for k in keep if k in reported},
+            "prompts": len(prompts),
+            "wall_s": round(wall, 3),
+            "instructions_path": instructions,
+            "generations_path": output,
+        }
+        if "model_id" in self._last:
+            self._last["engine_model"] = self._last.pop("model_id")
+        return [texts[i] for i in ids]
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        return {
+            "backend": "vllm",
+            "model_id": self.model_id,
+            "model": self.model,
+            "adapter": self.adapter,
+            "decoding": self.decoding.as_metadata(),
+            "engine": dict(self.options),
+            "launcher": self.launcher,
+            "calls": self.calls,
+            **self._last,
+        }
+
+
 # --------------------------------------------------------------------------- helpers
 
 
 def generate_for_rows(
-    generator: Generator, rows: Sequence[dict[str, Any]], *, chunk: int = 256
+    generator: Generator, rows: Sequence[dict[str, Any]], *, chunk: int | None = 256
 ) -> dict[str, str]:
     """Generate for each row's ``instruction`` (de-duplicated by instruction id), in
-    chunks; returns ``{instruction_id: text}``."""
+    chunks of ``chunk`` prompts (None: all in one call); returns
+    ``{instruction_id: text}``. One id with two different instructions is an error."""
     unique: dict[str, str] = {}
     for row in rows:
-        unique.setdefault(row["instruction_id"], row["instruction"])
+        seen = unique.setdefault(row["instruction_id"], row["instruction"])
+        if seen != row["instruction"]:
+            raise ValueError(f"instruction id {row['instruction_id']} names two instructions")
     ids = list(unique)
+    chunk = chunk or max(1, len(ids))
     outputs: dict[str, str] = {}
     for start in range(0, len(ids), chunk):
         part = ids[start : start + chunk]

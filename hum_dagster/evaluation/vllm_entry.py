@@ -1,7 +1,7 @@
 """vLLM offline generation on a GPU node, launched through Dagster Pipes.
 
-Imports only ``dagster_pipes`` (never ``dagster``) and, inside ``generate_with_vllm``,
-``vllm``: the module imports without vLLM installed.
+Imports ``dagster_pipes`` (never ``dagster``), the project's storage helpers (fsspec)
+and, inside ``generate_with_vllm``, ``vllm``: the module imports without vLLM installed.
 
 Settings come from the Pipes extras when Dagster launched the process, else from the
 command line (the same names as flags)::
@@ -11,10 +11,18 @@ command line (the same names as flags)::
         --model /models/ckpt --temperature 0.2 --top-p 0.95 --max-new-tokens 512
 
 - ``instructions``: JSONL, one ``{"instruction_id", "instruction"}`` per line (other
-  fields ignored; ``prompt`` is accepted for ``instruction``);
-- ``output``: JSONL written atomically, one ``{"instruction_id", "output"}`` per line in
-  input order;
-- ``model``, ``temperature`` (0.2), ``top_p`` (0.95), ``greedy`` (false),
+  fields ignored; ``prompt`` is accepted for ``instruction``); a local path or an
+  ``s3://`` URI;
+- ``output``: JSONL written atomically (local or ``s3://``), one
+  ``{"instruction_id", "output"}`` per line in input order;
+- ``model``: a model folder, a Hugging Face id, or an ``s3://`` folder (copied to
+  ``cache_dir`` first, complete or not at all);
+- ``adapter``: a LoRA adapter folder (local or ``s3://``), served with
+  ``enable_lora`` and a ``LoRARequest``; ``max_lora_rank`` (0: the adapter's ``r``
+  rounded up to a rank vLLM supports);
+- ``cache_dir``: where remote models and adapters are copied
+  (default ``$HUM_HOME/model_cache``);
+- ``temperature`` (0.2), ``top_p`` (0.95), ``greedy`` (false),
   ``max_new_tokens`` (512), ``seed`` (0), ``tensor_parallel_size`` (1),
   ``max_model_len`` (None), ``chat_template`` (true: prompts go through the model's chat
   template with ``LLM.chat``; false: raw ``LLM.generate``), ``batch_size`` (prompts per
@@ -30,13 +38,19 @@ import argparse
 import json
 import os
 import sys
-import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from dagster_pipes import PipesEnvVarParamsLoader, open_dagster_pipes
+
+from hum_dagster import fsio
+from hum_dagster.evaluation.fetch import default_cache_dir, is_remote, local_copy
+
+# max_lora_rank values vLLM accepts; an adapter's rank is rounded up to the next one
+LORA_RANKS = (8, 16, 32, 64, 128, 256, 320, 512)
+LORA_NAME = "hum-adapter"
 
 
 @dataclass(frozen=True)
@@ -53,6 +67,9 @@ class VLLMSettings:
     max_model_len: int | None = None
     chat_template: bool = True
     batch_size: int = 0
+    adapter: str | None = None
+    max_lora_rank: int = 0
+    cache_dir: str | None = None
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> VLLMSettings:
@@ -87,12 +104,15 @@ def parse_args(argv: Sequence[str] | None) -> dict[str, Any]:
         "--no-chat-template", dest="chat_template", action="store_false", default=None
     )
     parser.add_argument("--batch-size", dest="batch_size", type=int)
+    parser.add_argument("--adapter")
+    parser.add_argument("--max-lora-rank", dest="max_lora_rank", type=int)
+    parser.add_argument("--cache-dir", dest="cache_dir")
     return {k: v for k, v in vars(parser.parse_args(argv)).items() if v is not None}
 
 
 def read_instructions(path: str) -> list[dict[str, str]]:
     rows = []
-    with open(path, encoding="utf-8") as handle:
+    with fsio.open_text(path) as handle:
         for number, line in enumerate(handle, 1):
             if not line.strip():
                 continue
@@ -108,19 +128,41 @@ def read_instructions(path: str) -> list[dict[str, str]]:
 
 
 def write_generations(path: str, rows: Sequence[Mapping[str, Any]]) -> None:
-    """JSONL written to a temporary file beside ``path`` and renamed into place."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".generations.", dir=folder)
+    """JSONL that appears at ``path`` (local or remote) whole or not at all."""
+    with fsio.atomic_writer(path) as handle:
+        for row in rows:
+            handle.write((json.dumps(row, ensure_ascii=False) + "\n").encode("utf-8"))
+
+
+def lora_rank(adapter_dir: str) -> int:
+    """The adapter's rank (``r`` in ``adapter_config.json``) rounded up to a rank vLLM
+    accepts as ``max_lora_rank``."""
+    config_path = os.path.join(adapter_dir, "adapter_config.json")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            for row in rows:
-                handle.write(json.dumps(row, ensure_ascii=False) + "\n")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+        with open(config_path, encoding="utf-8") as handle:
+            config = json.load(handle)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{adapter_dir}: not a LoRA adapter (no adapter_config.json)") from None
+    rank = int(config.get("r") or 0)
+    ranks = [int(v) for v in (config.get("rank_pattern") or {}).values()]
+    rank = max([rank, *ranks])
+    if rank < 1:
+        raise ValueError(f"{config_path}: no LoRA rank 'r'")
+    return next((r for r in LORA_RANKS if r >= rank), rank)
+
+
+def localize(settings: VLLMSettings) -> VLLMSettings:
+    """Settings whose model and adapter are local folders: ``s3://`` ones are copied to
+    the cache first (complete copies only); the adapter's rank fills ``max_lora_rank``."""
+    from dataclasses import replace
+
+    cache = settings.cache_dir or default_cache_dir()
+    model = local_copy(settings.model, cache) if is_remote(settings.model) else settings.model
+    adapter = settings.adapter
+    if adapter:
+        adapter = local_copy(adapter, cache)
+    rank = settings.max_lora_rank or (lora_rank(adapter) if adapter else 0)
+    return replace(settings, model=model, adapter=adapter, max_lora_rank=rank)
 
 
 _LLM_CACHE: dict[tuple, Any] = {}
@@ -130,13 +172,22 @@ def generate_with_vllm(prompts: list[str], settings: VLLMSettings) -> list[tuple
     """(text, generated token count) per prompt, from vLLM. The only vLLM call."""
     from vllm import LLM, SamplingParams  # imported here: absent on CPU machines
 
-    key = (settings.model, settings.tensor_parallel_size, settings.max_model_len)
+    lora = bool(settings.adapter)
+    key = (settings.model, settings.tensor_parallel_size, settings.max_model_len, lora,
+           settings.max_lora_rank)
     llm = _LLM_CACHE.get(key)
     if llm is None:
         kwargs: dict[str, Any] = {"tensor_parallel_size": settings.tensor_parallel_size}
         if settings.max_model_len:
             kwargs["max_model_len"] = settings.max_model_len
+        if lora:
+            kwargs.update(enable_lora=True, max_loras=1, max_lora_rank=settings.max_lora_rank)
         llm = _LLM_CACHE[key] = LLM(model=settings.model, seed=settings.seed, **kwargs)
+    extra: dict[str, Any] = {}
+    if lora:
+        from vllm.lora.request import LoRARequest
+
+        extra["lora_request"] = LoRARequest(LORA_NAME, 1, settings.adapter)
     if settings.greedy:
         params = SamplingParams(temperature=0.0, max_tokens=settings.max_new_tokens)
     else:
@@ -148,15 +199,19 @@ def generate_with_vllm(prompts: list[str], settings: VLLMSettings) -> list[tuple
         )
     if settings.chat_template:
         conversations = [[{"role": "user", "content": p}] for p in prompts]
-        results = llm.chat(conversations, params, use_tqdm=False)
+        results = llm.chat(conversations, params, use_tqdm=False, **extra)
     else:
-        results = llm.generate(prompts, params, use_tqdm=False)
+        results = llm.generate(prompts, params, use_tqdm=False, **extra)
     return [(r.outputs[0].text, len(r.outputs[0].token_ids)) for r in results]
 
 
 def run(settings: VLLMSettings, log: Any = None) -> dict[str, Any]:
-    """Read, generate, write; returns the metadata to report."""
+    """Read, fetch model and adapter, generate, write; returns the metadata to report."""
     rows = read_instructions(settings.instructions)
+    requested = settings
+    fetch_start = time.perf_counter()
+    settings = localize(settings)
+    fetch_s = time.perf_counter() - fetch_start
     prompts = [r["instruction"] for r in rows]
     step = settings.batch_size if settings.batch_size > 0 else max(1, len(prompts))
     outputs: list[tuple[str, int]] = []
@@ -179,7 +234,12 @@ def run(settings: VLLMSettings, log: Any = None) -> dict[str, Any]:
     tokens = sum(n for _, n in outputs)
     return {
         "backend": "vllm",
-        "model_id": settings.model,
+        "model_id": requested.model,
+        "model_path": settings.model,
+        "adapter": requested.adapter or "",
+        "adapter_path": settings.adapter or "",
+        "max_lora_rank": settings.max_lora_rank,
+        "fetch_seconds": round(fetch_s, 3),
         "prompts": len(prompts),
         "generated_tokens": tokens,
         "seconds": round(seconds, 3),
