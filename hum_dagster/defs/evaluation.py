@@ -1,51 +1,98 @@
-"""``eval_scores`` (model x benchmark) and ``eval_report`` (the Table-1 comparison)."""
+"""``eval_scores`` (model x benchmark) and ``eval_report`` (the Table-1 comparison).
 
+Backends per model (``assets/models.yaml``): ``transformers`` and ``openai`` generate in
+the asset's process; ``vllm`` runs ``hum_dagster.evaluation.vllm_entry`` through Dagster
+Pipes with ``EvalSettings.launcher`` (an ``EvalLauncher``: a subprocess here, a pod or
+an ECS task on a GPU node): the prompts go to ``<storage root>/eval_runs/...`` as JSONL,
+the path rides in the Pipes extras, the generations come back in the same folder and
+are scored like any other backend's. Fine-tuned checkpoints (``<base>_hum_<variant>``)
+use ``EvalSettings.finetuned_backend``; their adapter (and, for vLLM, the stored base
+model) is found under the run's ``HumSettings.storage_root``.
+"""
+
+import dataclasses
 import hashlib
 import json
 import os
 from functools import cache
+from typing import Any
 
 import dagster as dg
 import polars as pl
 
 from hum_dagster import fsio
+from hum_dagster.defs.launchers import EvalLauncher
 from hum_dagster.defs.llm import LLM_CACHE_DIR, LLMResource
-from hum_dagster.defs.settings import HumSettings, storage_root
+from hum_dagster.defs.settings import HumSettings
 from hum_dagster.defs.training import (
     CORPUS_VARIANTS,
+    base_model_dir,
     base_model_specs,
     checkpoint_dir,
     finetuned_checkpoint,
 )
 from hum_dagster.evaluation.benchmarks import Benchmark, load_benchmarks
 from hum_dagster.evaluation.compound_style import DictionaryStyle, benchmark_dictionary
+from hum_dagster.evaluation.fetch import default_cache_dir
 from hum_dagster.evaluation.generate import DecodingConfig
 from hum_dagster.evaluation.registry import ModelSpec, load_models, make_generator
 from hum_dagster.evaluation.report import below_base, chart_png, result_rows, table_one
-from hum_dagster.evaluation.run import evaluate_benchmark
+from hum_dagster.evaluation.run import evaluate_styles
 from hum_dagster.records import SourceError
 from hum_dagster.stats import markdown_table
 from hum_dagster.storage import Table
 
 BELOW_BASE_CHECK = "finetuned_not_below_base"
+FINETUNED_BACKENDS = ("transformers", "vllm")
+EVAL_RUNS_DIR = "eval_runs"
+
+
+@cache
+def finetuned_models() -> dict[str, tuple[str, str]]:
+    """``{model name: (base model partition, corpus variant)}`` of the fine-tuned checkpoints."""
+    return {
+        finetuned_model_name(base, variant): (base, variant)
+        for base in base_model_specs()
+        for variant in CORPUS_VARIANTS
+    }
 
 
 @cache
 def models() -> dict[str, ModelSpec]:
-    """The listed models plus one per fine-tuned checkpoint partition (base x variant)."""
+    """The listed models plus one per fine-tuned checkpoint partition (base x variant).
+
+    The names (partition keys) are static; a fine-tuned model's ``adapter`` here is
+    relative to the storage root, which only the run knows: ``model_for_run`` gives the
+    spec to load."""
     listed = load_models()
     by_spec = {spec.model: name for name, spec in listed.items() if not spec.adapter}
     out = dict(listed)
-    root = storage_root()
-    for base, spec in base_model_specs().items():
-        for variant in CORPUS_VARIANTS:
-            name = finetuned_model_name(base, variant)
-            out[name] = ModelSpec(
-                name=name, backend="transformers", model=spec,
-                adapter=fsio.join(checkpoint_dir(root, base, variant), "adapter"),
-                base=by_spec.get(spec),
-            )
+    specs = base_model_specs()
+    for name, (base, variant) in finetuned_models().items():
+        out[name] = ModelSpec(
+            name=name, backend="transformers", model=specs[base],
+            adapter=f"checkpoints/{base}/{variant}/adapter", base=by_spec.get(specs[base]),
+        )
     return out
+
+
+def model_for_run(name: str, storage_root: str, finetuned_backend: str = "transformers") -> ModelSpec:
+    """The spec of ``name`` for a run on ``storage_root``: a listed model as listed; a
+    fine-tuned one with its adapter under ``<storage root>/checkpoints/`` and, with the
+    ``vllm`` backend, the stored base model (``base_models``) it was trained from."""
+    spec = models()[name]
+    finetuned = finetuned_models().get(name)
+    if finetuned is None:
+        return spec
+    if finetuned_backend not in FINETUNED_BACKENDS:
+        raise ValueError(f"finetuned_backend {finetuned_backend!r} is not one of {FINETUNED_BACKENDS}")
+    base, variant = finetuned
+    adapter = fsio.join(checkpoint_dir(storage_root, base, variant), "adapter")
+    if finetuned_backend == "vllm":
+        return dataclasses.replace(
+            spec, backend="vllm", model=base_model_dir(storage_root, base), adapter=adapter
+        )
+    return dataclasses.replace(spec, adapter=adapter)
 
 
 def finetuned_model_name(base: str, variant: str) -> str:
@@ -66,7 +113,11 @@ eval_partitions = dg.MultiPartitionsDefinition(
 
 
 class EvalSettings(dg.ConfigurableResource):
-    """How much to evaluate and how to decode (the paper: temperature 0.2, top-p 0.95)."""
+    """How much to evaluate and how to decode (the paper: temperature 0.2, top-p 0.95),
+    which backend serves the fine-tuned checkpoints and where vLLM runs.
+
+    ``launcher`` is set in code (``EvalSettings(launcher=EvalLauncher(kind="k8s", ...))``);
+    left out, vLLM runs in a local subprocess."""
 
     sample_size: int = 50  # records per benchmark (seeded); 0: all
     styles: list[str] = ["B", "C"]
@@ -76,6 +127,27 @@ class EvalSettings(dg.ConfigurableResource):
     max_new_tokens: int = 256
     batch_size: int = 8
     seed: int = 42
+    finetuned_backend: str = "transformers"  # or "vllm" for <base>_hum_<variant> models
+    vllm_tensor_parallel_size: int = 0  # 0: the launcher's GPUs on k8s/ecs, 1 in a subprocess
+    vllm_max_model_len: int = 0  # 0: the model's
+    launcher: EvalLauncher | None = None  # where the vllm backend runs (None: subprocess)
+
+    def eval_launcher(self) -> EvalLauncher:
+        return self.launcher or EvalLauncher()
+
+    def vllm_options(self, spec: ModelSpec, launcher: EvalLauncher, storage_root: str) -> dict[str, Any]:
+        """Engine settings from these settings and the launcher (the model's own
+        ``vllm:`` settings win where they say something)."""
+        options: dict[str, Any] = {}
+        if self.vllm_tensor_parallel_size:
+            options["tensor_parallel_size"] = self.vllm_tensor_parallel_size
+        elif launcher.kind != "subprocess" and "tensor_parallel_size" not in spec.vllm:
+            options["tensor_parallel_size"] = launcher.gpus
+        if self.vllm_max_model_len:
+            options["max_model_len"] = self.vllm_max_model_len
+        if launcher.kind == "subprocess":  # a pod or task keeps its copies under its $HUM_HOME
+            options["cache_dir"] = default_cache_dir(storage_root)
+        return options
 
     def decoding(self) -> DecodingConfig:
         return DecodingConfig(
@@ -105,7 +177,10 @@ def eval_scores(
     llm: LLMResource,
 ):
     keys = context.partition_key.keys_by_dimension
-    spec = models()[keys["model"]]
+    try:
+        spec = model_for_run(keys["model"], settings.storage_root, eval_settings.finetuned_backend)
+    except ValueError as exc:
+        raise dg.Failure(str(exc), allow_retries=False) from exc
     bench = benchmarks()[keys["benchmark"]]
     if spec.adapter and not fsio.exists(fsio.join(spec.adapter, "adapter_config.json")):
         raise dg.Failure(
@@ -119,19 +194,39 @@ def eval_scores(
         raise dg.Failure(f"benchmark '{bench.name}' cannot be read: {exc}", allow_retries=False) from exc
     versions = file_versions(read.files)
     decoding = eval_settings.decoding()
+    vllm: dict[str, Any] = {}
+    if spec.backend == "vllm":
+        launcher = eval_settings.eval_launcher()
+
+        def run_vllm(extras: dict[str, Any]) -> dict[str, Any]:
+            context.log.info(f"vLLM for {spec.name} through Pipes ({launcher.kind}): {extras['instructions']}")
+            reported = launcher.launch(context, extras).get_materialize_result()
+            return {k: getattr(v, "value", v) for k, v in (reported.metadata or {}).items()}
+
+        vllm = {
+            "vllm_launch": run_vllm,
+            "vllm_workdir": fsio.join(settings.storage_root, EVAL_RUNS_DIR, spec.name, bench.name, context.run_id),
+            "vllm_options": eval_settings.vllm_options(spec, launcher, settings.storage_root),
+        }
     generator = make_generator(
         spec, decoding, storage_root=settings.storage_root,
         cache_root=fsio.join(settings.storage_root, LLM_CACHE_DIR), llm_mode=llm.mode,
-        batch_size=eval_settings.batch_size,
+        batch_size=eval_settings.batch_size, **vllm,
     )
+    if vllm:
+        generator.launcher = launcher.kind
     sample = eval_settings.sample_size or None
+    builders = {
+        style: DictionaryStyle(benchmark_dictionary(bench, read.schema, eval_settings.seed)) if style == "C" else None
+        for style in eval_settings.styles
+    }
+    evaluated = evaluate_styles(  # one generation pass for all styles (one vLLM launch)
+        bench, generator, eval_settings.styles, sample_size=sample, seed=eval_settings.seed,
+        builders=builders, read=read, chunk=None if vllm else 256,
+    )
     results, frames = [], []
-    for style in eval_settings.styles:
-        builder = DictionaryStyle(benchmark_dictionary(bench, read.schema, eval_settings.seed)) if style == "C" else None
-        result = evaluate_benchmark(
-            bench, generator, style=style, sample_size=sample, seed=eval_settings.seed,
-            compound_builder=builder, read=read,
-        )
+    for result in evaluated:
+        style, builder = result["style"], builders[result["style"]]
         rows, outputs = result.pop("rows"), result.pop("outputs")
         result["fallback_rows"] = builder.fallbacks if builder else 0
         results.append(result)

@@ -1,0 +1,1 @@
+"""FAKE vllm.lora (tests only)."""
