@@ -10,8 +10,12 @@ input is contaminated by a benchmark text when
 - the two are equal after normalisation (lower case, units only), whatever the length.
 
 Windows are hashed with a polynomial rolling hash over 64-bit unit hashes (prefix sums
-in uint64, so every window costs O(1)) and looked up with ``np.isin``; millions of
-inputs take seconds. No Dagster imports.
+in uint64, so every window costs O(1)) and looked up in sorted arrays. Every input is
+first probed with one window size only, ``min_units``: a text that contains a benchmark
+text or one of its ``n``-unit windows contains one of its ``min_units``-unit windows too,
+so inputs without such a hit are clean, and the exact rules above run only on the few
+that have one (one pass over all inputs instead of one per window size). No Dagster
+imports.
 """
 
 from __future__ import annotations
@@ -72,14 +76,12 @@ def window_hashes(h: np.ndarray, counts: np.ndarray, w: int) -> tuple[np.ndarray
     with np.errstate(over="ignore"):
         np.cumsum(h * pw[:total], dtype=np.uint64, out=s[1:])
     ends = np.cumsum(counts)
-    starts = ends - counts
     text_of = np.repeat(np.arange(len(counts)), counts)
     i = np.arange(total - w + 1)
     ok = i + w <= ends[text_of[i]]
     i = i[ok]
     with np.errstate(over="ignore"):
         values = (s[i + w] - s[i]) * pinv[i]
-    del starts
     return values, text_of[i]
 
 
@@ -102,6 +104,8 @@ class BenchmarkIndex:
     whole: tuple[np.ndarray, np.ndarray]
     names: list[str]
     texts: int
+    probe: np.ndarray  # sorted unique hashes of every min_units window of the benchmark texts
+    probe_width: int
 
     @classmethod
     def build(cls, items: Iterable[tuple[str, str, str]], config: DecontamConfig) -> BenchmarkIndex:
@@ -142,31 +146,51 @@ class BenchmarkIndex:
             order = np.argsort(v, kind="stable")
             windows[w] = (v[order], o[order])
         order = np.argsort(whole, kind="stable")
-        return cls(windows, (whole[order], bench[order]), names, len(items))
+        probe, _ = window_hashes(h, counts, config.min_units)
+        return cls(
+            windows,
+            (whole[order], bench[order]),
+            names,
+            len(items),
+            np.unique(probe),
+            config.min_units,
+        )
 
     def match(self, texts: pl.Series) -> list[str | None]:
         """Per text: the name of the first benchmark it overlaps, or None."""
         h, counts = unit_hashes(texts)
         hit = np.full(len(counts), -1, dtype=np.int64)
-
-        def mark(
-            values: np.ndarray, owner: np.ndarray, table: tuple[np.ndarray, np.ndarray]
-        ) -> None:
-            keys, bench = table
-            if not len(keys) or not len(values):
-                return
-            pos = np.searchsorted(keys, values)
-            pos[pos >= len(keys)] = len(keys) - 1
-            found = keys[pos] == values
-            rows = owner[found]
-            fresh = hit[rows] < 0
-            hit[rows[fresh]] = bench[pos[found]][fresh]
-
-        mark(whole_hashes(h, counts), np.arange(len(counts)), self.whole)
-        for w, table in self.windows.items():
-            values, owner = window_hashes(h, counts, w)
-            mark(values, owner, table)
+        _mark(hit, whole_hashes(h, counts), np.arange(len(counts)), self.whole)
+        # The probe: texts with no min_units window in common with any benchmark text
+        # cannot contain one (see the module docstring); only the others go further.
+        values, owner = window_hashes(h, counts, self.probe_width)
+        suspect = np.zeros(len(counts), dtype=bool)
+        if len(self.probe) and len(values):
+            pos = np.minimum(np.searchsorted(self.probe, values), len(self.probe) - 1)
+            suspect[owner[self.probe[pos] == values]] = True
+        rows = np.flatnonzero(suspect & (hit < 0))
+        if len(rows):
+            sub_h = h[np.repeat(suspect & (hit < 0), counts)]
+            sub_counts = counts[rows]
+            for w, table in self.windows.items():
+                values, owner = window_hashes(sub_h, sub_counts, w)
+                _mark(hit, values, rows[owner], table)
         return [self.names[i] if i >= 0 else None for i in hit.tolist()]
+
+
+def _mark(
+    hit: np.ndarray, values: np.ndarray, owner: np.ndarray, table: tuple[np.ndarray, np.ndarray]
+) -> None:
+    """Set ``hit[owner[i]]`` to the benchmark of ``values[i]`` where it is in ``table``
+    and the row has no benchmark yet."""
+    keys, bench = table
+    if not len(keys) or not len(values):
+        return
+    pos = np.minimum(np.searchsorted(keys, values), len(keys) - 1)
+    found = keys[pos] == values
+    rows = owner[found]
+    fresh = hit[rows] < 0
+    hit[rows[fresh]] = bench[pos[found]][fresh]
 
 
 def benchmark_texts(benchmarks: dict[str, Any] | None = None) -> list[tuple[str, str, str]]:
