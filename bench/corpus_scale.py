@@ -171,7 +171,7 @@ def peak_rss_mb() -> float:
 
 def measure(data_dir: str, out_dir: str) -> None:
     from hum_dagster.charts import corpus_stats, sample_token_lengths, write_chart
-    from hum_dagster.corpus import HumCorpusConfig, build_hum_corpus, train_rows
+    from hum_dagster.corpus import HumCorpusConfig, build_hum_corpus
     from hum_dagster.decontam import BenchmarkIndex, DecontamConfig, benchmark_texts
     from hum_dagster.export import export_corpus
     from hum_dagster.tokens import load_tokenizer
@@ -187,10 +187,10 @@ def measure(data_dir: str, out_dir: str) -> None:
     corpus = build_hum_corpus(source, HumCorpusConfig(), tokenizer=tok, benchmark_index=index)
     t_build = time.perf_counter() - t
     t = time.perf_counter()
-    exported = export_corpus(train_rows(source), corpus.rows, out_dir)
+    exported = export_corpus(source, corpus.rows, out_dir)
     t_export = time.perf_counter() - t
     t = time.perf_counter()
-    sample = sample_token_lengths(train_rows(source), corpus.rows, tok, 20_000)
+    sample = sample_token_lengths(source, corpus.rows, tok, 20_000)
     stats = corpus_stats(corpus.rows, sample)
     write_chart(os.path.join(out_dir, "corpus.png"), stats)
     t_stats = time.perf_counter() - t

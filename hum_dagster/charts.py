@@ -70,13 +70,15 @@ def corpus_stats(rows: pl.DataFrame, token_sample: pl.DataFrame | None = None) -
 
 
 def sample_token_lengths(
-    rows: pl.LazyFrame, selection: pl.DataFrame, tokenizer: Any, size: int = 20_000
+    source: Any, selection: pl.DataFrame, tokenizer: Any, size: int = 20_000
 ) -> pl.DataFrame:
-    """Exact input/output token counts for the ``size`` selected rows of smallest rank."""
+    """Exact input/output token counts for the ``size`` selected rows of smallest rank
+    (``source``: the instruction tables, as ``corpus.train_batches`` reads them)."""
+    from hum_dagster.corpus import rows_by_position
     from hum_dagster.tokens import prompt_text
 
-    chosen = selection.sort("rank").head(size).select("_row")
-    frame = rows.join(chosen.lazy(), on="_row", how="inner").collect()
+    chosen = selection.sort("rank").head(size)["_row"]
+    frame = rows_by_position(source, chosen, ["instruction", "output", "system", "history"])
     prompts = [
         prompt_text(i, s, h)
         for i, s, h in zip(frame["instruction"], frame["system"], frame["history"], strict=True)

@@ -6,6 +6,7 @@ proportions (``mixing.py``), a seeded train/validation split. Export is in ``exp
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,14 +38,6 @@ def instruction_frame(
     return pl.from_dicts(rows, schema=schema)
 
 
-def _conform(table: pl.DataFrame) -> pl.DataFrame:
-    """``table`` with exactly the compound columns (basic tables lack the extra ones)."""
-    missing = [
-        pl.lit(None, dtype=pl.String).alias(c) for c in COMPOUND_COLUMNS if c not in table.columns
-    ]
-    return table.with_columns(missing).select(COMPOUND_COLUMNS)
-
-
 # --------------------------------------------------------------------------- the Hum corpus
 #
 # ``build_hum_corpus`` is the full path: one streaming pass over the instruction rows
@@ -66,6 +59,10 @@ LEAN_COLUMNS = (
 )
 
 
+# What the scan reads: the lean columns and the texts the keys and counts come from.
+SCAN_COLUMNS = (*LEAN_COLUMNS, "schema", "instruction", "output", "history", "system")
+
+
 @dataclass(frozen=True)
 class HumCorpusConfig:
     seed: int = 42
@@ -76,7 +73,7 @@ class HumCorpusConfig:
     near_dup: Any = None  # dedup.NearDupConfig; None: default; False: exact duplicates only
     max_input_tokens: int = 1500
     max_output_tokens: int = 500
-    batch_rows: int = 100_000
+    batch_rows: int = 50_000
     examples: int = 5
 
 
@@ -87,21 +84,78 @@ class HumCorpus:
     removed: pl.DataFrame  # _row, instruction_id, task, source, reason, detail
 
 
-def _source_frame(source: pl.LazyFrame | pl.DataFrame | list[pl.DataFrame]) -> pl.LazyFrame:
-    if isinstance(source, list):
-        source = pl.concat(
-            [instruction_frame([], COMPOUND_COLUMNS), *(_conform(t) for t in source)],
-            how="vertical_relaxed",
-        )
-    lf = source.lazy() if isinstance(source, pl.DataFrame) else source
-    names = lf.collect_schema().names()
-    missing = [pl.lit(None, dtype=pl.String).alias(c) for c in COMPOUND_COLUMNS if c not in names]
-    return lf.with_columns(missing)
+Source = pl.LazyFrame | pl.DataFrame | Sequence[pl.LazyFrame | pl.DataFrame]
 
 
-def train_rows(source: pl.LazyFrame | pl.DataFrame | list[pl.DataFrame]) -> pl.LazyFrame:
-    """The train-mode rows with ``_row``, their position: the key every later pass uses."""
-    return _source_frame(source).filter(pl.col("mode") == "train").with_row_index("_row")
+def source_parts(source: Source) -> list[pl.LazyFrame]:
+    """The instruction tables of ``source`` (one table, or a list: frames or Parquet
+    scans, in order), each with exactly the compound columns and types."""
+    items = list(source) if isinstance(source, list | tuple) else [source]
+    return [_conform(item.lazy()) for item in items]
+
+
+def _conform(table: pl.LazyFrame) -> pl.LazyFrame:
+    """``table`` with exactly the compound columns (basic tables lack the extra ones)."""
+    names = set(table.collect_schema().names())
+    return table.select(
+        [
+            (pl.col(c) if c in names else pl.lit(None)).cast(_dtype(c)).alias(c)
+            for c in COMPOUND_COLUMNS
+        ]
+    )
+
+
+def _dtype(column: str) -> pl.DataType:
+    return pl.Int64() if column in _INT_COLUMNS else pl.String()
+
+
+def train_rows(source: Source) -> pl.LazyFrame:
+    """The train-mode rows with ``_row``, their position: the key every later pass uses.
+    For joins and small sources; big passes read ``train_batches``."""
+    parts = source_parts(source)
+    lf = pl.concat(parts, how="vertical") if parts else _conform(pl.LazyFrame())
+    return lf.filter(pl.col("mode") == "train").with_row_index("_row")
+
+
+def train_batches(
+    source: Source, columns: Sequence[str] | None = None, batch_rows: int = 50_000
+) -> Iterator[pl.DataFrame]:
+    """``train_rows(source)`` in batches of at most ``batch_rows`` input rows, reading
+    only ``columns`` (and ``_row``). Each table is read slice by slice, so memory holds
+    one batch whatever the source size (polars' ``collect_batches`` runs ahead of its
+    consumer and buffers the whole result)."""
+    wanted = list(columns) if columns is not None else list(COMPOUND_COLUMNS)
+    read = wanted if "mode" in wanted else [*wanted, "mode"]
+    start = 0
+    for part in source_parts(source):
+        total = part.select(pl.len()).collect().item()
+        for offset in range(0, total, batch_rows):
+            batch = (
+                part.slice(offset, batch_rows)
+                .select(read)
+                .collect()
+                .filter(pl.col("mode") == "train")
+                .with_row_index("_row", offset=start)
+                .select("_row", *wanted)
+            )
+            start += batch.height
+            if batch.height:
+                yield batch
+
+
+def rows_by_position(
+    source: Source, rows: Sequence[int] | pl.Series, columns: Sequence[str], batch_rows: int = 50_000
+) -> pl.DataFrame:
+    """The train-mode rows whose ``_row`` is in ``rows``, with ``columns``, in ``_row`` order."""
+    want = pl.Series("_row", rows, dtype=pl.UInt32).unique().sort()
+    found = [
+        batch.filter(pl.col("_row").is_in(want.implode()))
+        for batch in train_batches(source, columns, batch_rows)
+        if len(want)
+    ]
+    schema = {"_row": pl.UInt32(), **{c: _dtype(c) for c in columns}}
+    found = [f for f in found if f.height]
+    return pl.concat(found) if found else pl.DataFrame(schema=schema)
 
 
 def _prompt_expr() -> pl.Expr:
@@ -111,7 +165,7 @@ def _prompt_expr() -> pl.Expr:
 
 
 def scan_rows(
-    source: pl.LazyFrame | pl.DataFrame | list[pl.DataFrame],
+    source: Source,
     config: HumCorpusConfig,
     tokenizer: Any = None,
     benchmark_index: Any = None,
@@ -131,7 +185,7 @@ def scan_rows(
     timings = {"scan_s": 0.0, "minhash_s": 0.0, "tokens_s": 0.0, "decontam_s": 0.0}
     encoded = 0
     t0 = time.perf_counter()
-    for batch in train_rows(source).collect_batches(chunk_size=config.batch_rows):
+    for batch in train_batches(source, SCAN_COLUMNS, config.batch_rows):
         keys = [
             *exact_key_exprs(),
             frame_key_expr(),
@@ -211,7 +265,7 @@ def _removal(frame: pl.DataFrame, reason: str, detail: pl.Expr | None = None) ->
 
 
 def clean_rows(
-    source: pl.LazyFrame | pl.DataFrame | list[pl.DataFrame],
+    source: Source,
     config: HumCorpusConfig,
     tokenizer: Any = None,
     benchmark_index: Any = None,
@@ -245,12 +299,9 @@ def clean_rows(
         report["near_duplicate_candidates"] = pairs.height
         if pairs.height:
             need = sorted(set(pairs["keep_row"].to_list()) | set(pairs["drop_row"].to_list()))
-            texts_frame = (
-                train_rows(source)
-                .filter(pl.col("_row").is_in(need))
-                .select("_row", dedup_text_expr())
-                .collect()
-            )
+            texts_frame = rows_by_position(
+                source, need, ["instruction", "output"], config.batch_rows
+            ).select("_row", dedup_text_expr())
             texts = dict(
                 zip(
                     texts_frame["_row"].to_list(), texts_frame["_dedup_text"].to_list(), strict=True
@@ -351,7 +402,7 @@ def assign_split(
 
 
 def build_hum_corpus(
-    source: pl.LazyFrame | pl.DataFrame | list[pl.DataFrame],
+    source: Source,
     config: HumCorpusConfig | None = None,
     *,
     tokenizer: Any = None,
@@ -374,11 +425,9 @@ def build_hum_corpus(
     return HumCorpus(rows, report, removed)
 
 
-def corpus_frame(
-    source: pl.LazyFrame | pl.DataFrame | list[pl.DataFrame], corpus: HumCorpus
-) -> pl.DataFrame:
-    """The corpus rows with every column (text included), in rank order: for small
-    corpora and the warehouse; large ones go through ``export.export_corpus``."""
+def corpus_frame(source: Source, corpus: HumCorpus) -> pl.DataFrame:
+    """The corpus rows with every column (text included), in rank order, in memory:
+    for small corpora and tests; ``export.sorted_corpus_parts`` streams large ones."""
     keep = corpus.rows.select("_row", "rank", "split")
-    full = train_rows(source).join(keep.lazy(), on="_row", how="inner").collect()
+    full = rows_by_position(source, keep["_row"], COMPOUND_COLUMNS).join(keep, on="_row")
     return full.sort("rank", "instruction_id").drop("_row")

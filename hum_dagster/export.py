@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import polars as pl
 
@@ -17,6 +18,7 @@ class ExportResult:
     directory: str
     files: dict[str, str]  # split -> path
     rows: dict[str, int]  # split -> row count
+    table_parts: list[str] = field(default_factory=list)  # with ``table_dir``: rank order
 
 
 def alpaca_row(row: dict) -> dict:
@@ -83,28 +85,37 @@ def _dataset_info(formats: tuple[str, ...]) -> dict[str, dict]:
 
 
 def export_corpus(
-    rows: pl.LazyFrame,
+    source: Any,
     selection: pl.DataFrame,
     directory: str,
     formats: tuple[str, ...] = FORMATS,
     bucket_rows: int = 200_000,
-    batch_rows: int = 100_000,
+    batch_rows: int = 50_000,
     workdir: str | None = None,
+    table_dir: str | None = None,
 ) -> ExportResult:
     """Stream the selected rows to ``hum_<split>.jsonl`` (alpaca) and
     ``hum_<split>.openai.jsonl`` (OpenAI chat), plus ``dataset_info.json`` (last).
 
-    ``rows`` carries the texts with a ``_row`` column (``corpus.train_rows``);
+    ``source`` is what ``corpus.train_batches`` reads (the instruction tables);
     ``selection`` the chosen ``_row`` with ``rank`` and ``split``. Files come out in rank
     order whatever the input order: one pass spills the selected rows into rank-range
     buckets (local Parquet), then each bucket is sorted and written. At most one bucket
     of text is in memory; every file appears atomically (local or ``s3://``).
+
+    With ``table_dir``, every sorted bucket is also kept there as
+    ``part-<n>.parquet`` (every instruction column plus ``rank`` and ``split``):
+    scanned in name order they are the corpus table in rank order
+    (``ExportResult.table_parts``); the caller removes the folder.
     """
     import contextlib
     import os
     import shutil
     import tempfile
 
+    import numpy as np
+
+    from hum_dagster.corpus import COMPOUND_COLUMNS, train_batches
 
     unknown = set(formats) - set(FORMATS)
     if unknown:
@@ -113,30 +124,30 @@ def export_corpus(
     n = sel.height
     buckets = max(1, -(-n // bucket_rows))
     bounds = [sel["rank"][min(n - 1, (i * n) // buckets)] for i in range(1, buckets)] if n else []
-    import numpy as np
-
     edges = np.asarray(bounds, dtype=np.int64)
     sel = sel.with_columns(
         pl.Series(
             "_bucket", np.searchsorted(edges, sel["rank"].to_numpy(), side="right"), dtype=pl.Int64
-        )
+        ),
+        pl.col("_row").cast(pl.UInt32),
     )
     tmp = tempfile.mkdtemp(prefix="hum-export-", dir=workdir)
     files: dict[str, str] = {}
+    parts: list[str] = []
     counts = {"train": 0, "validation": 0}
+    text_cols = ["instruction", "output", "system", "history"]
+    cols = list(COMPOUND_COLUMNS) if table_dir else text_cols
     try:
-        cols = ["_row", "instruction", "output", "system", "history"]
-        for part, batch in enumerate(
-            rows.select(cols)
-            .join(sel.lazy(), on="_row", how="inner")
-            .collect_batches(chunk_size=batch_rows)
-        ):
-            for (bucket,), frame in batch.partition_by("_bucket", as_dict=True).items():
+        for part, batch in enumerate(train_batches(source, cols, batch_rows)):
+            chosen = batch.join(sel, on="_row", how="inner")
+            for (bucket,), frame in chosen.partition_by("_bucket", as_dict=True).items():
                 folder = os.path.join(tmp, f"b{bucket:05d}")
                 os.makedirs(folder, exist_ok=True)
                 frame.write_parquet(
                     os.path.join(folder, f"{part:06d}.parquet"), compression_level=1
                 )
+        if table_dir:
+            os.makedirs(table_dir, exist_ok=True)
         with contextlib.ExitStack() as stack:
             handles = {}
             for fmt in formats:
@@ -147,16 +158,20 @@ def export_corpus(
                     handles[(fmt, split)] = stack.enter_context(fsio.atomic_writer(path))
             for bucket in sorted(os.listdir(tmp)):
                 frame = pl.read_parquet(os.path.join(tmp, bucket)).sort("rank", "_row")
+                if table_dir:
+                    kept = os.path.join(table_dir, f"part-{len(parts):05d}.parquet")
+                    frame.select(*COMPOUND_COLUMNS, "rank", "split").write_parquet(
+                        kept, compression_level=1
+                    )
+                    parts.append(kept)
                 for split in ("train", "validation"):
-                    part = frame.filter(pl.col("split") == split)
-                    counts[split] += part.height
+                    chunk = frame.filter(pl.col("split") == split)
+                    counts[split] += chunk.height
                     for fmt in formats:
                         maker = _ROW_MAKERS[fmt]
                         lines = [
                             json.dumps(maker(r), ensure_ascii=False)
-                            for r in part.select(
-                                "instruction", "output", "system", "history"
-                            ).iter_rows(named=True)
+                            for r in chunk.select(text_cols).iter_rows(named=True)
                         ]
                         if lines:
                             handles[(fmt, split)].write(("\n".join(lines) + "\n").encode("utf-8"))
@@ -167,4 +182,4 @@ def export_corpus(
         )
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    return ExportResult(directory, files, counts)
+    return ExportResult(directory, files, counts, parts)

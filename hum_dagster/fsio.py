@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
 import io
 import os
+import shutil
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -86,3 +88,35 @@ def write_bytes_atomic(path: str, data: bytes) -> None:
     """
     with atomic_writer(path) as handle:
         handle.write(data)
+
+
+_LOCAL_COPIES: dict[str, str] = {}
+
+
+def local_copy(path: str) -> str:
+    """``path`` itself when local; else a copy in this process's temp folder (downloaded
+    once, under a temp name then renamed, and removed when the process exits), so that
+    readers that want a local file (Parquet scans) can stream it."""
+    fs, p = filesystem(path)
+    if _is_local_fs(fs):
+        return p
+    copy = _LOCAL_COPIES.get(path)
+    if copy and os.path.exists(copy):
+        return copy
+    folder = _copies_dir()
+    copy = os.path.join(folder, f"{uuid.uuid4().hex}-{os.path.basename(p)}")
+    fs.get_file(p, copy + ".part")
+    os.replace(copy + ".part", copy)
+    _LOCAL_COPIES[path] = copy
+    return copy
+
+
+_COPIES_DIR: list[str] = []
+
+
+def _copies_dir() -> str:
+    if not _COPIES_DIR:
+        folder = tempfile.mkdtemp(prefix="hum-copies-")
+        atexit.register(shutil.rmtree, folder, True)
+        _COPIES_DIR.append(folder)
+    return _COPIES_DIR[0]

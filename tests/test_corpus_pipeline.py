@@ -16,7 +16,6 @@ from hum_dagster.corpus import (
     HumCorpusConfig,
     build_hum_corpus,
     instruction_frame,
-    train_rows,
 )
 from hum_dagster.decontam import BenchmarkIndex, DecontamConfig, decontaminate
 from hum_dagster.export import export_corpus
@@ -107,7 +106,7 @@ def test_same_bytes_for_shuffled_input(tmp_path):
     outs = []
     for i, frame in enumerate((rows, shuffled)):
         corpus = build_hum_corpus([frame], HumCorpusConfig(validation_fraction=0.1))
-        export_corpus(train_rows([frame]), corpus.rows, str(tmp_path / str(i)), bucket_rows=50)
+        export_corpus([frame], corpus.rows, str(tmp_path / str(i)), bucket_rows=50)
         outs.append(
             [
                 (tmp_path / str(i) / f).read_bytes()
@@ -237,7 +236,7 @@ def test_openai_export_format_and_chart(tmp_path):
             mix=MixConfig(total=None, kind_shares={"basic": 1}, task_shares={"IG": 1, "NER": 1})
         ),
     )
-    export_corpus(train_rows([frame]), corpus.rows, str(tmp_path))
+    export_corpus([frame], corpus.rows, str(tmp_path))
     lines = []
     for split in ("train", "validation"):
         lines += [
@@ -265,8 +264,47 @@ def test_export_to_s3(s3_bucket):
     frame = pool(10)
     corpus = build_hum_corpus([frame], HumCorpusConfig(validation_fraction=0.2))
     root = f"{s3_bucket}/corpus"
-    export_corpus(train_rows([frame]), corpus.rows, root)
+    export_corpus([frame], corpus.rows, root)
     with fsio.open_text(f"{root}/hum_train.openai.jsonl") as handle:
         n = sum(1 for line in handle if json.loads(line)["messages"])
     assert n == (corpus.rows["split"] == "train").sum()
     assert "hum_validation_openai" in json.loads(fsio.read_bytes(f"{root}/dataset_info.json"))
+
+
+def test_batched_reading_numbers_rows_like_the_whole_source(tmp_path):
+    """Parquet parts read slice by slice (test-mode rows in between, a basic table without
+    the compound columns) give the same ``_row`` numbering as the concatenated source."""
+    from hum_dagster.corpus import INSTRUCTION_COLUMNS, train_batches, train_rows
+
+    rows = pool(40)
+    basic = rows.filter(pl.col("strategy") == "basic").select(INSTRUCTION_COLUMNS)
+    compound = rows.filter(pl.col("strategy") != "basic")
+    flipped = basic.with_columns(
+        pl.when(pl.int_range(pl.len()) % 7 == 3).then(pl.lit("test")).otherwise("mode").alias("mode")
+    )
+    paths = []
+    for i, frame in enumerate((flipped, compound)):
+        paths.append(str(tmp_path / f"{i}.parquet"))
+        frame.write_parquet(paths[-1], row_group_size=17)
+    scans = [pl.scan_parquet(p) for p in paths]
+    whole = train_rows([flipped, compound]).collect()
+    assert whole.height < rows.height  # the test-mode rows are gone
+    batched = pl.concat(train_batches(scans, ["instruction_id", "output"], batch_rows=23))
+    assert batched["_row"].to_list() == list(range(whole.height))
+    assert batched["instruction_id"].to_list() == whole["instruction_id"].to_list()
+
+
+def test_kept_export_parts_are_the_corpus_table_in_rank_order(tmp_path):
+    from hum_dagster.corpus import corpus_frame
+
+    rows = pool(60)
+    corpus = build_hum_corpus([rows], HumCorpusConfig(validation_fraction=0.1))
+    parts = tmp_path / "parts"
+    result = export_corpus([rows], corpus.rows, str(tmp_path / "out"), bucket_rows=50,
+                           table_dir=str(parts))
+    assert len(result.table_parts) > 2  # several buckets, concatenated in name order
+    table = pl.scan_parquet(result.table_parts).collect()
+    expected = corpus_frame([rows], corpus)
+    assert table.columns == expected.columns
+    assert table.equals(expected)
+    assert table["rank"].is_sorted()

@@ -8,7 +8,7 @@ import polars as pl
 import pytest
 
 from hum_dagster import fsio
-from hum_dagster.corpus import INSTRUCTION_COLUMNS, HumCorpusConfig, build_hum_corpus, train_rows
+from hum_dagster.corpus import INSTRUCTION_COLUMNS, HumCorpusConfig, build_hum_corpus
 from hum_dagster.export import export_corpus
 from hum_dagster.mixing import MixConfig
 from hum_dagster.storage import Table, read_table, write_table
@@ -89,7 +89,7 @@ def test_export_alpaca_files_and_dataset_info(tmp_path):
     mix = MixConfig(total=None, kind_shares={"basic": 1}, task_shares={"NER": 1, "IG": 1},
                     mode="redistribute")
     corpus = build_hum_corpus([rows, ig], HumCorpusConfig(validation_fraction=0.2, mix=mix))
-    result = export_corpus(train_rows([rows, ig]), corpus.rows, str(tmp_path))
+    result = export_corpus([rows, ig], corpus.rows, str(tmp_path))
     info = json.loads((tmp_path / "dataset_info.json").read_text())
     assert info["hum_train"]["file_name"] == "hum_train.jsonl"
     assert info["hum_train"]["columns"]["prompt"] == "instruction"
@@ -118,7 +118,7 @@ def test_tables_and_export_on_s3(s3_bucket):
     table = read_table(f"{root}/basic_instructions/a.parquet")
     assert table.df.height == 5 and table.meta == {"k": "v"}
     corpus = small_corpus([table.df])
-    export_corpus(train_rows([table.df]), corpus.rows, f"{root}/export")
+    export_corpus([table.df], corpus.rows, f"{root}/export")
     info = json.loads(fsio.read_bytes(f"{root}/export/dataset_info.json"))
     assert "hum_validation" in info
     with fsio.open_text(f"{root}/export/hum_train.jsonl") as handle:

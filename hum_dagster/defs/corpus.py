@@ -1,20 +1,27 @@
 """``hum_corpus``: the mixed, cleaned training corpus, one partition per ablation variant."""
 
 import json
+import shutil
+import tempfile
 
 import dagster as dg
 import polars as pl
 
 from hum_dagster import fsio
 from hum_dagster.charts import corpus_stats, sample_token_lengths, write_chart
-from hum_dagster.corpus import HumCorpusConfig, build_hum_corpus, corpus_frame, train_rows
+from hum_dagster.corpus import (
+    COMPOUND_COLUMNS,
+    HumCorpusConfig,
+    build_hum_corpus,
+    instruction_frame,
+)
 from hum_dagster.decontam import BenchmarkIndex, DecontamConfig, benchmark_texts
 from hum_dagster.defs.settings import HumSettings
 from hum_dagster.export import export_corpus
 from hum_dagster.mixing import VARIANTS
 from hum_dagster.records import SourceError
 from hum_dagster.stats import count_table, markdown_table
-from hum_dagster.storage import Table
+from hum_dagster.storage import LazyTable, TableRef
 from hum_dagster.tokens import load_tokenizer
 from hum_dagster.warehouse import refresh_views, warehouse_path
 
@@ -55,12 +62,13 @@ def _benchmark_index() -> tuple[BenchmarkIndex | None, str]:
 def hum_corpus(
     context: dg.AssetExecutionContext,
     settings: HumSettings,
-    basic_instructions: dict[str, Table],
-    compound_instructions: dict[str, Table],
+    basic_instructions: dict[str, TableRef],
+    compound_instructions: dict[str, TableRef],
 ):
     variant = context.partition_key
-    tables = [basic_instructions[k].df for k in sorted(basic_instructions)]
-    tables += [compound_instructions[k].df for k in sorted(compound_instructions)]
+    # Parquet scans, read slice by slice: the instruction texts are never all in memory.
+    tables = [basic_instructions[k].scan() for k in sorted(basic_instructions)]
+    tables += [compound_instructions[k].scan() for k in sorted(compound_instructions)]
     try:
         tokenizer = load_tokenizer(settings.tokenizer)
     except (FileNotFoundError, ImportError) as exc:
@@ -72,11 +80,22 @@ def hum_corpus(
     )
     corpus = build_hum_corpus(tables, config, tokenizer=tokenizer, benchmark_index=index)
     directory = export_dir(settings.storage_root, variant)
-    exported = export_corpus(train_rows(tables), corpus.rows, directory)
-    stats = corpus_stats(corpus.rows, sample_token_lengths(train_rows(tables), corpus.rows, tokenizer))
-    chart = write_chart(fsio.join(directory, "corpus_stats.png"), stats, f"Hum corpus ({variant})")
-    frame = corpus_frame(tables, corpus)
-    views = refresh_views(settings.storage_root)
+    # The export's sorted buckets are kept in a temp folder and become the stored table
+    # (streamed into one Parquet file by the IO manager, which then removes them).
+    parts_dir = tempfile.mkdtemp(prefix="hum-corpus-parts-")
+    try:
+        exported = export_corpus(tables, corpus.rows, directory, table_dir=parts_dir)
+        stats = corpus_stats(corpus.rows, sample_token_lengths(tables, corpus.rows, tokenizer))
+        chart = write_chart(fsio.join(directory, "corpus_stats.png"), stats, f"Hum corpus ({variant})")
+        views = refresh_views(settings.storage_root)
+        frame = (
+            pl.scan_parquet(exported.table_parts) if exported.table_parts
+            else _empty_corpus_table().lazy()
+        )
+        head = frame.head(3).collect()
+    except BaseException:
+        shutil.rmtree(parts_dir, ignore_errors=True)
+        raise
     report = corpus.report
     removed = (
         dict(corpus.removed.group_by("reason").len().sort("reason").iter_rows())
@@ -87,11 +106,11 @@ def hum_corpus(
     return dg.MaterializeResult(
         # The footer keeps the report without wall-clock timings, so the same inputs give
         # the same bytes on every run; timings go to the run's metadata.
-        value=Table(frame, {"hum.corpus_report": json.dumps(
+        value=LazyTable(frame, {"hum.corpus_report": json.dumps(
             _without_timings(report), ensure_ascii=False, default=str, sort_keys=True
-        )}),
+        )}, cleanup=lambda: shutil.rmtree(parts_dir, ignore_errors=True)),
         metadata={
-            "instructions": frame.height,
+            "instructions": corpus.rows.height,
             "variant": variant,
             "split": dg.MetadataValue.json(report.get("split", {})),
             "removed_by_reason": dg.MetadataValue.json(removed),
@@ -109,11 +128,11 @@ def hum_corpus(
             "duckdb": dg.MetadataValue.path(warehouse_path(settings.storage_root)),
             "duckdb_views": dg.MetadataValue.json(views),
             "sample": dg.MetadataValue.md(markdown_table(
-                frame.head(3).select("source", "task", "strategy", "instruction", "output").to_dicts(),
+                head.select("source", "task", "strategy", "instruction", "output").to_dicts(),
                 ["source", "task", "strategy", "instruction", "output"], 300,
             )),
             "timings_s": dg.MetadataValue.json(_timings(report)),
-            "dagster/row_count": frame.height,
+            "dagster/row_count": corpus.rows.height,
         },
         check_results=[dg.AssetCheckResult(
             check_name=DECONTAM_CHECK,
@@ -127,6 +146,12 @@ def hum_corpus(
                 )),
             },
         )],
+    )
+
+
+def _empty_corpus_table() -> pl.DataFrame:
+    return instruction_frame([], COMPOUND_COLUMNS).with_columns(
+        pl.lit(None, pl.Int64).alias("rank"), pl.lit(None, pl.String).alias("split")
     )
 
 

@@ -40,7 +40,7 @@ from hum_dagster.evaluation.report import below_base, chart_png, result_rows, ta
 from hum_dagster.evaluation.run import evaluate_styles
 from hum_dagster.records import SourceError
 from hum_dagster.stats import markdown_table
-from hum_dagster.storage import Table
+from hum_dagster.storage import Table, TableRef
 
 BELOW_BASE_CHECK = "finetuned_not_below_base"
 FINETUNED_BACKENDS = ("transformers", "vllm")
@@ -288,7 +288,7 @@ def _jsonable(value):
                                    "model on any benchmark (warns).")],
     code_version="1",
 )
-def eval_report(context: dg.AssetExecutionContext, settings: HumSettings, eval_scores: dict[str, Table]):
+def eval_report(context: dg.AssetExecutionContext, settings: HumSettings, eval_scores: dict[str, TableRef]):
     results = []
     for key in sorted(eval_scores):
         stored = json.loads(eval_scores[key].meta["hum.eval"])

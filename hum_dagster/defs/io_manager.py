@@ -10,7 +10,7 @@ from __future__ import annotations
 import dagster as dg
 
 from hum_dagster import fsio
-from hum_dagster.storage import Table, read_table, write_table
+from hum_dagster.storage import LazyTable, Table, TableRef, read_table, write_table
 
 
 class TableIOManager(dg.ConfigurableIOManager):
@@ -31,17 +31,17 @@ class TableIOManager(dg.ConfigurableIOManager):
             return fsio.join(self.root, *asset_key.path, *parts[:-1], f"{parts[-1]}.parquet")
         return fsio.join(self.root, *asset_key.path, f"{partition_key}.parquet")
 
-    def handle_output(self, context: dg.OutputContext, obj: Table | None) -> None:
+    def handle_output(self, context: dg.OutputContext, obj: Table | LazyTable | None) -> None:
         if obj is None:
             return
-        if not isinstance(obj, Table):
+        if not isinstance(obj, Table | LazyTable):
             raise TypeError(f"{context.asset_key.to_user_string()}: expected a Table, got {type(obj)}")
         partition = context.partition_key if context.has_asset_partitions else None
         path = self.path_for(context.asset_key, partition)
         write_table(path, obj)
         context.add_output_metadata({"path": dg.MetadataValue.path(path)})
 
-    def load_input(self, context: dg.InputContext) -> Table | dict[str, Table]:
+    def load_input(self, context: dg.InputContext) -> Table | dict[str, TableRef]:
         key = context.asset_key
         if not context.has_asset_partitions:
             return read_table(self.path_for(key, None))
@@ -49,13 +49,15 @@ class TableIOManager(dg.ConfigurableIOManager):
         downstream_partitioned = context.has_partition_key if hasattr(context, "has_partition_key") else False
         if len(keys) == 1 and downstream_partitioned:
             return read_table(self.path_for(key, keys[0]))
-        # Many upstream partitions: load those that exist. A missing or failed partition
-        # must not stop the others, so it is skipped with a warning, never half-read.
-        tables: dict[str, Table] = {}
+        # Many upstream partitions: references to those that exist, read when used (``.df``)
+        # or streamed (``.scan()``), so that a fan-in over millions of rows does not load
+        # them all. A missing or failed partition must not stop the others: it is skipped
+        # with a warning. Files appear atomically, so an existing one is complete.
+        tables: dict[str, TableRef] = {}
         for partition in keys:
             path = self.path_for(key, partition)
-            try:
-                tables[partition] = read_table(path)
-            except FileNotFoundError:
+            if fsio.exists(path):
+                tables[partition] = TableRef(path)
+            else:
                 context.log.warning(f"{key.to_user_string()}[{partition}] not materialized; skipped")
         return tables
