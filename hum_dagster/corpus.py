@@ -10,6 +10,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import polars as pl
 
 from hum_dagster.synthesis.basic import ROW_COLUMNS
@@ -50,7 +51,6 @@ def instruction_frame(
 LEAN_COLUMNS = (
     "instruction_id",
     "base_instruction_id",
-    "record_id",
     "source",
     "task",
     "language",
@@ -60,7 +60,7 @@ LEAN_COLUMNS = (
 
 
 # What the scan reads: the lean columns and the texts the keys and counts come from.
-SCAN_COLUMNS = (*LEAN_COLUMNS, "schema", "instruction", "output", "history", "system")
+SCAN_COLUMNS = (*LEAN_COLUMNS, "record_id", "schema", "instruction", "output", "history", "system")
 
 
 @dataclass(frozen=True)
@@ -193,7 +193,14 @@ def scan_rows(
             _prompt_expr().alias("_prompt"),
         ]
         batch = batch.with_columns(keys)
-        lean = batch.select("_row", *LEAN_COLUMNS, "_exact", "_norm", "_frame")
+        lean = batch.select(
+            "_row",
+            *LEAN_COLUMNS,
+            "_exact",
+            "_norm",
+            "_frame",
+            pl.col("record_id").hash(seed=14).alias("_rec"),
+        )
         t = time.perf_counter()
         if near:
             bands = band_keys(batch["_dedup_text"].to_list(), near)
@@ -245,12 +252,17 @@ def scan_rows(
             instruction_frame([], LEAN_COLUMNS)
             .with_columns(
                 pl.lit(0, pl.UInt32).alias("_row"),
-                *[pl.lit(0, pl.UInt64).alias(c) for c in ("_exact", "_norm", "_frame")],
+                *[pl.lit(0, pl.UInt64).alias(c) for c in ("_exact", "_norm", "_frame", "_rec")],
             )
             .head(0)
         )
     info = {"timings_s": {k: round(v, 2) for k, v in timings.items()}, "texts_tokenized": encoded}
     return lean, info
+
+
+def _take(lean: pl.DataFrame, rows: pl.Series) -> pl.DataFrame:
+    """The rows of ``lean`` at positions ``rows`` (``_row`` is the position)."""
+    return lean[rows.cast(pl.UInt32).sort().to_numpy()]
 
 
 def _removal(frame: pl.DataFrame, reason: str, detail: pl.Expr | None = None) -> pl.DataFrame:
@@ -280,22 +292,30 @@ def clean_rows(
     report: dict[str, Any] = {"train_mode_rows": lean.height, **info}
     removed: list[pl.DataFrame] = []
     t = time.perf_counter()
-    ordered = lean.sort("instruction_id")
-    exact = ordered.unique(subset=["_exact"], keep="first", maintain_order=True)
-    norm = exact.unique(subset=["_norm"], keep="first", maintain_order=True)
-    removed.append(
-        _removal(ordered.join(exact.select("_row"), on="_row", how="anti"), "exact_duplicate")
-    )
-    removed.append(
-        _removal(exact.join(norm.select("_row"), on="_row", how="anti"), "normalised_duplicate")
-    )
-    report["exact_duplicates"] = ordered.height - exact.height
-    report["normalised_duplicates"] = exact.height - norm.height
-    pool = norm
+    # De-duplication works on a narrow numeric frame in instruction-id order (the
+    # smallest id of a group stays) and marks rows to drop; the lean frame is copied
+    # once, at the end, so peak memory stays near one lean frame.
     near = config.near_dup if config.near_dup is not None else NearDupConfig()
+    bands = [f"_band{b}" for b in range(near.bands)] if near else []
+    narrow = ["_row", "_exact", "_norm", *(["_rec", "_frame", *bands] if near else [])]
+    keys = lean.select(pl.col(narrow).gather(lean["instruction_id"].arg_sort()))
+    first = keys["_exact"].is_first_distinct()
+    exact_dups = keys.filter(~first)["_row"]
+    keys = keys.filter(first)
+    first = keys["_norm"].is_first_distinct()
+    norm_dups = keys.filter(~first)["_row"]
+    keys = keys.filter(first)
+    removed.append(_removal(_take(lean, exact_dups), "exact_duplicate"))
+    removed.append(_removal(_take(lean, norm_dups), "normalised_duplicate"))
+    report["exact_duplicates"] = len(exact_dups)
+    report["normalised_duplicates"] = len(norm_dups)
+    drop = np.zeros(lean.height, dtype=bool)
+    drop[exact_dups.to_numpy()] = True
+    drop[norm_dups.to_numpy()] = True
     report["near_duplicates"] = 0
     if near:
-        pairs = candidate_pairs(pool, near.bands)
+        pairs = candidate_pairs(keys, near.bands)
+        del keys
         report["near_duplicate_candidates"] = pairs.height
         if pairs.height:
             need = sorted(set(pairs["keep_row"].to_list()) | set(pairs["drop_row"].to_list()))
@@ -310,7 +330,9 @@ def clean_rows(
             confirmed = (
                 verify_pairs(pairs, texts, near).unique("drop_row", keep="first").sort("drop_row")
             )
-            dropped = pool.join(confirmed, left_on="_row", right_on="drop_row", how="inner")
+            dropped = _take(lean, confirmed["drop_row"]).join(
+                confirmed, left_on="_row", right_on="drop_row", how="inner"
+            )
             removed.append(
                 _removal(
                     dropped,
@@ -323,9 +345,11 @@ def clean_rows(
                 {"kept": texts[k][:300], "removed": texts[d][:300], "jaccard": round(s, 3)}
                 for k, d, s in confirmed.head(config.examples).iter_rows()
             ]
-            pool = pool.join(
-                confirmed.select(pl.col("drop_row").alias("_row")), on="_row", how="anti"
-            )
+            drop[confirmed["drop_row"].to_numpy()] = True
+    pool = lean.select(
+        c for c in lean.columns if not c.startswith("_") or c == "_row"
+    ).filter(pl.Series(~drop))
+    del lean
     report["dedup_s"] = round(time.perf_counter() - t, 2)
     if tokenizer is not None:
         too_long = (pl.col("input_tokens") > config.max_input_tokens) | (
@@ -358,15 +382,10 @@ def clean_rows(
             "benchmark_texts": benchmark_index.texts,
         }
         pool = pool.filter(pl.col("contaminated_by").is_null())
-    keep = [c for c in pool.columns if not c.startswith("_") or c == "_row"]
-    pool = pool.select(keep).drop("contaminated_by", strict=False)
+    pool = pool.drop("contaminated_by", strict=False)
     report["pool_rows"] = pool.height
     report["clean_s"] = round(time.perf_counter() - started, 2)
-    removed_frame = (
-        pl.concat(removed, how="vertical_relaxed").sort("_row")
-        if removed
-        else _removal(lean.head(0), "")
-    )
+    removed_frame = pl.concat(removed, how="vertical_relaxed").sort("_row")
     report["removed_by_reason"] = dict(
         removed_frame.group_by("reason").len().sort("reason").iter_rows()
     )

@@ -98,7 +98,7 @@ def shingle_hashes(texts: list[str], k: int) -> tuple[np.ndarray, np.ndarray, np
     return (x & _MASK32).astype(np.uint32), starts, counts
 
 
-def band_keys(texts: list[str], config: NearDupConfig, batch: int = 20_000) -> np.ndarray:
+def band_keys(texts: list[str], config: NearDupConfig, batch: int = 5_000) -> np.ndarray:
     """LSH band keys, shape (len(texts), bands), uint64 (in sub-batches to bound memory)."""
     if len(texts) > batch:
         return np.concatenate(
@@ -140,30 +140,30 @@ def jaccard(a: str, b: str, k: int) -> float:
     return len(sa & sb) / len(sa | sb) if sa or sb else 1.0
 
 
-def candidate_pairs(lean: pl.DataFrame, bands: int) -> pl.DataFrame:
+def candidate_pairs(keys: pl.DataFrame, bands: int) -> pl.DataFrame:
     """(keep_row, drop_row) pairs: in every band bucket of one frame, each member
-    against the bucket's smallest instruction id, when their records differ.
+    against the bucket's first row, when their records differ.
 
-    ``lean`` needs ``_row``, ``instruction_id``, ``record_id``, ``_frame`` and
+    ``keys`` are numeric and in instruction-id order (so a bucket's first row has its
+    smallest id): ``_row``, ``_rec`` (a hash of the record id), ``_frame`` and
     ``_band0`` .. ``_band{bands-1}``.
     """
     pairs = []
     for band in range(bands):
         col = f"_band{band}"
         first = (
-            lean.sort("instruction_id")
-            .group_by("_frame", col, maintain_order=True)
+            keys.group_by("_frame", col, maintain_order=True)
             .agg(
                 pl.col("_row").first().alias("keep_row"),
-                pl.col("record_id").first().alias("keep_record"),
+                pl.col("_rec").first().alias("keep_rec"),
                 pl.len().alias("_n"),
             )
             .filter(pl.col("_n") > 1)
         )
         if first.height == 0:
             continue
-        members = lean.join(first, on=["_frame", col], how="inner").filter(
-            (pl.col("_row") != pl.col("keep_row")) & (pl.col("record_id") != pl.col("keep_record"))
+        members = keys.join(first, on=["_frame", col], how="inner").filter(
+            (pl.col("_row") != pl.col("keep_row")) & (pl.col("_rec") != pl.col("keep_rec"))
         )
         pairs.append(members.select("keep_row", pl.col("_row").alias("drop_row")))
     if not pairs:
