@@ -99,15 +99,20 @@ def test_torchrun_two_processes_on_cpu(tmp_path):
 
     # DDP averages the gradients: one process with the same global batch (2 x 4 x 1) and
     # the same data order follows the same loss curve
-    single = train(
-        TrainingJob(
-            base_model=model,
-            dataset_dir=data,
-            output_dir=str(tmp_path / "single"),
-            config=TrainingConfig(**CONFIG),
-        ),
-        Reporter(),
-    )
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny matrices: threads only add overhead
+    try:
+        single = train(
+            TrainingJob(
+                base_model=model,
+                dataset_dir=data,
+                output_dir=str(tmp_path / "single"),
+                config=TrainingConfig(**CONFIG),
+            ),
+            Reporter(),
+        )
+    finally:
+        torch.set_num_threads(threads)
     assert single["world_size"] == 1
     assert single["batch_plan"]["gradient_accumulation_steps"] == 4
     alone = [c["loss"] for c in single["loss_curve"] if "loss" in c]

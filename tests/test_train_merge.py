@@ -4,6 +4,7 @@ that compute what the base model plus the adapter computes."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -65,7 +66,12 @@ def test_merged_weights_load_without_peft_and_match_the_adapter(tmp_path):
         max_steps=8,
         merge_adapter=True,
     )
-    record = train(TrainingJob(model, str(data), str(out), config), Reporter())
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny matrices: threads only add overhead
+    try:
+        record = train(TrainingJob(model, str(data), str(out), config), Reporter())
+    finally:
+        torch.set_num_threads(threads)
     merged = out / "merged"
     assert record["merged_dir"] == str(merged)
     assert record["parameters"]["trainable"] > 0  # counted before the merge
@@ -83,6 +89,7 @@ def test_merged_weights_load_without_peft_and_match_the_adapter(tmp_path):
         capture_output=True,
         text=True,
         timeout=300,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
     )
     assert done.returncode == 0, done.stderr[-3000:]
     plain = json.loads(done.stdout.strip().splitlines()[-1])

@@ -7,14 +7,20 @@ node, in a pod or an ECS task, wherever a launcher puts it::
     python -m hum_dagster.train.entry --config job.json    # by hand: a TrainingJob as JSON
     torchrun --nproc_per_node 8 -m hum_dagster.train.entry # multi-GPU (DDP through accelerate)
 
+Under torchrun the processes form one DDP group through accelerate: NCCL on GPUs, gloo
+on a machine without GPUs (``device_setup``; tests/test_train_distributed.py runs two
+CPU processes). The global batch is ``per_device x accumulation x world``; rank 0 alone
+reports to Dagster and writes the adapter, merged weights and record.
+
 The settings are a :class:`~hum_dagster.train.config.TrainingJob` (``base_model``,
 ``dataset_dir``, ``output_dir``, ``config`` with the hyperparameters, ...). Under
 torchrun every rank reads them; only rank 0 opens the Pipes session and reports.
 
 What it does: TRL's ``SFTTrainer`` with a PEFT LoRA adapter on prompt/completion
-examples (loss on the response only), gradient checkpointing, optional packing,
-resumption from the newest checkpoint in ``work_dir`` (or, for an ``s3://`` output, the
-newest complete one uploaded under ``<output_dir>/checkpoints``), a callback that
+examples (loss on the response only), gradient checkpointing, optional packing (the
+examples kept apart, see ``packing_attention``), resumption from the newest checkpoint in
+``work_dir`` (or, for an ``s3://`` output, the newest complete one uploaded under
+``<output_dir>/checkpoints``), a callback that
 streams loss, learning rate, tokens/s and MFU (see :mod:`hum_dagster.train.flops`) to
 Dagster, and at the end the adapter (and optionally merged weights) plus
 ``training_record.json`` (written last: it marks completion) under ``output_dir``.
