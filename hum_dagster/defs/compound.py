@@ -2,8 +2,10 @@
 
 import json
 import time
+from collections.abc import Callable, Iterable
 
 import dagster as dg
+import polars as pl
 
 from hum_dagster import fsio
 from hum_dagster.corpus import COMPOUND_COLUMNS, instruction_frame
@@ -18,13 +20,15 @@ from hum_dagster.synthesis.guidelines import (
     GUIDELINE_STRATEGIES,
     OWN_INPUT,
     GuidelineConfig,
-    run_guidelines,
+    GuidelineReport,
+    synthesize_guidelines,
     validate_compound_row,
 )
 from hum_dagster.synthesis.preferences import PreferenceConfig, preference_rows
 
 PREFERENCE_STRATEGY = "preference_rules"
 FORMAT_STRATEGY = "format_variants"
+CHUNK_ROWS = 5_000
 REJECTIONS_KEPT = 500  # rejected relabellings kept in the partition's footer for inspection
 LABELS_CHECK = "outputs_match_own_labels"
 OWN_INPUT_CHECK = "no_example_is_own_input"
@@ -34,11 +38,13 @@ by_source = dg.MultiToSingleDimensionPartitionMapping(partition_dimension_name="
 
 def synthesize_strategy(
     strategy: str, rows: list[dict], dictionary: SchemaDictionary, settings: HumSettings, runner
-) -> tuple[list[dict], dict]:
-    """Rows of one strategy and a JSON-able report; dispatches to the strategy's library."""
+) -> tuple[Iterable[dict], Callable[[], dict]]:
+    """Rows of one strategy (guideline rows as a generator: a partition's rows can run to
+    gigabytes of text) and a function giving the JSON-able report once they are consumed."""
     if strategy in GUIDELINE_STRATEGIES:
-        out, report = run_guidelines(rows, dictionary, strategy, GuidelineConfig(seed=settings.seed))
-        return out, report.to_json()
+        report = GuidelineReport(strategy)
+        config = GuidelineConfig(seed=settings.seed)
+        return synthesize_guidelines(rows, dictionary, strategy, config, report), report.to_json
     if strategy == PREFERENCE_STRATEGY:
         descriptions = {
             e.label: e.descriptions[0].value
@@ -54,9 +60,10 @@ def synthesize_strategy(
             "rejections_by_reason": result.rejections_by_reason(),
             "rejections": result.rejections[:REJECTIONS_KEPT],
         }
-        return result.rows, report
+        return result.rows, lambda: report
     if strategy == FORMAT_STRATEGY:
-        return checked_format_rows(rows, FormatConfig(seed=settings.seed))
+        out, report = checked_format_rows(rows, FormatConfig(seed=settings.seed))
+        return out, lambda: report
     raise dg.Failure(f"unknown compound strategy {strategy!r}")
 
 
@@ -99,12 +106,12 @@ def compound_instructions(
     rows = basic_instructions.df.to_dicts()
     started = time.perf_counter()
     runner = None if llm.mode == "offline" else llm.runner(fsio.join(settings.storage_root, LLM_CACHE_DIR))
-    out, report = synthesize_strategy(strategy, rows, dictionary, settings, runner)
-    seconds = time.perf_counter() - started
-    frame = instruction_frame(out, COMPOUND_COLUMNS)
-
+    out, make_report = synthesize_strategy(strategy, rows, dictionary, settings, runner)
     problems: dict[str, list[dict]] = {LABELS_CHECK: [], OWN_INPUT_CHECK: []}
     base_output = {row["instruction_id"]: row["output"] for row in rows}
+    # Rows are checked as they come and turned into frames a chunk at a time, so that a
+    # partition's text is held once (in the frame), not also as Python dicts.
+    chunks, buffer = [], []
     for row in out:
         found = (
             check_roundtrip(row, base_output[row["base_instruction_id"]])
@@ -114,6 +121,15 @@ def compound_instructions(
         for problem in found:
             kind = OWN_INPUT_CHECK if OWN_INPUT in problem else LABELS_CHECK
             problems[kind].append({"instruction_id": row["instruction_id"], "problem": problem})
+        buffer.append(row)
+        if len(buffer) >= CHUNK_ROWS:
+            chunks.append(instruction_frame(buffer, COMPOUND_COLUMNS))
+            buffer = []
+    chunks.append(instruction_frame(buffer, COMPOUND_COLUMNS))
+    del out, buffer
+    frame = pl.concat(chunks, rechunk=False)
+    report = make_report()
+    seconds = time.perf_counter() - started
     per_task = dict(frame.group_by("task").len().sort("task").iter_rows()) if frame.height else {}
     sample = frame.head(3).select("task", "instruction", "output").to_dicts()
     return dg.MaterializeResult(
