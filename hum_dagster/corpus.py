@@ -73,7 +73,7 @@ class HumCorpusConfig:
     near_dup: Any = None  # dedup.NearDupConfig; None: default; False: exact duplicates only
     max_input_tokens: int = 1500
     max_output_tokens: int = 500
-    batch_rows: int = 50_000
+    batch_rows: int = 10_000  # compound prompts run to several kB: about 50 MB of text
     examples: int = 5
 
 

@@ -77,6 +77,7 @@ def hum_corpus(
     config = HumCorpusConfig(
         seed=settings.seed, validation_fraction=settings.validation_fraction, variant=variant,
         max_input_tokens=settings.max_input_tokens, max_output_tokens=settings.max_output_tokens,
+        mix=settings.mix_config(),
     )
     corpus = build_hum_corpus(tables, config, tokenizer=tokenizer, benchmark_index=index)
     directory = export_dir(settings.storage_root, variant)

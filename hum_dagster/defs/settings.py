@@ -69,3 +69,21 @@ class HumSettings(dg.ConfigurableResource):
     tokenizer: str = "smollm2-135m-instruct"  # a tokenizer.json, a folder, a .gguf, or this
     max_input_tokens: int = 1500
     max_output_tokens: int = 500
+    # The corpus mix (mixing.MixConfig): empty shares mean the paper's; total 0 means the
+    # largest the supply allows; strict keeps the shares exact (the scarcest cell limits
+    # the total), redistribute gives a short cell's quota to the others.
+    mix_mode: str = "strict"
+    mix_total: int = 0
+    kind_shares: dict[str, float] = {}
+    task_shares: dict[str, float] = {}
+
+    def mix_config(self):
+        from hum_dagster.mixing import PAPER_KIND_SHARES, PAPER_TASK_SHARES, MixConfig
+
+        return MixConfig(
+            kind_shares=dict(self.kind_shares or PAPER_KIND_SHARES),
+            task_shares=dict(self.task_shares or PAPER_TASK_SHARES),
+            total=self.mix_total or None,
+            mode=self.mix_mode,
+            seed=self.seed,
+        )
