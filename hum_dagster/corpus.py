@@ -345,6 +345,7 @@ def clean_rows(
                 {"kept": texts[k][:300], "removed": texts[d][:300], "jaccard": round(s, 3)}
                 for k, d, s in confirmed.head(config.examples).iter_rows()
             ]
+            del texts, texts_frame
             drop[confirmed["drop_row"].to_numpy()] = True
     pool = lean.select(
         c for c in lean.columns if not c.startswith("_") or c == "_row"

@@ -15,6 +15,7 @@ from hum_dagster.defs.corpus import corpus_partitions, hum_corpus
 from hum_dagster.defs.dictionary import schema_dictionary
 from hum_dagster.defs.evaluation import EvalSettings, eval_partitions, eval_report, eval_scores
 from hum_dagster.defs.io_manager import TableIOManager
+from hum_dagster.defs.launchers import EvalLauncher
 from hum_dagster.defs.llm import LLMResource
 from hum_dagster.defs.partitions import compound_partitions, source_partitions
 from hum_dagster.defs.settings import HumSettings, storage_root
@@ -94,6 +95,8 @@ def eval_settings() -> EvalSettings:
     return EvalSettings(
         sample_size=int(os.environ.get("HUM_EVAL_SAMPLE_SIZE", defaults.sample_size)),
         max_new_tokens=int(os.environ.get("HUM_EVAL_MAX_NEW_TOKENS", defaults.max_new_tokens)),
+        finetuned_backend=os.environ.get("HUM_EVAL_FINETUNED_BACKEND", defaults.finetuned_backend),
+        launcher=EvalLauncher(kind=os.environ.get("HUM_EVAL_LAUNCHER", "subprocess")),
     )
 
 
