@@ -17,24 +17,19 @@ from hum_dagster.train import artifacts  # noqa: E402
 from hum_dagster.train.config import TrainingConfig, TrainingJob  # noqa: E402
 from hum_dagster.train.entry import Reporter, train  # noqa: E402
 from hum_dagster.train.launch import trainer_command  # noqa: E402
-from hum_dagster.train.tiny import build_tiny_model, toy_rows, write_export  # noqa: E402
+from hum_dagster.train.tiny import (  # noqa: E402
+    TINY_TRAINING,
+    build_tiny_model,
+    toy_rows,
+    write_export,
+)
 
 # global batch 8 = 2 per device x 2 accumulation x 2 processes; 8 rows: one step per epoch
 CONFIG = dict(
+    TINY_TRAINING,
     global_batch_size=8,
     per_device_train_batch_size=2,
     num_train_epochs=6,
-    learning_rate=2e-2,
-    warmup_ratio=0.0,
-    lora_rank=8,
-    lora_alpha=16,
-    lora_dropout=0.0,
-    model_dropout=None,
-    max_input_tokens=96,
-    max_output_tokens=32,
-    logging_steps=1,
-    eval_steps=None,
-    save_steps=1000,
 )
 
 

@@ -12,22 +12,17 @@ pytest.importorskip("peft")
 from hum_dagster.train import artifacts  # noqa: E402
 from hum_dagster.train.config import TrainingConfig, TrainingJob  # noqa: E402
 from hum_dagster.train.entry import Reporter, main, record_metadata, train  # noqa: E402
-from hum_dagster.train.tiny import build_tiny_model, toy_rows, write_export  # noqa: E402
+from hum_dagster.train.tiny import (  # noqa: E402
+    TINY_TRAINING,
+    build_tiny_model,
+    toy_rows,
+    write_export,
+)
 
 FAST = dict(
+    TINY_TRAINING,
     global_batch_size=4,
     per_device_train_batch_size=4,
-    learning_rate=2e-2,
-    warmup_ratio=0.0,
-    lora_rank=8,
-    lora_alpha=16,
-    lora_dropout=0.0,
-    model_dropout=None,
-    max_input_tokens=96,
-    max_output_tokens=32,
-    logging_steps=1,
-    eval_steps=None,
-    save_steps=1000,
     gradient_checkpointing=True,
 )
 

@@ -15,7 +15,12 @@ pytest.importorskip("peft")
 
 from hum_dagster.train.config import TrainingConfig, TrainingJob  # noqa: E402
 from hum_dagster.train.entry import Reporter, train  # noqa: E402
-from hum_dagster.train.tiny import build_tiny_model, toy_rows, write_export  # noqa: E402
+from hum_dagster.train.tiny import (  # noqa: E402
+    TINY_TRAINING,
+    build_tiny_model,
+    toy_rows,
+    write_export,
+)
 
 # Loads the merged folder in a fresh interpreter where importing peft fails, and prints
 # the greedy continuation and the last-position logits of a prompt as JSON.
@@ -50,19 +55,9 @@ def test_merged_weights_load_without_peft_and_match_the_adapter(tmp_path):
     data = write_export(tmp_path / "export", rows)
     out = tmp_path / "out"
     config = TrainingConfig(
+        **TINY_TRAINING,
         global_batch_size=4,
         per_device_train_batch_size=4,
-        learning_rate=2e-2,
-        warmup_ratio=0.0,
-        lora_rank=8,
-        lora_alpha=16,
-        lora_dropout=0.0,
-        model_dropout=None,
-        max_input_tokens=96,
-        max_output_tokens=32,
-        logging_steps=1,
-        eval_steps=None,
-        save_steps=1000,
         max_steps=8,
         merge_adapter=True,
     )

@@ -11,23 +11,20 @@ pytest.importorskip("peft")
 from hum_dagster.train.config import TrainingConfig, TrainingJob  # noqa: E402
 from hum_dagster.train.data import prepare_examples  # noqa: E402
 from hum_dagster.train.entry import Reporter, packing_attention, sft_arguments, train  # noqa: E402
-from hum_dagster.train.tiny import build_tiny_model, toy_rows, write_export  # noqa: E402
+from hum_dagster.train.tiny import (  # noqa: E402
+    TINY_TRAINING,
+    build_tiny_model,
+    toy_rows,
+    write_export,
+)
 
 # 256-token sequences hold five 48-token examples
 PACKED = dict(
+    TINY_TRAINING,
     global_batch_size=2,
     per_device_train_batch_size=2,
-    learning_rate=2e-2,
-    warmup_ratio=0.0,
-    lora_rank=8,
-    lora_alpha=16,
-    lora_dropout=0.0,
-    model_dropout=None,
     max_input_tokens=200,
     max_output_tokens=56,
-    logging_steps=1,
-    eval_steps=None,
-    save_steps=1000,
     packing=True,
 )
 

@@ -131,3 +131,20 @@ def toy_rows(n: int = 8) -> list[dict[str, str]]:
         output = json.dumps({"person": [person], "location": [place]})
         rows.append({"instruction": instruction, "output": output})
     return rows
+
+
+# TrainingConfig fields that make a tiny model learn in a few CPU steps (the tests' base;
+# each test adds its batch plan and what it checks).
+TINY_TRAINING = dict(
+    learning_rate=2e-2,
+    warmup_ratio=0.0,
+    lora_rank=8,
+    lora_alpha=16,
+    lora_dropout=0.0,
+    model_dropout=None,
+    max_input_tokens=96,
+    max_output_tokens=32,
+    logging_steps=1,
+    eval_steps=None,
+    save_steps=1000,
+)
