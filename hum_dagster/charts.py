@@ -85,8 +85,8 @@ def sample_token_lengths(
     ]
     return pl.DataFrame(
         {
-            "input_tokens": tokenizer.count(prompts),
-            "output_tokens": tokenizer.count(frame["output"].fill_null("").to_list()),
+            "input_tokens": tokenizer.count_exact(prompts),
+            "output_tokens": tokenizer.count_exact(frame["output"].fill_null("").to_list()),
         }
     )
 

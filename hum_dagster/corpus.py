@@ -144,18 +144,35 @@ def train_batches(
 
 
 def rows_by_position(
-    source: Source, rows: Sequence[int] | pl.Series, columns: Sequence[str], batch_rows: int = 50_000
+    source: Source,
+    rows: Sequence[int] | pl.Series,
+    columns: Sequence[str],
+    batch_rows: int = 50_000,
 ) -> pl.DataFrame:
     """The train-mode rows whose ``_row`` is in ``rows``, with ``columns``, in ``_row`` order."""
-    want = pl.Series("_row", rows, dtype=pl.UInt32).unique().sort()
-    found = [
-        batch.filter(pl.col("_row").is_in(want.implode()))
-        for batch in train_batches(source, columns, batch_rows)
-        if len(want)
-    ]
+    found = [_owned(batch) for batch in _batches_with_rows(source, rows, columns, batch_rows)]
     schema = {"_row": pl.UInt32(), **{c: _dtype(c) for c in columns}}
-    found = [f for f in found if f.height]
     return pl.concat(found) if found else pl.DataFrame(schema=schema)
+
+
+def _batches_with_rows(
+    source: Source, rows: Sequence[int] | pl.Series, columns: Sequence[str], batch_rows: int
+) -> Iterator[pl.DataFrame]:
+    """The non-empty parts of ``train_batches`` holding the rows at positions ``rows``."""
+    want = pl.Series("_row", rows, dtype=pl.UInt32).unique().sort()
+    if not len(want):
+        return
+    for batch in train_batches(source, columns, batch_rows):
+        found = batch.filter(pl.col("_row").is_in(want.implode()))
+        if found.height:
+            yield found
+
+
+def _owned(frame: pl.DataFrame) -> pl.DataFrame:
+    """A copy of ``frame`` holding only its own text. A filtered string column is views
+    into the buffers of the whole batch it came from: keeping 1% of 2.8M long prompts
+    that way held 3.7 GB (measured), a compact copy holds 1%."""
+    return pl.from_arrow(frame.to_arrow())  # type: ignore[return-value]
 
 
 def _prompt_expr() -> pl.Expr:
@@ -318,15 +335,16 @@ def clean_rows(
         del keys
         report["near_duplicate_candidates"] = pairs.height
         if pairs.height:
-            need = sorted(set(pairs["keep_row"].to_list()) | set(pairs["drop_row"].to_list()))
-            texts_frame = rows_by_position(
+            need = pl.concat([pairs["keep_row"], pairs["drop_row"]])
+            texts: dict[int, str] = {}
+            for batch in _batches_with_rows(
                 source, need, ["instruction", "output"], config.batch_rows
-            ).select("_row", dedup_text_expr())
-            texts = dict(
-                zip(
-                    texts_frame["_row"].to_list(), texts_frame["_dedup_text"].to_list(), strict=True
+            ):
+                found = batch.select("_row", dedup_text_expr())
+                texts.update(
+                    zip(found["_row"].to_list(), found["_dedup_text"].to_list(), strict=True)
                 )
-            )
+            report["near_duplicate_texts"] = len(texts)
             confirmed = (
                 verify_pairs(pairs, texts, near).unique("drop_row", keep="first").sort("drop_row")
             )
@@ -345,11 +363,11 @@ def clean_rows(
                 {"kept": texts[k][:300], "removed": texts[d][:300], "jaccard": round(s, 3)}
                 for k, d, s in confirmed.head(config.examples).iter_rows()
             ]
-            del texts, texts_frame
+            del texts
             drop[confirmed["drop_row"].to_numpy()] = True
-    pool = lean.select(
-        c for c in lean.columns if not c.startswith("_") or c == "_row"
-    ).filter(pl.Series(~drop))
+    pool = lean.select(c for c in lean.columns if not c.startswith("_") or c == "_row").filter(
+        pl.Series(~drop)
+    )
     del lean
     report["dedup_s"] = round(time.perf_counter() - t, 2)
     if tokenizer is not None:

@@ -9,14 +9,27 @@ Speed: the SmolLM2 byte-level BPE encodes about 5,000 instruction rows/s on 2 co
 (measured; ``encode_batch_fast`` parallelises over both). For a byte-level BPE without
 a normaliser every token covers at least one byte, so a text of at most ``limit`` UTF-8
 bytes has at most ``limit`` tokens: ``count_over_limit`` encodes only the texts longer
-than the limit in bytes and is still exact about which rows pass. No Dagster imports.
+than the limit in bytes and is still exact about which rows pass.
+
+Long instructions repeat most of their text: the task header, schema entries and
+guideline examples recur across thousands of prompts; the input is what differs. Under
+the GPT-2 pre-tokenizer (``ByteLevel`` with its regex, no prefix space, no normaliser,
+as in SmolLM2) a text cut before a space that is followed by a non-space character has
+exactly the tokens of its two pieces: that space always opens a new pre-token (a
+whitespace run before it ends just short of it), no pre-token runs across it, and BPE
+merges stay inside pre-tokens. ``count_over_limit`` cuts long texts before every `` "``
+(JSON keys and string values), encodes each distinct piece once (a bounded cache) and
+adds up. ``tests/test_tokens.py`` checks the sums against whole-text encoding on
+generated and real texts; on the 2.8M-row benchmark it leaves about a sixth of the
+encoding work. Texts holding an added token (``<|im_end|>`` ...) are encoded whole.
+No Dagster imports.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -25,11 +38,23 @@ import tokenizers
 SMOLLM2 = "smollm2-135m-instruct"
 
 
+# Cut points: before the space of every `` "``.
+CUT = ' "'
+# Characters of piece text the cache holds before it is cleared: with the dict and the
+# string objects about 40 MB, and several batches' worth of repeated pieces.
+CACHE_CHARS = 16 * 2**20
+
+
 @dataclass
 class Tokenizer:
     name: str
     backend: tokenizers.Tokenizer
     bytes_bound: bool  # tokens <= UTF-8 bytes holds for every text
+    additive: bool = False  # a text cut at CUT has the tokens of its pieces
+    added: tuple[str, ...] = ()  # added-token texts: a text holding one is encoded whole
+    _head: dict[str, int] = field(default_factory=dict, repr=False)  # first pieces
+    _tail: dict[str, int] = field(default_factory=dict, repr=False)  # CUT + piece
+    _cached_chars: int = field(default=0, repr=False)
 
     def count(self, texts: list[str], batch: int = 256) -> np.ndarray:
         # An Encoding keeps ids, offsets, masks and token strings: about 100 bytes a
@@ -53,8 +78,50 @@ class Tokenizer:
         out = nbytes.astype(np.int32)
         over = np.flatnonzero(nbytes > limit)
         if len(over):
-            out[over] = self.count([texts[i] for i in over])
+            long = [texts[i] for i in over]
+            out[over] = self.count_exact(long)
         return out, len(over)
+
+    def count_exact(self, texts: list[str]) -> np.ndarray:
+        """Exact token counts: by pieces where the tokenizer allows it, else whole."""
+        return self.count_pieces(texts) if self.additive else self.count(texts)
+
+    def count_pieces(self, texts: list[str]) -> np.ndarray:
+        """Exact token counts of ``texts``, encoding each distinct piece between cut
+        points once (see the module note); the same numbers as ``count``."""
+        out = np.zeros(len(texts), dtype=np.int32)
+        whole: list[int] = []
+        plans: list[tuple[int, str, list[str]]] = []
+        missing_head: dict[str, None] = {}
+        missing_tail: dict[str, None] = {}
+        for i, text in enumerate(texts):
+            if self.added and any(a in text for a in self.added):
+                whole.append(i)
+                continue
+            head, *tails = text.split(CUT)
+            if head not in self._head:
+                missing_head[head] = None
+            for part in tails:
+                if part not in self._tail:
+                    missing_tail[part] = None
+            plans.append((i, head, tails))
+        self._fill(self._head, list(missing_head), "")
+        self._fill(self._tail, list(missing_tail), CUT)
+        for i, head, tails in plans:
+            out[i] = self._head[head] + sum(self._tail[p] for p in tails)
+        if whole:
+            out[whole] = self.count([texts[i] for i in whole])
+        if self._cached_chars > CACHE_CHARS:
+            self._head.clear()
+            self._tail.clear()
+            self._cached_chars = 0
+        return out
+
+    def _fill(self, cache: dict[str, int], pieces: list[str], prefix: str) -> None:
+        if pieces:
+            counts = self.count([prefix + p for p in pieces])
+            cache.update(zip(pieces, counts.tolist(), strict=True))
+            self._cached_chars += sum(map(len, pieces))
 
 
 def _bytes_bound(spec: dict) -> bool:
@@ -73,9 +140,29 @@ def _bytes_bound(spec: dict) -> bool:
     )
 
 
+def _additive(spec: dict) -> bool:
+    """True for the pre-tokenizer the cut-point argument was made for: a lone
+    ``ByteLevel`` with the GPT-2 regex, no prefix space, no normaliser, a BPE model."""
+    pre = spec.get("pre_tokenizer") or {}
+    return (
+        (spec.get("model") or {}).get("type") == "BPE"
+        and spec.get("normalizer") is None
+        and pre.get("type") == "ByteLevel"
+        and pre.get("use_regex", True) is True
+        and not pre.get("add_prefix_space", False)
+    )
+
+
 def from_json(text: str, name: str) -> Tokenizer:
     spec = json.loads(text)
-    return Tokenizer(name, tokenizers.Tokenizer.from_str(text), _bytes_bound(spec))
+    added = tuple(a["content"] for a in spec.get("added_tokens") or () if a.get("content"))
+    return Tokenizer(
+        name,
+        tokenizers.Tokenizer.from_str(text),
+        _bytes_bound(spec),
+        additive=_additive(spec),
+        added=added,
+    )
 
 
 def _cache_dir() -> Path:
