@@ -227,15 +227,17 @@ def mix(pool: pl.DataFrame, config: MixConfig) -> MixResult:
             "_quota": [quotas[c] for c in quotas],
         },
         schema={"kind": pl.String, "task": pl.String, "_quota": pl.Int64},
+    ).cast({"task": pool.schema["task"]})  # the lean frame's task is categorical
+    # The choice is made on a narrow frame of positions (rank order, then each row's place
+    # in its cell); the pool itself is copied once, for the chosen rows.
+    order = pool.select(pl.arg_sort_by("rank", "instruction_id").alias("_i"))["_i"]
+    picked = (
+        pool.select("kind", "task")[order]
+        .with_columns(order, pl.int_range(pl.len()).over("kind", "task").alias("_pos"))
+        .join(quota_frame, on=["kind", "task"], how="inner", maintain_order="left")
+        .filter(pl.col("_pos") < pl.col("_quota"))["_i"]
     )
-    chosen = (
-        pool.sort("rank", "instruction_id")
-        .with_columns(pl.int_range(pl.len()).over("kind", "task").alias("_pos"))
-        .join(quota_frame, on=["kind", "task"], how="inner")
-        .filter(pl.col("_pos") < pl.col("_quota"))
-        .drop("_pos", "_quota")
-        .sort("rank", "instruction_id")
-    )
+    chosen = pool[picked.to_numpy()]
     report.update(achieved_mix(chosen, supply))
     return MixResult(chosen, report)
 
