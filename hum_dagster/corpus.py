@@ -193,12 +193,14 @@ def scan_rows(
     benchmark_index: Any = None,
 ) -> tuple[pl.DataFrame, dict[str, Any]]:
     """The streaming pass: the lean frame with every per-row key and measurement."""
+    from hum_dagster.decontam import MatchCache
     from hum_dagster.dedup import (
         NearDupConfig,
         band_keys,
         dedup_text_expr,
         exact_key_exprs,
         frame_key_expr,
+        input_text_expr,
     )
     from hum_dagster.tokens import prompt_text
 
@@ -206,15 +208,16 @@ def scan_rows(
     parts: list[pl.DataFrame] = []
     timings = {"scan_s": 0.0, "minhash_s": 0.0, "tokens_s": 0.0, "decontam_s": 0.0}
     encoded = 0
+    matcher = MatchCache(benchmark_index) if benchmark_index is not None else None
     t0 = time.perf_counter()
     for batch in train_batches(source, SCAN_COLUMNS, config.batch_rows):
         keys = [
             *exact_key_exprs(),
             frame_key_expr(),
-            dedup_text_expr(),
+            input_text_expr().alias("_input"),
             _prompt_expr().alias("_prompt"),
         ]
-        batch = batch.with_columns(keys)
+        batch = batch.with_columns(keys).with_columns(dedup_text_expr(pl.col("_input")))
         lean = batch.select(
             "_row",
             *LEAN_COLUMNS,
@@ -252,13 +255,8 @@ def scan_rows(
             )
         timings["tokens_s"] += time.perf_counter() - t
         t = time.perf_counter()
-        if benchmark_index is not None:
-            from hum_dagster.dedup import input_text_expr
-
-            texts = batch.select(input_text_expr().alias("_t"))["_t"]
-            lean = lean.with_columns(
-                pl.Series("contaminated_by", benchmark_index.match(texts), dtype=pl.String)
-            )
+        if matcher is not None:
+            lean = lean.with_columns(matcher.match(batch["_input"]))
         timings["decontam_s"] += time.perf_counter() - t
         parts.append(
             lean.with_columns(
@@ -283,6 +281,8 @@ def scan_rows(
             .head(0)
         )
     info = {"timings_s": {k: round(v, 2) for k, v in timings.items()}, "texts_tokenized": encoded}
+    if matcher is not None:
+        info["decontam_distinct_inputs"] = matcher.matched
     return lean, info
 
 

@@ -45,8 +45,11 @@ def input_text_expr(instruction: str = "instruction") -> pl.Expr:
     return pl.coalesce(pl.col(instruction).str.json_path_match("$.input"), pl.col(instruction))
 
 
-def dedup_text_expr() -> pl.Expr:
-    return pl.concat_str([input_text_expr(), pl.lit("\x1f"), pl.col("output").fill_null("")]).alias(
+def dedup_text_expr(input_text: pl.Expr | None = None) -> pl.Expr:
+    """What near duplicates are judged on: the input and the output (``input_text``: the
+    input when already extracted, else ``input_text_expr()``)."""
+    text = input_text if input_text is not None else input_text_expr()
+    return pl.concat_str([text, pl.lit("\x1f"), pl.col("output").fill_null("")]).alias(
         "_dedup_text"
     )
 
@@ -153,8 +156,10 @@ def candidate_pairs(keys: pl.DataFrame, bands: int) -> pl.DataFrame:
     pairs = []
     for band in range(bands):
         col = f"_band{band}"
+        # Only this band's columns: the join below copies whatever it carries.
+        in_band = keys.select("_row", "_rec", "_frame", col)
         first = (
-            keys.group_by("_frame", col, maintain_order=True)
+            in_band.group_by("_frame", col, maintain_order=True)
             .agg(
                 pl.col("_row").first().alias("keep_row"),
                 pl.col("_rec").first().alias("keep_rec"),
@@ -164,7 +169,7 @@ def candidate_pairs(keys: pl.DataFrame, bands: int) -> pl.DataFrame:
         )
         if first.height == 0:
             continue
-        members = keys.join(first, on=["_frame", col], how="inner").filter(
+        members = in_band.join(first, on=["_frame", col], how="inner").filter(
             (pl.col("_row") != pl.col("keep_row")) & (pl.col("_rec") != pl.col("keep_rec"))
         )
         pairs.append(members.select("keep_row", pl.col("_row").alias("drop_row")))

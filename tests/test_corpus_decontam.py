@@ -5,7 +5,7 @@ whole, near misses one unit short of a window, English and Chinese."""
 import numpy as np
 import polars as pl
 
-from hum_dagster.decontam import UNIT_PATTERN, BenchmarkIndex, DecontamConfig
+from hum_dagster.decontam import UNIT_PATTERN, BenchmarkIndex, DecontamConfig, MatchCache
 
 EN_WORDS = ["alpha", "beta", "gamma", "delta", "Echo", "fox", "golf", "hotel"]
 ZH_CHARS = list("天地人山水火木金")
@@ -84,3 +84,19 @@ def test_one_unit_short_of_a_window_is_clean():
     twelve = " ".join(f"w{i}" for i in range(5, 17))
     thirteen = " ".join(f"w{i}" for i in range(5, 18))
     assert index.match(pl.Series([f"x {twelve} y", f"x {thirteen} y"])) == [None, "b"]
+
+
+def test_match_cache_matches_each_distinct_text_once():
+    config = DecontamConfig()
+    bench_text = " ".join(f"w{i}" for i in range(30))
+    index = BenchmarkIndex.build([("b", "en", bench_text)], config)
+    dirty = "x " + " ".join(f"w{i}" for i in range(3, 20)) + " y"
+    clean = "nothing in common with the benchmark at all, not one window"
+    cache = MatchCache(index)
+    first = [dirty, clean, None, dirty, clean, ""]
+    assert cache.match(pl.Series(first)).to_list() == index.match(pl.Series(first))
+    assert cache.matched == 3  # dirty, clean, and the empty text (null reads as "")
+    # A later batch: the texts seen before are not matched again, a new one is.
+    second = [clean, dirty + " z", dirty]
+    assert cache.match(pl.Series(second)).to_list() == [None, "b", "b"]
+    assert cache.matched == 4
