@@ -20,6 +20,8 @@ LLM replay path is measured by ``bench/llm_throughput.py``.
 
     .venv/bin/python bench/corpus_graph.py                 # about 2.8M instructions
     .venv/bin/python bench/corpus_graph.py --scale 0.1     # a tenth, for a quick look
+    .venv/bin/python bench/corpus_graph.py --keep DIR      # keep instance and outputs
+    .venv/bin/python bench/corpus_graph.py --keep DIR --corpus-only   # stage 2 again
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import multiprocessing
 import os
 import resource
 import sys
@@ -346,6 +349,14 @@ def _init(env: dict[str, str]) -> None:
     os.environ.update(env)
 
 
+def _fresh_process(env: dict[str, str]) -> ProcessPoolExecutor:
+    """One spawned process, as Dagster's multiprocess executor gives a step: a forked
+    one would start with this process's pages and count them in its peak RSS."""
+    return ProcessPoolExecutor(
+        1, mp_context=multiprocessing.get_context("spawn"), initializer=_init, initargs=(env,)
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -367,22 +378,30 @@ def main() -> None:
         help="corpus size asked of the mix at --scale 1 (0: the largest the shares allow)",
     )
     parser.add_argument("--keep", help="a folder to keep the instance and outputs in")
+    parser.add_argument(
+        "--corpus-only",
+        action="store_true",
+        help="with --keep of an earlier run: only materialize hum_corpus[full] again",
+    )
     args = parser.parse_args()
+    if args.corpus_only and not (args.keep and (Path(args.keep) / "sources").is_dir()):
+        parser.error("--corpus-only needs --keep DIR of an earlier run")
     tmp = Path(args.keep or tempfile.mkdtemp(prefix="hum-graph-bench-"))
     data = tmp / "sources"
-    data.mkdir(parents=True, exist_ok=True)
-    t = time.perf_counter()
-    entries = generate(data, args.scale)
-    print(
-        f"wrote {len(entries)} sources ({sum(e.get('records', 0) for e in entries):,} records "
-        f"in the replicated ones) in {time.perf_counter() - t:.0f} s (not measured)",
-        flush=True,
-    )
     home = tmp / "home" / "dagster_home"
-    home.mkdir(parents=True, exist_ok=True)
-    (home / "dagster.yaml").write_text(
-        (Path(__file__).resolve().parent.parent / "resources" / "dagster.yaml").read_text()
-    )
+    if not args.corpus_only:
+        data.mkdir(parents=True, exist_ok=True)
+        t = time.perf_counter()
+        entries = generate(data, args.scale)
+        print(
+            f"wrote {len(entries)} sources ({sum(e.get('records', 0) for e in entries):,} "
+            f"records in the replicated ones) in {time.perf_counter() - t:.0f} s (not measured)",
+            flush=True,
+        )
+        home.mkdir(parents=True, exist_ok=True)
+        (home / "dagster.yaml").write_text(
+            (Path(__file__).resolve().parent.parent / "resources" / "dagster.yaml").read_text()
+        )
     env = {
         "DAGSTER_HOME": str(home),
         "HUM_HOME": str(tmp / "home"),
@@ -394,6 +413,13 @@ def main() -> None:
     import dagster as dg
 
     dg.DagsterInstance.get()  # create the instance's storage once, before the workers race
+    if args.corpus_only:
+        with _fresh_process(env) as pool:
+            corpus = pool.submit(
+                run_corpus, args.mix_mode, round(args.mix_total * args.scale)
+            ).result()
+        _print_corpus(corpus, None)
+        return
     names = [e["name"] for e in entries]
     # Biggest first, so that no big source starts last while the other worker idles.
     order = sorted(
@@ -406,7 +432,7 @@ def main() -> None:
     ) as pool:
         results = list(pool.map(run_source, order))
     stage1 = time.perf_counter() - started
-    with ProcessPoolExecutor(1, initializer=_init, initargs=(env,)) as pool:
+    with _fresh_process(env) as pool:
         corpus = pool.submit(run_corpus, args.mix_mode, round(args.mix_total * args.scale)).result()
     total = time.perf_counter() - started
 
@@ -437,24 +463,27 @@ def main() -> None:
     print(
         f"{'   compound, 9 strategies (process time, summed)':<52} {cmp_s:>8.1f} {compound / cmp_s if cmp_s else 0:>10,.0f}"
     )
+    _print_corpus(corpus, inst)
+    print(f"{'total':<52} {total:>8.1f} {inst / total:>10,.0f}")
     print(
-        f"{'2. hum_corpus[full] (wall)':<52} {corpus['wall_s']:>8.1f} {inst / corpus['wall_s']:>10,.0f}"
+        f"peak RSS: source workers {max(r['peak_rss_mb'] for r in results):,.0f} MB "
+        f"(largest of {args.workers}); cores {os.cpu_count()}; outputs in {tmp}"
     )
+
+
+def _print_corpus(corpus: dict, inst: int | None) -> None:
+    rate = f"{inst / corpus['wall_s']:>10,.0f}" if inst else ""
+    print(f"{'2. hum_corpus[full] (wall)':<52} {corpus['wall_s']:>8.1f} {rate}")
     for key, value in sorted((corpus.get("timings_s") or {}).items()):
         print(f"{'   ' + key:<52} {value:>8.1f}")
-    print(f"{'total':<52} {total:>8.1f} {inst / total:>10,.0f}")
     if corpus["ok"]:
         print(
-            f"\ncorpus: {corpus['instructions']:,} instructions; removed {corpus['removed_by_reason']}"
+            f"corpus: {corpus['instructions']:,} instructions; removed {corpus['removed_by_reason']}"
         )
         print(f"limited by: {corpus['limited_by']}")
     else:
-        print(f"\ncorpus FAILED: {corpus['error']}")
-    print(
-        f"peak RSS: source workers {max(r['peak_rss_mb'] for r in results):,.0f} MB "
-        f"(largest of {args.workers}); corpus process {corpus['peak_rss_mb']:,.0f} MB; "
-        f"cores {os.cpu_count()}; outputs in {tmp}"
-    )
+        print(f"corpus FAILED: {corpus['error']}")
+    print(f"peak RSS: corpus process {corpus['peak_rss_mb']:,.0f} MB")
 
 
 if __name__ == "__main__":

@@ -211,3 +211,25 @@ def test_eval_scores_and_report_with_the_small_local_model(tmp_path):
                             instance=instance)
     table = report.get_asset_materialization_events()[0].materialization.metadata["table_1"].value
     assert "smollm2_base" in table and "imdb accuracy (B)" in table and "imdb accuracy (C)" in table
+
+
+def test_allocator_returns_memory_unless_the_user_set_it():
+    """hum_dagster sets polars' jemalloc to give freed pages back at once (before polars
+    loads), and leaves a user's own setting alone. Polars puts its own defaults in front
+    on import; jemalloc takes the last value of each option."""
+    import os
+    import subprocess
+    import sys
+
+    code = "import hum_dagster, os, polars; print(os.environ['_RJEM_MALLOC_CONF'])"
+
+    def effective(env: dict[str, str]) -> dict[str, str]:
+        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+        assert out.returncode == 0, out.stderr
+        return dict(item.split(":", 1) for item in out.stdout.strip().split(","))
+
+    env = {k: v for k, v in os.environ.items() if k != "_RJEM_MALLOC_CONF"}
+    conf = effective(env)
+    assert (conf["dirty_decay_ms"], conf["muzzy_decay_ms"]) == ("0", "0"), conf
+    conf = effective({**env, "_RJEM_MALLOC_CONF": "narenas:2"})
+    assert conf["narenas"] == "2" and conf.get("dirty_decay_ms") != "0", conf
