@@ -15,7 +15,7 @@ Measured: stage 1 runs each source's jobs (``synthesize_source`` then one
 cores of the target machine); stage 2 materializes ``hum_corpus[full]`` in a fresh
 process. Printed: wall time, instructions and instructions/s per stage and per asset,
 the corpus step's own breakdown (from its ``timings_s`` metadata) and the peak RSS of
-every process (``ru_maxrss``). The LLM runs offline (rule-based preference rows); the
+every process (``VmHWM``). The LLM runs offline (rule-based preference rows); the
 LLM replay path is measured by ``bench/llm_throughput.py``.
 
     .venv/bin/python bench/corpus_graph.py                 # about 2.8M instructions
@@ -263,6 +263,13 @@ def generate(out: Path, scale: float) -> list[dict]:
 
 
 def _peak_rss_mb() -> float:
+    """This process's peak RSS (VmHWM). Not ``ru_maxrss``: Linux carries that across
+    exec, so a spawned worker reported at least the RSS its parent had when it started
+    it (the line "bench process" below shows that one)."""
+    with open("/proc/self/status", encoding="ascii") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
@@ -467,7 +474,8 @@ def main() -> None:
     print(f"{'total':<52} {total:>8.1f} {inst / total:>10,.0f}")
     print(
         f"peak RSS: source workers {max(r['peak_rss_mb'] for r in results):,.0f} MB "
-        f"(largest of {args.workers}); cores {os.cpu_count()}; outputs in {tmp}"
+        f"(largest of {args.workers}); bench process {_peak_rss_mb():,.0f} MB (not measured: "
+        f"it writes the sources); cores {os.cpu_count()}; outputs in {tmp}"
     )
 
 

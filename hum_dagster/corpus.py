@@ -328,6 +328,8 @@ def clean_rows(
     bands = [f"_band{b}" for b in range(near.bands)] if near else []
     narrow = ["_row", "_exact", "_norm", *(["_rec", "_frame", *bands] if near else [])]
     keys = lean.select(pl.col(narrow).gather(lean["instruction_id"].arg_sort()))
+    # The hashes live on in ``keys`` only (about 220 MB at 2.8M rows).
+    lean = lean.drop(c for c in narrow if c != "_row")
     first = keys["_exact"].is_first_distinct()
     exact_dups = keys.filter(~first)["_row"]
     keys = keys.filter(first)
