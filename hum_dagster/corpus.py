@@ -258,10 +258,13 @@ def scan_rows(
         if matcher is not None:
             lean = lean.with_columns(matcher.match(batch["_input"]))
         timings["decontam_s"] += time.perf_counter() - t
+        # One chunk per column per batch: columns read from Parquet come in chunks of
+        # their own, and on a lean frame chunked unlike itself polars 2.1's pl.format
+        # panicked ("assertion failed: i < self.len()", the S3 run of tests/test_ops_s3.py).
         parts.append(
             lean.with_columns(
                 pl.col(c).cast(pl.Categorical) for c in CATEGORY_COLUMNS if c in lean.columns
-            )
+            ).rechunk()
         )
     timings["scan_s"] = (
         time.perf_counter()
@@ -292,10 +295,7 @@ def _take(lean: pl.DataFrame, rows: pl.Series) -> pl.DataFrame:
 
 
 def _removal(frame: pl.DataFrame, reason: str, detail: pl.Expr | None = None) -> pl.DataFrame:
-    # Rechunked first: on rows filtered out of the lean frame (columns chunked unlike each
-    # other, batch by batch) polars 2.1's pl.format panicked ("assertion failed: i <
-    # self.len()", the S3 run of tests/test_ops_s3.py). The removed rows are few.
-    return frame.rechunk().select(
+    return frame.select(
         "_row",
         "instruction_id",
         "task",
