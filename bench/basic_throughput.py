@@ -31,17 +31,17 @@ import polars as pl
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from hum_dagster.catalog import CatalogEntry  # noqa: E402
-from hum_dagster.corpus import INSTRUCTION_COLUMNS  # noqa: E402
 from hum_dagster.paths import ASSETS_DIR, shared_data_dir  # noqa: E402
 from hum_dagster.readers import read_source  # noqa: E402
+from hum_dagster.readers.catalog import CatalogEntry  # noqa: E402
 from hum_dagster.records import LabelSchema, Record  # noqa: E402
-from hum_dagster.storage import PARQUET_ZSTD_LEVEL  # noqa: E402
+from hum_dagster.store.tables import PARQUET_ZSTD_LEVEL  # noqa: E402
 from hum_dagster.synthesis.basic import BasicConfig, synthesize_basic  # noqa: E402
+from hum_dagster.synthesis.columns import instruction_schema  # noqa: E402
 
 IEPILE_REFERENCE = 140_410 / 6.1  # instructions per second, 2 cores
 BATCH = 50_000
-SCHEMA = {c: (pl.Int64 if c in ("chunk_index", "n_chunks") else pl.String) for c in INSTRUCTION_COLUMNS}
+SCHEMA = instruction_schema()
 
 
 def base_sources() -> list[tuple[list[Record], LabelSchema]]:

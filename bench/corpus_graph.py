@@ -280,9 +280,9 @@ def run_source(name: str) -> dict:
     """One source's jobs, as ``hum run`` does them (in a worker process)."""
     import dagster as dg
 
-    from hum_dagster.cli import _failure, _materialization_counts
+    from hum_dagster.cli.main import _failure, _materialization_counts
     from hum_dagster.definitions import defs
-    from hum_dagster.defs.partitions import COMPOUND_STRATEGIES
+    from hum_dagster.defs.synthesis.partitions import COMPOUND_STRATEGIES
 
     instance = dg.DagsterInstance.get()
     seconds: dict[str, float] = {}
@@ -325,7 +325,7 @@ def run_source(name: str) -> dict:
 def run_corpus(mix_mode: str, mix_total: int) -> dict:
     import dagster as dg
 
-    from hum_dagster.cli import _failure
+    from hum_dagster.cli.main import _failure
     from hum_dagster.definitions import defs
 
     settings = {"mix_mode": mix_mode, "mix_total": mix_total}

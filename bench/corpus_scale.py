@@ -36,9 +36,9 @@ import polars as pl
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from hum_dagster.corpus import COMPOUND_COLUMNS  # noqa: E402
-from hum_dagster.mixing import GUIDELINE_STRATEGIES, PAPER_KIND_SHARES, PAPER_TASK_SHARES  # noqa: E402
+from hum_dagster.corpus.mix import GUIDELINE_STRATEGIES, PAPER_KIND_SHARES, PAPER_TASK_SHARES  # noqa: E402
 from hum_dagster.paths import ASSETS_DIR, shared_data_dir  # noqa: E402
+from hum_dagster.synthesis.columns import COMPOUND_COLUMNS, instruction_schema  # noqa: E402
 
 STRATEGIES = (*GUIDELINE_STRATEGIES, "preference_rules", "format_variants")
 FORMATS = ("json", "text", "markdown", "code", "yaml")
@@ -157,10 +157,7 @@ def generate(total: int, out_dir: str) -> None:
 
 
 def _flush(rows: list[dict], out_dir: str, part: int) -> None:
-    schema = {
-        c: (pl.Int64 if c in ("chunk_index", "n_chunks") else pl.String) for c in COMPOUND_COLUMNS
-    }
-    pl.from_dicts(rows, schema=schema).write_parquet(
+    pl.from_dicts(rows, schema=instruction_schema(COMPOUND_COLUMNS)).write_parquet(
         os.path.join(out_dir, f"{part:05d}.parquet"), compression_level=1
     )
 
@@ -170,11 +167,11 @@ def peak_rss_mb() -> float:
 
 
 def measure(data_dir: str, out_dir: str) -> None:
-    from hum_dagster.charts import corpus_stats, sample_token_lengths, write_chart
-    from hum_dagster.corpus import HumCorpusConfig, build_hum_corpus
-    from hum_dagster.decontam import BenchmarkIndex, DecontamConfig, benchmark_texts
-    from hum_dagster.export import export_corpus
-    from hum_dagster.tokens import load_tokenizer
+    from hum_dagster.corpus.build import HumCorpusConfig, build_hum_corpus
+    from hum_dagster.corpus.charts import corpus_stats, sample_token_lengths, write_chart
+    from hum_dagster.corpus.decontam import BenchmarkIndex, DecontamConfig, benchmark_texts
+    from hum_dagster.corpus.export import export_corpus
+    from hum_dagster.corpus.tokens import load_tokenizer
 
     t0 = time.perf_counter()
     source = pl.scan_parquet(os.path.join(data_dir, "*.parquet"))

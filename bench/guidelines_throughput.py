@@ -6,10 +6,10 @@ import time
 
 import yaml
 
-from hum_dagster.catalog import load_catalog
 from hum_dagster.dictionary import build_dictionary, load_seed_book, select_seeds
 from hum_dagster.paths import shared_data_dir
 from hum_dagster.readers import read_source
+from hum_dagster.readers.catalog import load_catalog
 from hum_dagster.synthesis.basic import BasicConfig, synthesize_basic
 from hum_dagster.synthesis.guidelines import GUIDELINE_STRATEGIES, run_guidelines
 

@@ -6,77 +6,25 @@ import os
 
 import dagster as dg
 
-from hum_dagster.defs.audit import lineage_audit
-from hum_dagster.defs.automation import JOBS as OPS_JOBS
-from hum_dagster.defs.automation import SCHEDULES, SENSORS
-from hum_dagster.defs.basic import basic_instructions
-from hum_dagster.defs.compound import compound_instructions
-from hum_dagster.defs.corpus import corpus_partitions, hum_corpus
-from hum_dagster.defs.dictionary import schema_dictionary
-from hum_dagster.defs.evaluation import EvalSettings, eval_partitions, eval_report, eval_scores
-from hum_dagster.defs.io_manager import TableIOManager
-from hum_dagster.defs.launchers import EvalLauncher
-from hum_dagster.defs.llm import LLMResource
-from hum_dagster.defs.partitions import compound_partitions, source_partitions
-from hum_dagster.defs.settings import HumSettings, storage_root
-from hum_dagster.defs.sources import raw_sources
-from hum_dagster.defs.training import (
-    TrainingLauncher,
-    base_model_partitions,
-    base_models,
-    finetuned_checkpoint,
-    llamafactory_config,
-    training_assets,
-    training_partitions,
-)
-
-synthesize_source_job = dg.define_asset_job(
-    "synthesize_source",
-    selection=dg.AssetSelection.assets(raw_sources, basic_instructions, schema_dictionary),
-    partitions_def=source_partitions,
-    description="Read one source, build its schema dictionary and its basic instructions.",
-)
-
-compound_job = dg.define_asset_job(
-    "synthesize_compound",
-    selection=dg.AssetSelection.assets(compound_instructions),
-    partitions_def=compound_partitions,
-    description="Compound instructions of one source under one strategy.",
-)
-
-evaluate_job = dg.define_asset_job(
-    "evaluate_model",
-    selection=dg.AssetSelection.assets(eval_scores),
-    partitions_def=eval_partitions,
-    description="Score one model on one benchmark in basic and compound instruction styles.",
-)
-
-base_model_job = dg.define_asset_job(
-    "prepare_base_model",
-    selection=dg.AssetSelection.assets(base_models),
-    partitions_def=base_model_partitions,
-    description="Bring one base model into storage (converted to safetensors) with its metadata.",
-)
-
-finetune_job = dg.define_asset_job(
-    "finetune",
-    selection=dg.AssetSelection.assets(finetuned_checkpoint, llamafactory_config),
-    partitions_def=training_partitions,
-    description="LoRA-train one base model on one corpus variant (through Dagster Pipes).",
-)
-
-report_job = dg.define_asset_job(
-    "build_eval_report",
-    selection=dg.AssetSelection.assets(eval_report),
-    description="The Table-1 comparison of every evaluated model.",
-)
-
-build_corpus_job = dg.define_asset_job(
-    "build_corpus",
-    selection=dg.AssetSelection.assets(hum_corpus),
-    partitions_def=corpus_partitions,
-    description="Mix every source's instructions into the training corpus and export it.",
-)
+from hum_dagster.defs.corpus.assets import hum_corpus
+from hum_dagster.defs.corpus.jobs import build_corpus_job
+from hum_dagster.defs.dictionary.assets import schema_dictionary
+from hum_dagster.defs.evaluation.assets import EvalSettings, eval_report, eval_scores
+from hum_dagster.defs.evaluation.jobs import evaluate_job, report_job
+from hum_dagster.defs.operations.audit import lineage_audit
+from hum_dagster.defs.operations.automation import JOBS as OPS_JOBS
+from hum_dagster.defs.operations.automation import SCHEDULES, SENSORS
+from hum_dagster.defs.resources.io_manager import TableIOManager
+from hum_dagster.defs.resources.launchers import EvalLauncher
+from hum_dagster.defs.resources.llm import LLMResource
+from hum_dagster.defs.resources.settings import HumSettings, storage_root
+from hum_dagster.defs.sources.assets import raw_sources
+from hum_dagster.defs.sources.jobs import synthesize_source_job
+from hum_dagster.defs.synthesis.basic import basic_instructions
+from hum_dagster.defs.synthesis.compound import compound_instructions
+from hum_dagster.defs.synthesis.jobs import compound_job
+from hum_dagster.defs.training.assets import TrainingLauncher, training_assets
+from hum_dagster.defs.training.jobs import base_model_job, finetune_job
 
 
 def llm_resource() -> LLMResource:
@@ -111,9 +59,7 @@ def build_definitions(root: str | None = None) -> dg.Definitions:
         sensors=SENSORS,
         jobs=[
             synthesize_source_job, compound_job, build_corpus_job, base_model_job, finetune_job,
-            evaluate_job,
-            report_job,
-            *OPS_JOBS,
+            evaluate_job, report_job, *OPS_JOBS,
         ],
         resources={
             "io_manager": TableIOManager(root=root),

@@ -5,7 +5,7 @@ every field value. No Dagster imports."""
 from hum_dagster.dictionary.build import DictionaryReport, build_dictionary
 from hum_dagster.dictionary.enrich import DESCRIBE_STEP, load_prompt, validate_description
 from hum_dagster.dictionary.model import (
-    ROW_COLUMNS,
+    DICTIONARY_COLUMNS,
     Example,
     LabelEntry,
     SchemaDictionary,
@@ -16,7 +16,7 @@ from hum_dagster.dictionary.seeds import SeedSet, load_seed_book, pid2name_seeds
 
 __all__ = [
     "DESCRIBE_STEP",
-    "ROW_COLUMNS",
+    "DICTIONARY_COLUMNS",
     "DictionaryReport",
     "Example",
     "LabelEntry",

@@ -1,7 +1,7 @@
 """Evaluation benchmarks, registered like sources, and the instructions built from them.
 
 ``assets/benchmarks.yaml`` holds a ``sources`` list in the catalog format (read by
-``hum_dagster.catalog.load_catalog`` and the same readers) and a ``benchmarks`` mapping
+``hum_dagster.readers.catalog.load_catalog`` and the same readers) and a ``benchmarks`` mapping
 with what evaluation adds per source: the paper's family (CrossNER, FewRel, CCF Law,
 C3, IMDB), the instruction tasks to build and the metrics to report.
 
@@ -33,9 +33,9 @@ from typing import Any
 
 import yaml
 
-from hum_dagster.catalog import CatalogEntry, CatalogError, load_catalog
 from hum_dagster.paths import ASSETS_DIR, shared_data_dir
 from hum_dagster.readers import read_source
+from hum_dagster.readers.catalog import CatalogEntry, CatalogError, load_catalog
 from hum_dagster.records import (
     DERIVED_TASKS,
     EE,

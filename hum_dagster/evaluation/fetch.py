@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from hum_dagster import fsio
+from hum_dagster.store import fsio
 
 MARKER = ".hum_fetched.json"
 CACHE_FOLDER = "model_cache"

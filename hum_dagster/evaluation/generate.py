@@ -32,8 +32,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from hum_dagster import fsio
 from hum_dagster.llm.types import LLMFailure, LLMRequest, LLMRunner
+from hum_dagster.store import fsio
 
 log = logging.getLogger(__name__)
 

@@ -18,8 +18,8 @@ from typing import Any
 
 import yaml
 
-from hum_dagster.catalog import CatalogError
 from hum_dagster.paths import ASSETS_DIR
+from hum_dagster.readers.catalog import CatalogError
 
 DEFAULT_MODELS = ASSETS_DIR / "models.yaml"
 BACKENDS = ("transformers", "openai", "vllm")

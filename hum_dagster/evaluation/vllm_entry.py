@@ -45,8 +45,8 @@ from typing import Any
 
 from dagster_pipes import PipesEnvVarParamsLoader, open_dagster_pipes
 
-from hum_dagster import fsio
 from hum_dagster.evaluation.fetch import default_cache_dir, is_remote, local_copy
+from hum_dagster.store import fsio
 
 # max_lora_rank values vLLM accepts; an adapter's rank is rounded up to the next one
 LORA_RANKS = (8, 16, 32, 64, 128, 256, 320, 512)

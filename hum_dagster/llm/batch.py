@@ -20,7 +20,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from hum_dagster import fsio
 from hum_dagster.llm.cache import ResponseCache
 from hum_dagster.llm.client import (
     _STRUCTURED_LEARNT,
@@ -34,6 +33,7 @@ from hum_dagster.llm.client import (
 )
 from hum_dagster.llm.types import LLMFailure, LLMRequest, LLMResponse, Validator
 from hum_dagster.llm.usage import Usage
+from hum_dagster.store import fsio
 
 log = logging.getLogger(__name__)
 

@@ -26,7 +26,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from hum_dagster import fsio
+from hum_dagster.store import fsio
 
 log = logging.getLogger(__name__)
 

@@ -15,8 +15,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import IO, Any
 
-from hum_dagster import fsio
 from hum_dagster.records import LabelSchema, Quarantined, ReadResult, Record, SourceError
+from hum_dagster.store import fsio
 
 BOM = "\ufeff"
 

@@ -60,25 +60,6 @@ MODES = ("train", "test")
 LABELLED_TASKS = (NER, RE, SPO, EE, EET, EEA, KGE)
 # Tasks answered in one instruction whatever split_num says.
 UNCHUNKED_TASKS = (OPENIE, MRC, TC, IG)
-ROW_COLUMNS = (
-    "instruction_id",
-    "source",
-    "record_id",
-    "text_id",
-    "task",
-    "language",
-    "mode",
-    "strategy",
-    "template",
-    "chunk_index",
-    "n_chunks",
-    "schema",
-    "instruction",
-    "output",
-    "label",
-    "history",
-    "system",
-)
 FULL: Any = object()  # marker: "every label, in the plan's precomputed chunks"
 MRC_INPUT = {
     "en": "Question: {question}\nPassage: {passage}",
@@ -333,7 +314,7 @@ def synthesize_basic(
     config: BasicConfig,
     tasks: Sequence[str] | None = None,
 ) -> Iterator[dict[str, Any]]:
-    """Basic-instruction rows (columns ``ROW_COLUMNS``) for each record and task.
+    """Basic-instruction rows (columns ``INSTRUCTION_COLUMNS``) for each record and task.
 
     ``tasks`` limits the instruction tasks (each must be derivable from the record's
     task); by default a record yields ``DERIVED_TASKS.get(record.task, (record.task,))``.

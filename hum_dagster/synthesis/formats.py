@@ -53,11 +53,11 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from hum_dagster.jsonfile import read_json_object
 from hum_dagster.paths import TEMPLATES_DIR
 from hum_dagster.records import EE, EEA, EET, KGE, MRC, NER, OPENIE, RE, SPO, TC
-from hum_dagster.synthesis.basic import ROW_COLUMNS
+from hum_dagster.store.jsonfile import read_json_object
 from hum_dagster.synthesis.chunking import record_rng
+from hum_dagster.synthesis.columns import INSTRUCTION_COLUMNS
 from hum_dagster.synthesis.outputs import NAN
 
 STRATEGY = "format_variants"
@@ -65,7 +65,6 @@ GROUPED_TASKS = (NER, EET, RE, SPO, EE, EEA, KGE)
 STRUCTURED_TASKS = (*GROUPED_TASKS, OPENIE)
 CHOICE_TASKS = (MRC, TC)
 FORMAT_TASKS = (*STRUCTURED_TASKS, *CHOICE_TASKS)
-COMPOUND_COLUMNS = (*ROW_COLUMNS, "base_instruction_id", "variant", "provenance")
 WORDING_PATH = TEMPLATES_DIR / "formats.json"
 
 # Empty-result spellings: id -> the text written (``blank`` is the empty string).
@@ -984,7 +983,7 @@ def _instruction_id(base_id: str, stamp: str, variant: str, layout: int) -> str:
 
 _PREFIX = '{"instruction": '
 _DECODER = json.JSONDecoder()
-_row_values = operator.itemgetter(*ROW_COLUMNS)
+_row_values = operator.itemgetter(*INSTRUCTION_COLUMNS)
 
 
 def format_variant_rows(
@@ -1104,9 +1103,9 @@ def format_variant_rows(
                 instruction = json.dumps(inst2, ensure_ascii=False)
             variant = f"{fmt.id}/{empty}" if empty else fmt.id
             try:
-                out = dict(zip(ROW_COLUMNS, _row_values(row), strict=True))
+                out = dict(zip(INSTRUCTION_COLUMNS, _row_values(row), strict=True))
             except KeyError:
-                out = {col: row.get(col) for col in ROW_COLUMNS}
+                out = {col: row.get(col) for col in INSTRUCTION_COLUMNS}
             out["instruction_id"] = _instruction_id(base_id, stamp, variant, layout)
             out["strategy"] = STRATEGY
             out["template"] = f"{row.get('template')}+format:{fmt.id}.{language}@{wording.version}"
@@ -1132,7 +1131,6 @@ def format_variant_rows(
 
 
 __all__ = [
-    "COMPOUND_COLUMNS",
     "EMPTY_SPELLINGS",
     "FLAT_FIELDS",
     "FORMAT_STYLES",

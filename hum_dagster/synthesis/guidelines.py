@@ -1,7 +1,7 @@
 """Guideline compound instructions: basic rows enriched from a source's schema dictionary.
 
 ``synthesize_guidelines(rows, dictionary, strategy, config)`` turns basic instruction
-rows (columns ``ROW_COLUMNS``, train or test mode) into compound rows with the same
+rows (columns ``INSTRUCTION_COLUMNS``, train or test mode) into compound rows with the same
 columns (``strategy`` set, ``instruction_id`` recomputed) plus ``base_instruction_id``
 and ``provenance`` (a JSON string: which dictionary values were used, with their
 provenance, the label map, example text ids and LLM cache keys).
@@ -50,8 +50,9 @@ from typing import Any
 from hum_dagster.dictionary.model import LabelEntry, SchemaDictionary, entry_key
 from hum_dagster.paths import TEMPLATES_DIR
 from hum_dagster.records import EE, EEA, EET, KGE, NER, RE, SPO, TC
-from hum_dagster.synthesis.basic import ROW_COLUMNS, validate_basic_row
+from hum_dagster.synthesis.basic import validate_basic_row
 from hum_dagster.synthesis.chunking import record_rng
+from hum_dagster.synthesis.columns import INSTRUCTION_COLUMNS
 from hum_dagster.synthesis.outputs import item_label
 
 GUIDELINE_STRATEGIES = (
@@ -64,7 +65,6 @@ GUIDELINE_STRATEGIES = (
     "representative_examples",
 )
 GUIDED_TASKS = (NER, RE, SPO, EE, EET, EEA, KGE, TC)
-COMPOUND_COLUMNS = (*ROW_COLUMNS, "base_instruction_id", "provenance")
 WORDING_PATH = TEMPLATES_DIR / "guidelines.json"
 OWN_INPUT = "is the instruction's own input"
 FLAT_TASKS = (NER, RE, EET, TC)
@@ -628,7 +628,7 @@ def synthesize_guidelines(
         if keys:
             prov["cache_keys"] = keys
         base_id = row["instruction_id"]
-        out = {col: row.get(col) for col in ROW_COLUMNS}
+        out = {col: row.get(col) for col in INSTRUCTION_COLUMNS}
         out.update(
             instruction_id=_instruction_id(base_id, ctx.stamp),
             strategy=strategy,
@@ -637,6 +637,7 @@ def synthesize_guidelines(
             instruction="".join(parts),
             output=output,
             base_instruction_id=base_id,
+            variant=None,
             provenance=json.dumps(prov, ensure_ascii=False, sort_keys=True, separators=(",", ":")),
         )
         report.rows_out += 1
@@ -741,7 +742,6 @@ def validate_compound_row(row: Mapping[str, Any]) -> list[str]:
 
 
 __all__ = [
-    "COMPOUND_COLUMNS",
     "GUIDED_TASKS",
     "GUIDELINE_STRATEGIES",
     "GuidelineConfig",

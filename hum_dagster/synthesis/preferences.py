@@ -26,7 +26,7 @@ the schema's, its spans occur in the input, it differs from the original, and no
 label changed. Rejections are returned as dicts ``{base_instruction_id, strategy,
 reason, detail, label, variant, source}``.
 
-Output rows: ``ROW_COLUMNS`` (``strategy = "preference_rules"``, a new
+Output rows: ``INSTRUCTION_COLUMNS`` (``strategy = "preference_rules"``, a new
 ``instruction_id``) plus ``base_instruction_id``, ``variant`` and ``provenance`` (JSON:
 ``label, strategy, variant, source, cache_key, cross_check`` and, for ``reverse``,
 ``new_label``). The instruction is the JSON string ``{"instruction": <basic wording +
@@ -49,12 +49,13 @@ from pathlib import Path
 from random import Random
 from typing import Any
 
-from hum_dagster.jsonfile import read_json_object
 from hum_dagster.llm.types import LLMFailure, LLMRequest, LLMResponse, LLMRunner
 from hum_dagster.paths import TEMPLATES_DIR
 from hum_dagster.records import EE, EEA, EET, KGE, NER, RE, SPO, canonical_json
-from hum_dagster.synthesis.basic import ROW_COLUMNS, validate_basic_row
+from hum_dagster.store.jsonfile import read_json_object
+from hum_dagster.synthesis.basic import validate_basic_row
 from hum_dagster.synthesis.chunking import record_rng
+from hum_dagster.synthesis.columns import INSTRUCTION_COLUMNS
 from hum_dagster.synthesis.outputs import output_key
 from hum_dagster.synthesis.preferences_llm import (
     PreferenceChoice,
@@ -84,7 +85,6 @@ PREFERENCE_STRATEGIES = (
 )
 LLM_TASKS = (NER, RE, SPO, EET, EE, EEA, KGE)
 PAIR_TASKS = (RE, SPO)
-PREFERENCE_COLUMNS = (*ROW_COLUMNS, "base_instruction_id", "variant", "provenance")
 WORDING_PATH = TEMPLATES_DIR / "preferences.json"
 
 # Rejection reasons (stable keys).
@@ -360,7 +360,7 @@ def build_preference_row(
     cross_check: str | None = None,
     prompt_version: str | None = None,
 ) -> dict[str, Any]:
-    """The compound row (``PREFERENCE_COLUMNS``) of a checked relabelling."""
+    """The compound row (``COMPOUND_COLUMNS``) of a checked relabelling."""
     row = parsed.row
     task, language = parsed.task, parsed.language
     items = parsed.items
@@ -392,7 +392,7 @@ def build_preference_row(
     }
     if relabel.new_label is not None:
         provenance["new_label"] = relabel.new_label
-    out = {col: row.get(col) for col in ROW_COLUMNS}
+    out = {col: row.get(col) for col in INSTRUCTION_COLUMNS}
     out.update(
         instruction_id=_instruction_id(
             base_id, relabel.variant, relabel.label, f"{seed}|{templates.version}"
@@ -675,7 +675,7 @@ def preference_rows(
     descriptions: Mapping[str, str] | None = None,
     examples: Mapping[str, Sequence[str]] | None = None,
 ) -> PreferenceResult:
-    """Preference-rule rows (``PREFERENCE_COLUMNS``) for the train-mode ``basic_rows``.
+    """Preference-rule rows (``COMPOUND_COLUMNS``) for the train-mode ``basic_rows``.
 
     Offline (``runner`` None or in offline mode): rule-based relabellings only, no LLM
     call. Otherwise the LLM is asked for every chosen (row, label, strategy) in

@@ -23,9 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hum_dagster.jsonfile import read_json_object
 from hum_dagster.llm.types import LLMRequest
 from hum_dagster.paths import ASSETS_DIR
+from hum_dagster.store.jsonfile import read_json_object
 
 PROMPTS_DIR = ASSETS_DIR / "prompts"
 PREFERENCE_STEP = "synthesis.preference_rules"

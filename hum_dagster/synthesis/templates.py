@@ -15,9 +15,9 @@ from collections.abc import Iterator, Mapping
 from functools import lru_cache
 from pathlib import Path
 
-from hum_dagster.jsonfile import read_json_object
 from hum_dagster.paths import TEMPLATES_DIR
 from hum_dagster.records import EE, EEA, EET, KGE, LANGUAGES, MRC, NER, OPENIE, RE, SPO, TC
+from hum_dagster.store.jsonfile import read_json_object
 
 # Instruction tasks that have a basic-instruction wording (IG is passed through).
 TEMPLATE_TASKS = (NER, RE, SPO, EE, EET, EEA, OPENIE, KGE, MRC, TC)

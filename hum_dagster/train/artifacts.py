@@ -21,7 +21,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from hum_dagster import fsio
+from hum_dagster.store import fsio
 
 RECORD = "training_record.json"
 CHECKPOINT_MARKER = "hum_checkpoint_complete"

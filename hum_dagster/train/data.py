@@ -1,6 +1,6 @@
 """The corpus export read back as prompt/completion examples for TRL.
 
-``hum_dagster.export`` writes LlamaFactory alpaca JSONL (``instruction``, ``input``,
+``hum_dagster.corpus.export`` writes LlamaFactory alpaca JSONL (``instruction``, ``input``,
 ``output``, optional ``system`` and ``history``) and a ``dataset_info.json`` naming the
 files. Here each record becomes a *prompt/completion* example, so TRL's SFTTrainer puts
 the loss on the completion only:
@@ -24,7 +24,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from hum_dagster import fsio
+from hum_dagster.store import fsio
 
 
 class DatasetError(ValueError):

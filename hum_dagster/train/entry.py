@@ -626,7 +626,7 @@ def _save_merged(model: Any, tokenizer: Any, folder: Path) -> None:
 
 
 def artifacts_join(root: str, name: str) -> str:
-    from hum_dagster import fsio
+    from hum_dagster.store import fsio
 
     return fsio.join(root, name)
 
@@ -722,7 +722,25 @@ def _extras_read_only() -> dict[str, Any]:
         return dict(data.get("extras") or {})
 
 
+def _close_process_group() -> None:
+    """Leave the torchrun process group before exit: a gloo group still open when the
+    interpreter ends aborts its rank ("terminate called without an active exception")."""
+    try:
+        import torch.distributed as dist
+    except ImportError:  # pragma: no cover - torch is always there when training ran
+        return
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    finally:
+        _close_process_group()
+
+
+def _main(argv: Sequence[str] | None) -> int:
     cli = parse_args(argv if argv is not None else sys.argv[1:])
     in_pipes = PipesEnvVarParamsLoader().is_dagster_pipes_process()
     rank = int(os.environ.get("RANK", "0"))

@@ -3,7 +3,7 @@ Kubernetes pod, an ECS task.
 
 Pure functions over plain dicts (no Dagster, no cluster): the templates in
 ``resources/k8s/`` and ``resources/ecs/`` are loaded and filled with the image, GPU
-count, node selection, shared memory and storage credentials; ``hum_dagster.defs.training``
+count, node selection, shared memory and storage credentials; ``hum_dagster.defs.training.assets``
 hands the result to dagster-k8s's ``PipesK8sClient`` or dagster-aws's ``PipesECSClient``.
 The tests check the results against the Kubernetes models and botocore's ECS model.
 """

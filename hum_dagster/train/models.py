@@ -14,8 +14,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from hum_dagster import fsio
 from hum_dagster.evaluation.models import resolve_model, save_converted
+from hum_dagster.store import fsio
 from hum_dagster.train import artifacts
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin")

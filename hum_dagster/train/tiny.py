@@ -3,7 +3,7 @@
 No hub access: a byte-level BPE tokenizer is trained with ``tokenizers`` on the given
 texts, and a randomly initialised ``LlamaForCausalLM`` (hidden 32, 2 layers by default)
 is saved next to it as a transformers folder that every loader here accepts. Also
-writes small corpus exports in the layout of :mod:`hum_dagster.export`. No Dagster.
+writes small corpus exports in the layout of :mod:`hum_dagster.corpus.export`. No Dagster.
 """
 
 from __future__ import annotations
@@ -94,7 +94,7 @@ def write_export(
     train: Sequence[dict[str, Any]],
     validation: Sequence[dict[str, Any]] = (),
 ) -> str:
-    """A corpus export as ``hum_dagster.export`` writes it: alpaca JSONL + dataset_info."""
+    """A corpus export as ``hum_dagster.corpus.export`` writes it: alpaca JSONL + dataset_info."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     info = {}

@@ -1,0 +1,1 @@
+"""The ``hum`` command line: ``run``, ``dev``, ``sql``, ``audit``, ``convert``."""

@@ -1,0 +1,1 @@
+"""The corpus stage: build (scan, de-duplicate, cut, decontaminate, split), mix, tokens, export, charts."""

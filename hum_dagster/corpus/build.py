@@ -1,0 +1,475 @@
+"""Building the training corpus from instruction tables: one cleaning pass (exact,
+normalised and near duplicates, token limits, decontamination), mixing to target
+proportions (``mixing.py``), a seeded train/validation split. Export is in ``export.py``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from hum_dagster.synthesis.columns import COMPOUND_COLUMNS, INT_COLUMNS, instruction_frame
+
+# --------------------------------------------------------------------------- the Hum corpus
+#
+# ``build_hum_corpus`` is the full path: one streaming pass over the instruction rows
+# computes, per row and without keeping any text, the exact-duplicate keys, the MinHash
+# band keys, the token counts and the contamination flag; everything after that (exact
+# and near de-duplication, limits, mixing, ablation variants, split) works on that lean
+# frame, and ``hum_dagster.corpus.export.export_corpus`` streams the texts out again. Peak
+# memory is the lean frame (about 200 bytes a row) plus one batch of text.
+
+LEAN_COLUMNS = (
+    "instruction_id",
+    "base_instruction_id",
+    "source",
+    "task",
+    "language",
+    "strategy",
+    "variant",
+)
+
+
+# Lean columns with a handful of values, held as categoricals: a string column costs 16
+# bytes a row (a view) plus its text, a categorical 4 (2.8M rows: about 250 MB saved on
+# each copy of the lean frame). ``build_hum_corpus`` hands out strings again.
+CATEGORY_COLUMNS = ("source", "task", "language", "strategy", "variant", "contaminated_by")
+
+# What the scan reads: the lean columns and the texts the keys and counts come from.
+SCAN_COLUMNS = (*LEAN_COLUMNS, "record_id", "schema", "instruction", "output", "history", "system")
+
+
+@dataclass(frozen=True)
+class HumCorpusConfig:
+    seed: int = 42
+    validation_fraction: float = 0.02
+    min_validation: int = 1
+    variant: str = "full"  # full | no_guidelines | no_preference_rules | no_format_variants
+    mix: Any = None  # mixing.MixConfig (default: the paper's shares, largest total, strict)
+    near_dup: Any = None  # dedup.NearDupConfig; None: default; False: exact duplicates only
+    max_input_tokens: int = 1500
+    max_output_tokens: int = 500
+    batch_rows: int = 10_000  # compound prompts run to several kB: about 50 MB of text
+    examples: int = 5
+
+
+@dataclass
+class HumCorpus:
+    rows: pl.DataFrame  # lean: LEAN_COLUMNS + _row, rank, kind, split, input_tokens, output_tokens
+    report: dict[str, Any]
+    removed: pl.DataFrame  # _row, instruction_id, task, source, reason, detail
+
+
+Source = pl.LazyFrame | pl.DataFrame | Sequence[pl.LazyFrame | pl.DataFrame]
+
+
+def source_parts(source: Source) -> list[pl.LazyFrame]:
+    """The instruction tables of ``source`` (one table, or a list: frames or Parquet
+    scans, in order), each with exactly the compound columns and types."""
+    items = list(source) if isinstance(source, list | tuple) else [source]
+    return [_conform(item.lazy()) for item in items]
+
+
+def _conform(table: pl.LazyFrame) -> pl.LazyFrame:
+    """``table`` with exactly the compound columns (basic tables lack the extra ones)."""
+    names = set(table.collect_schema().names())
+    return table.select(
+        [
+            (pl.col(c) if c in names else pl.lit(None)).cast(_dtype(c)).alias(c)
+            for c in COMPOUND_COLUMNS
+        ]
+    )
+
+
+def _dtype(column: str) -> pl.DataType:
+    return pl.Int64() if column in INT_COLUMNS else pl.String()
+
+
+def train_rows(source: Source) -> pl.LazyFrame:
+    """The train-mode rows with ``_row``, their position: the key every later pass uses.
+    For joins and small sources; big passes read ``train_batches``."""
+    parts = source_parts(source)
+    lf = pl.concat(parts, how="vertical") if parts else _conform(pl.LazyFrame())
+    return lf.filter(pl.col("mode") == "train").with_row_index("_row")
+
+
+def train_batches(
+    source: Source, columns: Sequence[str] | None = None, batch_rows: int = 50_000
+) -> Iterator[pl.DataFrame]:
+    """``train_rows(source)`` in batches of at most ``batch_rows`` input rows, reading
+    only ``columns`` (and ``_row``). Each table is read slice by slice, so memory holds
+    one batch whatever the source size (polars' ``collect_batches`` runs ahead of its
+    consumer and buffers the whole result)."""
+    wanted = list(columns) if columns is not None else list(COMPOUND_COLUMNS)
+    read = wanted if "mode" in wanted else [*wanted, "mode"]
+    start = 0
+    for part in source_parts(source):
+        total = part.select(pl.len()).collect().item()
+        for offset in range(0, total, batch_rows):
+            batch = (
+                part.slice(offset, batch_rows)
+                .select(read)
+                .collect()
+                .filter(pl.col("mode") == "train")
+                .with_row_index("_row", offset=start)
+                .select("_row", *wanted)
+            )
+            start += batch.height
+            if batch.height:
+                yield batch
+
+
+def rows_by_position(
+    source: Source,
+    rows: Sequence[int] | pl.Series,
+    columns: Sequence[str],
+    batch_rows: int = 50_000,
+) -> pl.DataFrame:
+    """The train-mode rows whose ``_row`` is in ``rows``, with ``columns``, in ``_row`` order."""
+    found = [_owned(batch) for batch in _batches_with_rows(source, rows, columns, batch_rows)]
+    schema = {"_row": pl.UInt32(), **{c: _dtype(c) for c in columns}}
+    return pl.concat(found) if found else pl.DataFrame(schema=schema)
+
+
+def _batches_with_rows(
+    source: Source, rows: Sequence[int] | pl.Series, columns: Sequence[str], batch_rows: int
+) -> Iterator[pl.DataFrame]:
+    """The non-empty parts of ``train_batches`` holding the rows at positions ``rows``."""
+    want = pl.Series("_row", rows, dtype=pl.UInt32).unique().sort()
+    if not len(want):
+        return
+    for batch in train_batches(source, columns, batch_rows):
+        found = batch.filter(pl.col("_row").is_in(want.implode()))
+        if found.height:
+            yield found
+
+
+def _owned(frame: pl.DataFrame) -> pl.DataFrame:
+    """A copy of ``frame`` holding only its own text. A filtered string column is views
+    into the buffers of the whole batch it came from: keeping 1% of 2.8M long prompts
+    that way held 3.7 GB (measured), a compact copy holds 1%."""
+    return pl.from_arrow(frame.to_arrow())  # type: ignore[return-value]
+
+
+def _prompt_expr() -> pl.Expr:
+    return pl.when(pl.col("history").is_null() & pl.col("system").is_null()).then(
+        pl.col("instruction")
+    )
+
+
+def scan_rows(
+    source: Source,
+    config: HumCorpusConfig,
+    tokenizer: Any = None,
+    benchmark_index: Any = None,
+) -> tuple[pl.DataFrame, dict[str, Any]]:
+    """The streaming pass: the lean frame with every per-row key and measurement."""
+    from hum_dagster.corpus.decontam import MatchCache
+    from hum_dagster.corpus.dedup import (
+        NearDupConfig,
+        band_keys,
+        dedup_text_expr,
+        exact_key_exprs,
+        frame_key_expr,
+        input_text_expr,
+    )
+    from hum_dagster.corpus.tokens import prompt_text
+
+    near = config.near_dup if config.near_dup is not None else NearDupConfig()
+    parts: list[pl.DataFrame] = []
+    timings = {"scan_s": 0.0, "minhash_s": 0.0, "tokens_s": 0.0, "decontam_s": 0.0}
+    encoded = 0
+    matcher = MatchCache(benchmark_index) if benchmark_index is not None else None
+    t0 = time.perf_counter()
+    for batch in train_batches(source, SCAN_COLUMNS, config.batch_rows):
+        keys = [
+            *exact_key_exprs(),
+            frame_key_expr(),
+            input_text_expr().alias("_input"),
+            _prompt_expr().alias("_prompt"),
+        ]
+        batch = batch.with_columns(keys).with_columns(dedup_text_expr(pl.col("_input")))
+        lean = batch.select(
+            "_row",
+            *LEAN_COLUMNS,
+            "_exact",
+            "_norm",
+            "_frame",
+            pl.col("record_id").hash(seed=14).alias("_rec"),
+        )
+        t = time.perf_counter()
+        if near:
+            bands = band_keys(batch["_dedup_text"].to_list(), near)
+            lean = lean.with_columns(
+                [pl.Series(f"_band{b}", bands[:, b], dtype=pl.UInt64) for b in range(near.bands)]
+            )
+        timings["minhash_s"] += time.perf_counter() - t
+        t = time.perf_counter()
+        if tokenizer is not None:
+            prompts = [
+                p if p is not None else prompt_text(i, s, h)
+                for p, i, s, h in zip(
+                    batch["_prompt"],
+                    batch["instruction"],
+                    batch["system"],
+                    batch["history"],
+                    strict=True,
+                )
+            ]
+            outputs = batch["output"].fill_null("").to_list()
+            n_in, e1 = tokenizer.count_over_limit(prompts, config.max_input_tokens)
+            n_out, e2 = tokenizer.count_over_limit(outputs, config.max_output_tokens)
+            encoded += e1 + e2
+            lean = lean.with_columns(
+                pl.Series("input_tokens", n_in, dtype=pl.Int32),
+                pl.Series("output_tokens", n_out, dtype=pl.Int32),
+            )
+        timings["tokens_s"] += time.perf_counter() - t
+        t = time.perf_counter()
+        if matcher is not None:
+            lean = lean.with_columns(matcher.match(batch["_input"]))
+        timings["decontam_s"] += time.perf_counter() - t
+        # One chunk per column per batch: columns read from Parquet come in chunks of
+        # their own, and on a lean frame chunked unlike itself polars 2.1's pl.format
+        # panicked ("assertion failed: i < self.len()", the S3 run of tests/test_ops_s3.py).
+        parts.append(
+            lean.with_columns(
+                pl.col(c).cast(pl.Categorical) for c in CATEGORY_COLUMNS if c in lean.columns
+            ).rechunk()
+        )
+    timings["scan_s"] = (
+        time.perf_counter()
+        - t0
+        - timings["minhash_s"]
+        - timings["tokens_s"]
+        - timings["decontam_s"]
+    )
+    lean = pl.concat(parts, how="vertical_relaxed") if parts else None
+    if lean is None:
+        lean = (
+            instruction_frame([], LEAN_COLUMNS)
+            .with_columns(
+                pl.lit(0, pl.UInt32).alias("_row"),
+                *[pl.lit(0, pl.UInt64).alias(c) for c in ("_exact", "_norm", "_frame", "_rec")],
+            )
+            .head(0)
+        )
+    info = {"timings_s": {k: round(v, 2) for k, v in timings.items()}, "texts_tokenized": encoded}
+    if matcher is not None:
+        info["decontam_distinct_inputs"] = matcher.matched
+    return lean, info
+
+
+def _take(lean: pl.DataFrame, rows: pl.Series) -> pl.DataFrame:
+    """The rows of ``lean`` at positions ``rows`` (``_row`` is the position)."""
+    return lean[rows.cast(pl.UInt32).sort().to_numpy()]
+
+
+def _removal(frame: pl.DataFrame, reason: str, detail: pl.Expr | None = None) -> pl.DataFrame:
+    return frame.select(
+        "_row",
+        "instruction_id",
+        "task",
+        "source",
+        pl.lit(reason).alias("reason"),
+        (detail if detail is not None else pl.lit(None, pl.String)).cast(pl.String).alias("detail"),
+    )
+
+
+def clean_rows(
+    source: Source,
+    config: HumCorpusConfig,
+    tokenizer: Any = None,
+    benchmark_index: Any = None,
+) -> tuple[pl.DataFrame, pl.DataFrame, dict[str, Any]]:
+    """(pool, removed, report): the train-mode rows left after exact and near
+    de-duplication, token limits (when a tokenizer is given) and decontamination (when a
+    ``decontam.BenchmarkIndex`` is given); ``removed`` names each dropped row's reason."""
+    from hum_dagster.corpus.dedup import (
+        NearDupConfig,
+        candidate_pairs,
+        dedup_text_expr,
+        verify_pairs,
+    )
+
+    started = time.perf_counter()
+    lean, info = scan_rows(source, config, tokenizer, benchmark_index)
+    report: dict[str, Any] = {"train_mode_rows": lean.height, **info}
+    removed: list[pl.DataFrame] = []
+    t = time.perf_counter()
+    # De-duplication works on a narrow numeric frame in instruction-id order (the
+    # smallest id of a group stays) and marks rows to drop; the lean frame is copied
+    # once, at the end, so peak memory stays near one lean frame.
+    near = config.near_dup if config.near_dup is not None else NearDupConfig()
+    bands = [f"_band{b}" for b in range(near.bands)] if near else []
+    narrow = ["_row", "_exact", "_norm", *(["_rec", "_frame", *bands] if near else [])]
+    keys = lean.select(pl.col(narrow).gather(lean["instruction_id"].arg_sort()))
+    # The hashes live on in ``keys`` only (about 220 MB at 2.8M rows).
+    lean = lean.drop(c for c in narrow if c != "_row")
+    first = keys["_exact"].is_first_distinct()
+    exact_dups = keys.filter(~first)["_row"]
+    keys = keys.filter(first)
+    first = keys["_norm"].is_first_distinct()
+    norm_dups = keys.filter(~first)["_row"]
+    keys = keys.filter(first)
+    removed.append(_removal(_take(lean, exact_dups), "exact_duplicate"))
+    removed.append(_removal(_take(lean, norm_dups), "normalised_duplicate"))
+    report["exact_duplicates"] = len(exact_dups)
+    report["normalised_duplicates"] = len(norm_dups)
+    drop = np.zeros(lean.height, dtype=bool)
+    drop[exact_dups.to_numpy()] = True
+    drop[norm_dups.to_numpy()] = True
+    report["near_duplicates"] = 0
+    if near:
+        pairs = candidate_pairs(keys, near.bands)
+        del keys
+        report["near_duplicate_candidates"] = pairs.height
+        if pairs.height:
+            need = pl.concat([pairs["keep_row"], pairs["drop_row"]])
+            texts: dict[int, str] = {}
+            for batch in _batches_with_rows(
+                source, need, ["instruction", "output"], config.batch_rows
+            ):
+                found = batch.select("_row", dedup_text_expr())
+                texts.update(
+                    zip(found["_row"].to_list(), found["_dedup_text"].to_list(), strict=True)
+                )
+            report["near_duplicate_texts"] = len(texts)
+            confirmed = (
+                verify_pairs(pairs, texts, near).unique("drop_row", keep="first").sort("drop_row")
+            )
+            dropped = _take(lean, confirmed["drop_row"]).join(
+                confirmed, left_on="_row", right_on="drop_row", how="inner"
+            )
+            removed.append(
+                _removal(
+                    dropped,
+                    "near_duplicate",
+                    pl.format("of row {} (jaccard {})", "keep_row", pl.col("similarity").round(3)),
+                )
+            )
+            report["near_duplicates"] = dropped.height
+            report["near_duplicate_examples"] = [
+                {"kept": texts[k][:300], "removed": texts[d][:300], "jaccard": round(s, 3)}
+                for k, d, s in confirmed.head(config.examples).iter_rows()
+            ]
+            del texts
+            drop[confirmed["drop_row"].to_numpy()] = True
+    report["dedup_s"] = round(time.perf_counter() - t, 2)
+    # Token limits, then decontamination, each on the rows still in: masks over the lean
+    # frame and one copy of it at the end (each filtered copy costs a whole lean frame).
+    if tokenizer is not None:
+        too_long = (
+            (lean["input_tokens"] > config.max_input_tokens)
+            | (lean["output_tokens"] > config.max_output_tokens)
+        ).to_numpy() & ~drop
+        long_rows = lean.filter(pl.Series(too_long))
+        removed.append(
+            _removal(
+                long_rows,
+                "too_long",
+                pl.format("input {} / output {} tokens", "input_tokens", "output_tokens"),
+            )
+        )
+        report["too_long"] = long_rows.height
+        report["tokenizer"] = tokenizer.name
+        report["token_limits"] = {
+            "input": config.max_input_tokens,
+            "output": config.max_output_tokens,
+        }
+        drop |= too_long
+    if benchmark_index is not None:
+        dirty_mask = lean["contaminated_by"].is_not_null().to_numpy() & ~drop
+        dirty = lean.filter(pl.Series(dirty_mask))
+        removed.append(_removal(dirty, "contaminated", pl.col("contaminated_by")))
+        report["decontamination"] = {
+            "removed": dirty.height,
+            "by_benchmark": dict(
+                dirty.group_by("contaminated_by").len().sort("contaminated_by").iter_rows()
+            ),
+            "benchmarks": benchmark_index.names,
+            "benchmark_texts": benchmark_index.texts,
+        }
+        drop |= dirty_mask
+    keep = [c for c in lean.columns if not c.startswith("_") and c != "contaminated_by"]
+    pool = lean.select("_row", *keep).filter(pl.Series(~drop))
+    del lean
+    report["pool_rows"] = pool.height
+    report["clean_s"] = round(time.perf_counter() - started, 2)
+    removed_frame = pl.concat(removed, how="vertical_relaxed").sort("_row")
+    report["removed_by_reason"] = dict(
+        removed_frame.group_by("reason").len().sort("reason").iter_rows()
+    )
+    return pool, removed_frame, report
+
+
+def split_expr(seed: int, fraction: float) -> pl.Expr:
+    """train | validation from a stable per-row key (see ``mixing.rank_keys``)."""
+    threshold = int(fraction * (2**63 - 1))
+    return (
+        pl.when(pl.col("_split_key") < threshold)
+        .then(pl.lit("validation"))
+        .otherwise(pl.lit("train"))
+    )
+
+
+def assign_split(
+    rows: pl.DataFrame, seed: int, fraction: float, min_validation: int = 1
+) -> pl.DataFrame:
+    from hum_dagster.corpus.mix import rank_keys
+
+    keyed = rows.with_columns(rank_keys(rows["instruction_id"], seed, "split").alias("_split_key"))
+    keyed = keyed.with_columns(split_expr(seed, fraction).alias("split"))
+    if keyed.height > 1 and (keyed["split"] == "validation").sum() < min_validation:
+        chosen = keyed.sort("_split_key")["_row"][:min_validation].to_list()
+        keyed = keyed.with_columns(
+            pl.when(pl.col("_row").is_in(chosen))
+            .then(pl.lit("validation"))
+            .otherwise(pl.col("split"))
+            .alias("split")
+        )
+    return keyed.drop("_split_key")
+
+
+def _as_strings(frame: pl.DataFrame) -> pl.DataFrame:
+    return frame.with_columns(
+        pl.col(c).cast(pl.String) for c in CATEGORY_COLUMNS if c in frame.columns
+    )
+
+
+def build_hum_corpus(
+    source: Source,
+    config: HumCorpusConfig | None = None,
+    *,
+    tokenizer: Any = None,
+    benchmark_index: Any = None,
+) -> HumCorpus:
+    """Clean, mix (``config.variant``), split. Export with ``export.export_corpus``."""
+    from hum_dagster.corpus.mix import MixConfig, build_variant
+
+    config = config or HumCorpusConfig()
+    pool, removed, report = clean_rows(source, config, tokenizer, benchmark_index)
+    t = time.perf_counter()
+    mix_config = config.mix or MixConfig(seed=config.seed)
+    mixed = build_variant(pool, config.variant, mix_config)
+    report["mix"] = mixed.report
+    report["mix_s"] = round(time.perf_counter() - t, 2)
+    t = time.perf_counter()
+    rows = assign_split(mixed.rows, config.seed, config.validation_fraction, config.min_validation)
+    rows, removed = (_as_strings(f) for f in (rows, removed))
+    report["split"] = dict(rows.group_by("split").len().sort("split").iter_rows())
+    report["split_s"] = round(time.perf_counter() - t, 2)
+    return HumCorpus(rows, report, removed)
+
+
+def corpus_frame(source: Source, corpus: HumCorpus) -> pl.DataFrame:
+    """The corpus rows with every column (text included), in rank order, in memory:
+    for small corpora and tests; ``export.sorted_corpus_parts`` streams large ones."""
+    keep = corpus.rows.select("_row", "rank", "split")
+    full = rows_by_position(source, keep["_row"], COMPOUND_COLUMNS).join(keep, on="_row")
+    return full.sort("rank", "instruction_id").drop("_row")

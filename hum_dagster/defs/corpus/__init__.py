@@ -1,0 +1,1 @@
+"""Assets of the ``corpus`` group: ``hum_corpus``."""

@@ -1,0 +1,175 @@
+"""``hum_corpus``: the mixed, cleaned training corpus, one partition per ablation variant."""
+
+import json
+import shutil
+import tempfile
+
+import dagster as dg
+import polars as pl
+
+from hum_dagster.corpus.build import HumCorpusConfig, build_hum_corpus
+from hum_dagster.corpus.charts import corpus_stats, sample_token_lengths, write_chart
+from hum_dagster.corpus.decontam import BenchmarkIndex, DecontamConfig, benchmark_texts
+from hum_dagster.corpus.export import export_corpus
+from hum_dagster.corpus.mix import VARIANTS
+from hum_dagster.corpus.tokens import load_tokenizer
+from hum_dagster.defs.metadata import count_table, markdown_table
+from hum_dagster.defs.resources.settings import HumSettings
+from hum_dagster.records import SourceError
+from hum_dagster.store import fsio
+from hum_dagster.store.tables import LazyTable, TableRef
+from hum_dagster.store.warehouse import refresh_views, warehouse_path
+from hum_dagster.synthesis.columns import COMPOUND_COLUMNS, instruction_frame
+
+DECONTAM_CHECK = "no_overlap_with_evaluation_sets"
+corpus_partitions = dg.StaticPartitionsDefinition(list(VARIANTS))
+
+
+def export_dir(storage_root: str, variant: str) -> str:
+    return fsio.join(storage_root, "export", variant)
+
+
+def _benchmark_index() -> tuple[BenchmarkIndex | None, str]:
+    try:
+        return BenchmarkIndex.build(benchmark_texts(), DecontamConfig()), "ok"
+    except (SourceError, FileNotFoundError) as exc:
+        return None, f"evaluation sets unavailable, corpus not decontaminated: {exc}"
+
+
+@dg.asset(
+    partitions_def=corpus_partitions,
+    group_name="corpus",
+    kinds={"polars", "parquet", "duckdb"},
+    description="Basic and compound train-mode instructions mixed to the paper's proportions "
+    "(55% basic / 45% compound; the task mix), de-duplicated (exact and near), cut to token "
+    "limits, decontaminated against the evaluation sets, split and exported (LlamaFactory "
+    "alpaca + dataset_info.json, OpenAI chat JSONL). Partitions: the full corpus and the "
+    "paper's ablations, whose removed compound rows are replaced by basic ones.",
+    ins={
+        "basic_instructions": dg.AssetIn(partition_mapping=dg.AllPartitionMapping()),
+        "compound_instructions": dg.AssetIn(partition_mapping=dg.AllPartitionMapping()),
+    },
+    check_specs=[dg.AssetCheckSpec(
+        DECONTAM_CHECK, asset="hum_corpus",
+        description="No training instruction's input overlaps an evaluation set (n-gram match).",
+    )],
+    code_version="2",
+)
+def hum_corpus(
+    context: dg.AssetExecutionContext,
+    settings: HumSettings,
+    basic_instructions: dict[str, TableRef],
+    compound_instructions: dict[str, TableRef],
+):
+    variant = context.partition_key
+    # Parquet scans, read slice by slice: the instruction texts are never all in memory.
+    tables = [basic_instructions[k].scan() for k in sorted(basic_instructions)]
+    tables += [compound_instructions[k].scan() for k in sorted(compound_instructions)]
+    try:
+        tokenizer = load_tokenizer(settings.tokenizer)
+    except (FileNotFoundError, ImportError) as exc:
+        raise dg.Failure(f"tokenizer {settings.tokenizer!r} cannot be loaded: {exc}") from exc
+    index, index_status = _benchmark_index()
+    config = HumCorpusConfig(
+        seed=settings.seed, validation_fraction=settings.validation_fraction, variant=variant,
+        max_input_tokens=settings.max_input_tokens, max_output_tokens=settings.max_output_tokens,
+        mix=settings.mix_config(),
+    )
+    corpus = build_hum_corpus(tables, config, tokenizer=tokenizer, benchmark_index=index)
+    directory = export_dir(settings.storage_root, variant)
+    # The export's sorted buckets are kept in a temp folder and become the stored table
+    # (streamed into one Parquet file by the IO manager, which then removes them).
+    parts_dir = tempfile.mkdtemp(prefix="hum-corpus-parts-")
+    try:
+        exported = export_corpus(tables, corpus.rows, directory, table_dir=parts_dir)
+        stats = corpus_stats(corpus.rows, sample_token_lengths(tables, corpus.rows, tokenizer))
+        chart = write_chart(fsio.join(directory, "corpus_stats.png"), stats, f"Hum corpus ({variant})")
+        views = refresh_views(settings.storage_root)
+        frame = (
+            pl.scan_parquet(exported.table_parts) if exported.table_parts
+            else _empty_corpus_table().lazy()
+        )
+        head = frame.head(3).collect()
+    except BaseException:
+        shutil.rmtree(parts_dir, ignore_errors=True)
+        raise
+    report = corpus.report
+    removed = (
+        dict(corpus.removed.group_by("reason").len().sort("reason").iter_rows())
+        if corpus.removed.height else {}
+    )
+    contaminated = corpus.removed.filter(pl.col("reason") == "contaminated")
+    mix = report.get("mix", {})
+    return dg.MaterializeResult(
+        # The footer keeps the report without wall-clock timings, so the same inputs give
+        # the same bytes on every run; timings go to the run's metadata.
+        value=LazyTable(frame, {"hum.corpus_report": json.dumps(
+            _without_timings(report), ensure_ascii=False, default=str, sort_keys=True
+        )}, cleanup=lambda: shutil.rmtree(parts_dir, ignore_errors=True)),
+        metadata={
+            "instructions": corpus.rows.height,
+            "variant": variant,
+            "split": dg.MetadataValue.json(report.get("split", {})),
+            "removed_by_reason": dg.MetadataValue.json(removed),
+            "achieved_mix": dg.MetadataValue.json(mix.get("achieved", mix)),
+            "limited_by": dg.MetadataValue.json(mix.get("limited_by", [])),
+            "per_task": dg.MetadataValue.md(count_table(stats.get("by_task", {}), "task")),
+            "per_strategy": dg.MetadataValue.md(count_table(stats.get("by_strategy", {}), "strategy")),
+            "per_format": dg.MetadataValue.md(count_table(stats.get("by_variant", {}), "variant")),
+            "token_lengths": dg.MetadataValue.json(
+                {k: stats[k] for k in ("input_tokens", "output_tokens") if k in stats}
+            ),
+            "chart": dg.MetadataValue.path(chart),
+            "export_dir": dg.MetadataValue.path(directory),
+            "export_files": dg.MetadataValue.json(exported.files),
+            "duckdb": dg.MetadataValue.path(warehouse_path(settings.storage_root)),
+            "duckdb_views": dg.MetadataValue.json(views),
+            "sample": dg.MetadataValue.md(markdown_table(
+                head.select("source", "task", "strategy", "instruction", "output").to_dicts(),
+                ["source", "task", "strategy", "instruction", "output"], 300,
+            )),
+            "timings_s": dg.MetadataValue.json(_timings(report)),
+            "dagster/row_count": corpus.rows.height,
+        },
+        check_results=[dg.AssetCheckResult(
+            check_name=DECONTAM_CHECK,
+            passed=index is not None,
+            severity=dg.AssetCheckSeverity.WARN,
+            metadata={
+                "status": index_status,
+                "removed": contaminated.height,
+                "examples": dg.MetadataValue.md(markdown_table(
+                    contaminated.head(5).to_dicts(), list(contaminated.columns)
+                )),
+            },
+        )],
+    )
+
+
+def _empty_corpus_table() -> pl.DataFrame:
+    return instruction_frame([], COMPOUND_COLUMNS).with_columns(
+        pl.lit(None, pl.Int64).alias("rank"), pl.lit(None, pl.String).alias("split")
+    )
+
+
+def _is_timing(key: str) -> bool:
+    return key.endswith("_s") or key in ("timings", "seconds")
+
+
+def _without_timings(value):
+    if isinstance(value, dict):
+        return {k: _without_timings(v) for k, v in value.items() if not _is_timing(str(k))}
+    if isinstance(value, list):
+        return [_without_timings(v) for v in value]
+    return value
+
+
+def _timings(value, prefix: str = "") -> dict:
+    found = {}
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if _is_timing(str(k)) and isinstance(v, int | float):
+                found[f"{prefix}{k}"] = v
+            else:
+                found.update(_timings(v, f"{prefix}{k}."))
+    return found

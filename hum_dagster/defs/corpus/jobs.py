@@ -1,0 +1,12 @@
+"""Jobs of the corpus stage."""
+
+import dagster as dg
+
+from hum_dagster.defs.corpus.assets import corpus_partitions, hum_corpus
+
+build_corpus_job = dg.define_asset_job(
+    "build_corpus",
+    selection=dg.AssetSelection.assets(hum_corpus),
+    partitions_def=corpus_partitions,
+    description="Mix every source's instructions into the training corpus and export it.",
+)

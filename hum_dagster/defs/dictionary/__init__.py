@@ -1,0 +1,1 @@
+"""Assets of the ``dictionary`` group: ``schema_dictionary``."""

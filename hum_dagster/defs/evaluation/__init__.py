@@ -1,0 +1,1 @@
+"""Assets of the ``evaluation`` group: ``eval_scores`` and ``eval_report``."""

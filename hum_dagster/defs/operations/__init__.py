@@ -1,0 +1,1 @@
+"""The ``operations`` group: lineage audit, automation sensors and schedules."""

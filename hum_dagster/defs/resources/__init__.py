@@ -1,0 +1,1 @@
+"""Resources shared by every stage: settings, the LLM endpoint, the IO manager, launchers."""

@@ -1,0 +1,1 @@
+"""Assets of the ``sources`` group: ``raw_sources`` and ``source_quarantine``."""

@@ -1,0 +1,1 @@
+"""Assets of the ``synthesis`` group: basic and compound instructions."""

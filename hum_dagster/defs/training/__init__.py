@@ -1,0 +1,1 @@
+"""Assets of the ``training`` group: base models, LoRA checkpoints, LlamaFactory configs."""

@@ -1,0 +1,1 @@
+"""Operations: lineage audit and the landing folder for new sources."""

@@ -1,0 +1,59 @@
+"""A DuckDB database with views over the Parquet outputs, for SQL over instructions."""
+
+from __future__ import annotations
+
+import os
+
+import duckdb
+
+from hum_dagster.store import fsio
+
+# view name -> asset key path under the storage root
+VIEWS = {
+    "raw_records": "raw_sources",
+    "quarantine": "source_quarantine",
+    "basic_instructions": "basic_instructions",
+    "schema_dictionary": "schema_dictionary",
+    "compound_instructions": "compound_instructions",
+    "corpus": "hum_corpus",
+}
+
+
+def warehouse_path(storage_root: str) -> str:
+    """The database file: inside a local root, else ``.hum/hum.duckdb`` in the cwd."""
+    if "://" not in storage_root:
+        return os.path.join(storage_root, "hum.duckdb")
+    return os.path.join(os.getcwd(), ".hum", "hum.duckdb")
+
+
+def connect(storage_root: str, database: str | None = None) -> duckdb.DuckDBPyConnection:
+    """Open the warehouse; ``s3://`` roots are read through the fsspec filesystem."""
+    database = database or warehouse_path(storage_root)
+    os.makedirs(os.path.dirname(database) or ".", exist_ok=True)
+    con = duckdb.connect(database)
+    if "://" in storage_root:
+        fs, _ = fsio.filesystem(storage_root)
+        con.register_filesystem(fs)
+    return con
+
+
+def refresh_views(storage_root: str, database: str | None = None) -> list[str]:
+    """(Re)create a view per output whose Parquet files exist; return the view names."""
+    con = connect(storage_root, database)
+    created = []
+    try:
+        for view, folder in VIEWS.items():
+            directory = fsio.join(storage_root, folder)
+            fs, path = fsio.filesystem(directory)
+            if not fs.exists(path) or not fs.glob(f"{path}/**/*.parquet"):
+                con.execute(f"DROP VIEW IF EXISTS {view}")
+                continue
+            pattern = fsio.join(directory, "**", "*.parquet").replace("'", "''")
+            con.execute(
+                f"CREATE OR REPLACE VIEW {view} AS "
+                f"SELECT * FROM read_parquet('{pattern}', union_by_name = true, filename = true, hive_partitioning = false)"
+            )
+            created.append(view)
+    finally:
+        con.close()
+    return created

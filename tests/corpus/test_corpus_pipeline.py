@@ -1,0 +1,307 @@
+"""The Hum corpus: mixing, de-duplication, token limits, decontamination, variants, export."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import polars as pl
+import pytest
+import tokenizers
+
+from hum_dagster.corpus.build import HumCorpusConfig, build_hum_corpus
+from hum_dagster.corpus.charts import corpus_stats, write_chart
+from hum_dagster.corpus.decontam import BenchmarkIndex, DecontamConfig, decontaminate
+from hum_dagster.corpus.export import export_corpus
+from hum_dagster.corpus.mix import (
+    GUIDELINE_STRATEGIES,
+    PAPER_TASK_SHARES,
+    MixConfig,
+    build_variant,
+    mix,
+)
+from hum_dagster.corpus.tokens import from_json, load_tokenizer
+from hum_dagster.store import fsio
+from hum_dagster.synthesis.columns import COMPOUND_COLUMNS, instruction_frame
+
+WORDS = [f"w{i}" for i in range(5000)]
+
+
+def text(seed: int, n: int = 20) -> str:
+    rnd = random.Random(seed)
+    return " ".join(rnd.choice(WORDS) for _ in range(n))
+
+
+def row(task: str, i: int, strategy: str = "basic", **kw) -> dict:
+    body = text(hash((task, i)) & 0xFFFFFF)
+    base = {
+        "instruction_id": f"{strategy[:4]}-{task}-{i}",
+        "source": f"src_{task}",
+        "record_id": f"{task}-{i}",
+        "text_id": f"{task}-{i}",
+        "task": task,
+        "language": "en",
+        "mode": "train",
+        "strategy": strategy,
+        "template": "t",
+        "chunk_index": 0,
+        "n_chunks": 1,
+        "schema": '["a"]',
+        "instruction": json.dumps(
+            {"instruction": f"do {strategy}", "schema": ["a"], "input": body}
+        ),
+        "output": json.dumps({"a": [body.split()[0]]}),
+        "base_instruction_id": f"basi-{task}-{i}" if strategy != "basic" else None,
+        "variant": "markdown" if strategy == "format_variants" else None,
+    }
+    base.update(kw)
+    return base
+
+
+def pool(n_per_cell: int = 200, scarce: dict | None = None) -> pl.DataFrame:
+    rows = []
+    compound = (*GUIDELINE_STRATEGIES, "preference_rules", "format_variants")
+    for task in PAPER_TASK_SHARES:
+        n = (scarce or {}).get(task, n_per_cell)
+        for i in range(n):
+            rows.append(row(task, i))
+            if task != "IG":
+                rows.append(row(task, i, compound[i % len(compound)]))
+    return instruction_frame(rows, COMPOUND_COLUMNS)
+
+
+def test_mix_hits_the_target_proportions():
+    result = mix(pool(), MixConfig(total=1000))
+    assert result.rows.height == 1000
+    kinds = result.report["achieved_kind"]
+    assert (
+        abs(kinds["basic"] - 0.55) <= 0.002 and abs(kinds["compound"] - 0.45) <= 0.002
+    )  # rounding
+    for task, share in PAPER_TASK_SHARES.items():
+        assert abs(result.report["achieved_task"][task] - share) <= 0.001, task
+    assert (
+        result.rows.filter((pl.col("task") == "IG") & (pl.col("strategy") != "basic")).height == 0
+    )
+
+
+def test_supply_limits_are_reported_strict_and_redistributed():
+    rows = pool(scarce={"EEA": 4})
+    strict = mix(rows, MixConfig(total=2000))
+    assert any("compound EEA limited by supply: 4 available" in x for x in strict.report["limited"])
+    assert strict.rows.height < 2000
+    spread = mix(rows, MixConfig(total=2000, mode="redistribute"))
+    assert spread.rows.height == 2000
+    largest = mix(rows, MixConfig())
+    assert any("total limited by" in x and "EEA" in x for x in largest.report["limited"])
+    assert largest.rows.filter(pl.col("task") == "EEA").height <= 8
+
+
+def test_same_bytes_for_shuffled_input(tmp_path):
+    rows = pool(60)
+    shuffled = rows.sample(fraction=1.0, shuffle=True, seed=3)
+    outs = []
+    for i, frame in enumerate((rows, shuffled)):
+        corpus = build_hum_corpus([frame], HumCorpusConfig(validation_fraction=0.1))
+        export_corpus([frame], corpus.rows, str(tmp_path / str(i)), bucket_rows=50)
+        outs.append(
+            [
+                (tmp_path / str(i) / f).read_bytes()
+                for f in ("hum_train.jsonl", "hum_validation.openai.jsonl")
+            ]
+        )
+    assert outs[0] == outs[1]
+    assert len(outs[0][0]) > 1000
+
+
+def test_near_duplicates_removed_different_rows_kept():
+    a = row("NER", 1)
+    near = dict(
+        a,
+        instruction_id="z-near",
+        record_id="other",
+        instruction=a["instruction"].replace("w", "v", 1),
+    )
+    other = row("NER", 2)
+    frame = instruction_frame([a, near, other], COMPOUND_COLUMNS)
+    corpus = build_hum_corpus(
+        [frame], HumCorpusConfig(mix=MixConfig(task_shares={"NER": 1}, kind_shares={"basic": 1}))
+    )
+    kept = set(corpus.rows["instruction_id"])
+    assert kept == {a["instruction_id"], other["instruction_id"]}
+    assert corpus.report["near_duplicates"] == 1
+    assert corpus.removed.filter(pl.col("reason") == "near_duplicate")[
+        "instruction_id"
+    ].to_list() == ["z-near"]
+
+
+def tiny_tokenizer():
+    vocab = {"[UNK]": 0, **{w: i + 1 for i, w in enumerate(WORDS)}}
+    tok = tokenizers.Tokenizer(tokenizers.models.WordLevel(vocab, unk_token="[UNK]"))
+    tok.pre_tokenizer = tokenizers.pre_tokenizers.Whitespace()
+    return from_json(tok.to_str(), "tiny-wordlevel")
+
+
+@pytest.fixture(scope="module")
+def real_tokenizer():
+    try:
+        return load_tokenizer("smollm2-135m-instruct")
+    except Exception:
+        return tiny_tokenizer()
+
+
+def test_token_limits_with_a_real_tokenizer(real_tokenizer):
+    long = row(
+        "NER", 1, instruction=json.dumps({"instruction": "x", "input": " ".join(["w1"] * 400)})
+    )
+    long_out = row("NER", 2, output=" ".join(["w2"] * 200))
+    ok = row("NER", 3)
+    frame = instruction_frame([long, long_out, ok], COMPOUND_COLUMNS)
+    config = HumCorpusConfig(
+        max_input_tokens=300,
+        max_output_tokens=100,
+        mix=MixConfig(task_shares={"NER": 1}, kind_shares={"basic": 1}),
+    )
+    for tok in (real_tokenizer, tiny_tokenizer()):
+        corpus = build_hum_corpus([frame], config, tokenizer=tok)
+        assert corpus.rows["instruction_id"].to_list() == [ok["instruction_id"]], tok.name
+        assert corpus.report["too_long"] == 2
+        counts = tok.count([" ".join(["w1"] * 400)])
+        assert counts[0] >= 400
+
+
+def test_decontamination_removes_benchmark_sentences():
+    bench = (
+        "the committee approved the new budget for the northern railway line after a long debate"
+    )
+    index = BenchmarkIndex.build(
+        [
+            ("crossner_politics", "en", bench),
+            ("c3", "zh", "今天天气很好我们一起去公园散步然后去吃饭好不好"),
+        ],
+        DecontamConfig(),
+    )
+    dirty = row(
+        "NER",
+        1,
+        instruction=json.dumps(
+            {"instruction": "x", "input": "Reports say " + bench.upper() + " ."}
+        ),
+    )
+    dirty_zh = row(
+        "MRC",
+        2,
+        language="zh",
+        instruction=json.dumps(
+            {"input": "文章：他说今天天气很好我们一起去公园散步然后去吃饭好不好。"}
+        ),
+    )
+    clean = row(
+        "NER",
+        3,
+        instruction=json.dumps({"instruction": "x", "input": "the committee approved the plan"}),
+    )
+    frame = instruction_frame([dirty, dirty_zh, clean], COMPOUND_COLUMNS)
+    kept, removed, report = decontaminate(frame, index)
+    assert kept["instruction_id"].to_list() == [clean["instruction_id"]]
+    assert sorted(removed["contaminated_by"].to_list()) == ["c3", "crossner_politics"]
+    assert report["removed"] == 2 and report["by_benchmark"] == {"c3": 1, "crossner_politics": 1}
+
+
+@pytest.mark.parametrize("variant", ["no_guidelines", "no_preference_rules", "no_format_variants"])
+def test_ablation_variants_keep_size_and_drop_strategies(variant):
+    rows = pool(100)
+    config = MixConfig()  # the largest total at the paper's shares
+    full = build_variant(rows, "full", config)
+    ablated = build_variant(rows, variant, config)
+    size = full.rows.height
+    assert size > 200 and ablated.rows.height == size
+    from hum_dagster.corpus.mix import VARIANTS
+
+    assert ablated.rows.filter(pl.col("strategy").is_in(VARIANTS[variant])).height == 0
+    assert ablated.rows["instruction_id"].n_unique() == size
+    assert ablated.report["variant"]["removed"] > 0
+    assert ablated.report["variant"]["replaced_by_base"] > 0
+
+
+def test_openai_export_format_and_chart(tmp_path):
+    ig = row("IG", 1, instruction="Hi", output="Hello", system="Be brief.", history='[["q", "a"]]')
+    frame = instruction_frame([ig, row("NER", 1)], COMPOUND_COLUMNS)
+    corpus = build_hum_corpus(
+        [frame],
+        HumCorpusConfig(
+            mix=MixConfig(total=None, kind_shares={"basic": 1}, task_shares={"IG": 1, "NER": 1})
+        ),
+    )
+    export_corpus([frame], corpus.rows, str(tmp_path))
+    lines = []
+    for split in ("train", "validation"):
+        lines += [
+            json.loads(x) for x in (tmp_path / f"hum_{split}.openai.jsonl").read_text().splitlines()
+        ]
+    chat = next(x for x in lines if x["messages"][0]["role"] == "system")
+    assert chat == {
+        "messages": [
+            {"role": "system", "content": "Be brief."},
+            {"role": "user", "content": "q"},
+            {"role": "assistant", "content": "a"},
+            {"role": "user", "content": "Hi"},
+            {"role": "assistant", "content": "Hello"},
+        ]
+    }
+    info = json.loads((tmp_path / "dataset_info.json").read_text())
+    assert info["hum_train_openai"]["file_name"] == "hum_train.openai.jsonl"
+    stats = corpus_stats(corpus.rows)
+    assert stats["by_task"] == {"IG": 1, "NER": 1}
+    write_chart(str(tmp_path / "c.png"), stats)
+    assert (tmp_path / "c.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_export_to_s3(s3_bucket):
+    frame = pool(10)
+    corpus = build_hum_corpus([frame], HumCorpusConfig(validation_fraction=0.2))
+    root = f"{s3_bucket}/corpus"
+    export_corpus([frame], corpus.rows, root)
+    with fsio.open_text(f"{root}/hum_train.openai.jsonl") as handle:
+        n = sum(1 for line in handle if json.loads(line)["messages"])
+    assert n == (corpus.rows["split"] == "train").sum()
+    assert "hum_validation_openai" in json.loads(fsio.read_bytes(f"{root}/dataset_info.json"))
+
+
+def test_batched_reading_numbers_rows_like_the_whole_source(tmp_path):
+    """Parquet parts read slice by slice (test-mode rows in between, a basic table without
+    the compound columns) give the same ``_row`` numbering as the concatenated source."""
+    from hum_dagster.corpus.build import train_batches, train_rows
+    from hum_dagster.synthesis.columns import INSTRUCTION_COLUMNS
+
+    rows = pool(40)
+    basic = rows.filter(pl.col("strategy") == "basic").select(INSTRUCTION_COLUMNS)
+    compound = rows.filter(pl.col("strategy") != "basic")
+    flipped = basic.with_columns(
+        pl.when(pl.int_range(pl.len()) % 7 == 3).then(pl.lit("test")).otherwise("mode").alias("mode")
+    )
+    paths = []
+    for i, frame in enumerate((flipped, compound)):
+        paths.append(str(tmp_path / f"{i}.parquet"))
+        frame.write_parquet(paths[-1], row_group_size=17)
+    scans = [pl.scan_parquet(p) for p in paths]
+    whole = train_rows([flipped, compound]).collect()
+    assert whole.height < rows.height  # the test-mode rows are gone
+    batched = pl.concat(train_batches(scans, ["instruction_id", "output"], batch_rows=23))
+    assert batched["_row"].to_list() == list(range(whole.height))
+    assert batched["instruction_id"].to_list() == whole["instruction_id"].to_list()
+
+
+def test_kept_export_parts_are_the_corpus_table_in_rank_order(tmp_path):
+    from hum_dagster.corpus.build import corpus_frame
+
+    rows = pool(60)
+    corpus = build_hum_corpus([rows], HumCorpusConfig(validation_fraction=0.1))
+    parts = tmp_path / "parts"
+    result = export_corpus([rows], corpus.rows, str(tmp_path / "out"), bucket_rows=50,
+                           table_dir=str(parts))
+    assert len(result.table_parts) > 2  # several buckets, concatenated in name order
+    table = pl.scan_parquet(result.table_parts).collect()
+    expected = corpus_frame([rows], corpus)
+    assert table.columns == expected.columns
+    assert table.equals(expected)
+    assert table["rank"].is_sorted()
