@@ -121,6 +121,23 @@ class Quarantined:
         return {"source": self.source, "origin": self.origin, "reason": self.reason, "raw": self.raw}
 
 
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One thing an asset check found wrong: which check, in which row, and why.
+
+    Validators in the library return these; the Dagster layer turns them into asset
+    check results (passed when a check has none), so a check is routed by its name,
+    never by the wording of its reason.
+    """
+
+    check: str  # the asset check's name, e.g. "spans_occur_in_input"
+    record: str  # what the problem is in: an instruction id, a record id or an origin
+    reason: str  # one readable sentence
+
+    def to_row(self) -> dict[str, str]:
+        return {"check": self.check, "record": self.record, "reason": self.reason}
+
+
 @dataclass(slots=True)
 class LabelSchema:
     """The label inventory of a source, mirroring IEPile's three-line schema file.
