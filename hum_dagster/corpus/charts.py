@@ -5,18 +5,18 @@ or paraphrase kind), language, source, kind and split, and summarises token leng
 (``input_tokens`` / ``output_tokens`` columns; for rows within a byte-bound they hold
 the byte length, an upper bound, see ``hum_dagster.corpus.tokens``; pass ``token_sample`` from
 ``sample_token_lengths`` for exact figures). ``chart_png(stats)`` draws task, strategy
-and format distributions and the length histograms with matplotlib's Agg backend;
+and format distributions and the length histograms (``hum_dagster.plotting``: Agg, CJK glyphs);
 ``write_chart`` stores it through ``fsio`` (atomic, local or ``s3://``). No Dagster.
 """
 
 from __future__ import annotations
 
-import io
 from typing import Any
 
 import numpy as np
 import polars as pl
 
+from hum_dagster.plotting import new_figure, png_bytes
 from hum_dagster.store import fsio
 
 LENGTH_BINS = (0, 64, 128, 256, 384, 512, 768, 1024, 1500, 2048, 4096)
@@ -45,10 +45,12 @@ def _lengths(values: np.ndarray) -> dict[str, Any]:
         "p90": int(np.percentile(values, 90)),
         "p99": int(np.percentile(values, 99)),
         "max": int(values.max()),
-        "histogram": {
-            f"{lo}-{hi}": int(c)
+        # [bucket, rows] pairs in numeric order (a JSON object would be shown sorted as
+        # strings: "1024-1500" before "128-256")
+        "histogram": [
+            [f"{lo}-{hi}", int(c)]
             for lo, hi, c in zip(LENGTH_BINS, [*LENGTH_BINS[1:], "max"], hist, strict=True)
-        },
+        ],
     }
 
 
@@ -106,8 +108,8 @@ def _bar(ax, counts: dict[str, int], title: str, top: int = 14) -> None:
 
 
 def _hist(ax, lengths: dict[str, Any], title: str) -> None:
-    hist = lengths.get("histogram", {})
-    ax.bar(list(hist), list(hist.values()), color="#55A868")
+    hist = lengths.get("histogram", [])
+    ax.bar([bucket for bucket, _ in hist], [rows for _, rows in hist], color="#55A868")
     ax.set_title(
         f"{title} (p50 {lengths.get('p50', '-')}, p99 {lengths.get('p99', '-')})", fontsize=10
     )
@@ -116,27 +118,22 @@ def _hist(ax, lengths: dict[str, Any], title: str) -> None:
 
 
 def chart_png(stats: dict[str, Any], title: str = "Hum corpus") -> bytes:
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(12, 8), dpi=100)
-    axes = fig.subplots(2, 3)
-    _bar(axes[0][0], stats.get("by_task", {}), "Tasks")
-    _bar(axes[0][1], stats.get("by_strategy", {}), "Strategies")
-    variants = {k: v for k, v in stats.get("by_variant", {}).items() if k != "(none)"}
-    _bar(axes[0][2], variants or {"(none)": 0}, "Formats / variants (compound)")
-    _bar(axes[1][0], stats.get("by_language", {}), "Languages")
-    _hist(axes[1][1], stats.get("input_tokens", {}), "Input tokens")
-    _hist(axes[1][2], stats.get("output_tokens", {}), "Output tokens")
-    fig.suptitle(f"{title}: {stats.get('rows', 0):,} instructions")
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    return buf.getvalue()
+    with new_figure((12, 8)) as fig:
+        axes = fig.subplots(2, 3)
+        _bar(axes[0][0], stats.get("by_task", {}), "Tasks")
+        _bar(axes[0][1], stats.get("by_strategy", {}), "Strategies")
+        variants = {k: v for k, v in stats.get("by_variant", {}).items() if k != "(none)"}
+        _bar(axes[0][2], variants or {"(none)": 0}, "Formats / variants (compound)")
+        _bar(axes[1][0], stats.get("by_language", {}), "Languages")
+        _hist(axes[1][1], stats.get("input_tokens", {}), "Input tokens")
+        _hist(axes[1][2], stats.get("output_tokens", {}), "Output tokens")
+        fig.suptitle(f"{title}: {stats.get('rows', 0):,} instructions")
+        fig.tight_layout()
+        return png_bytes(fig)
 
 
-def write_chart(path: str, stats: dict[str, Any], title: str = "Hum corpus") -> str:
-    fsio.write_bytes_atomic(path, chart_png(stats, title))
-    return path
+def write_chart(path: str, stats: dict[str, Any], title: str = "Hum corpus") -> bytes:
+    """Draws the chart, stores it at ``path`` (atomically) and returns the PNG bytes."""
+    png = chart_png(stats, title)
+    fsio.write_bytes_atomic(path, png)
+    return png

@@ -218,19 +218,6 @@ def _loss_curve(log_history: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return curve
 
 
-def _curve_markdown(curve: list[dict[str, Any]], rows: int = 40) -> str:
-    train = [c for c in curve if "loss" in c]
-    if not train:
-        return "(no loss logged)"
-    stride = max(1, len(train) // rows)
-    picked = train[::stride]
-    if picked[-1] is not train[-1]:
-        picked.append(train[-1])
-    lines = ["| step | loss | learning rate |", "| ---: | ---: | ---: |"]
-    lines += [f"| {c['step']} | {c['loss']:.4f} | {c['learning_rate'] or 0:.3g} |" for c in picked]
-    return "\n".join(lines)
-
-
 # -- training -------------------------------------------------------------------------------
 
 
@@ -678,8 +665,7 @@ def record_metadata(record: Mapping[str, Any]) -> dict[str, Any]:
         "resumed_from": record["resumed_from"] or "",
         "adapter_dir": {"raw_value": record["adapter_dir"], "type": "path"},
         "output_dir": {"raw_value": record["output_dir"], "type": "path"},
-        "loss_curve": {"raw_value": record["loss_curve"], "type": "json"},
-        "loss_table": {"raw_value": _curve_markdown(record["loss_curve"]), "type": "md"},
+        # the loss curve itself is one table, added by the asset from training_record.json
         "config": {"raw_value": record["config"], "type": "json"},
         "flops_formula": record["flops_formula"],
     }

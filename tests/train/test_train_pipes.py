@@ -65,16 +65,16 @@ def test_finetuned_checkpoint_through_pipes_subprocess(tmp_path):
     assert meta["data_checksum"].value.startswith("sha256:")
     assert isinstance(meta["loss_curve"], dg.TableMetadataValue)
     assert len(meta["loss_curve"].records) == 4
-    assert meta["configuration"].value["lora_rank"] == 8
+    assert meta["config"].value["lora_rank"] == 8
+    assert "configuration" not in meta and "loss_table" not in meta  # no duplicated entries
     assert meta["progress_messages"].value >= 4  # report_custom_message per log
     assert meta["launcher"].value == "subprocess"
     assert (root / "checkpoints" / base / "full" / "training_record.json").is_file()
     assert (root / "checkpoints" / base / "full" / "adapter" / "adapter_config.json").is_file()
     assert model_dir
-    if "loss_curve_png" in meta:  # with matplotlib
-        assert (root / "checkpoints" / base / "full" / "loss_curve.png").read_bytes()[
-            :4
-        ] == b"\x89PNG"
+    assert (root / "checkpoints" / base / "full" / "loss_curve.png").read_bytes()[:4] == b"\x89PNG"
+    assert meta["loss_chart"].value.startswith("![loss of ")  # the chart inline in the UI
+    assert "data:image/png;base64," in meta["loss_chart"].value
     # the trainer's progress lines arrived as Dagster logs
     messages = [e.user_message for e in instance.all_logs(result.run_id)]
     progress = [m for m in messages if m.startswith("train {")]

@@ -15,6 +15,7 @@ from hum_dagster.corpus.mix import VARIANTS
 from hum_dagster.corpus.tokens import load_tokenizer
 from hum_dagster.defs.metadata import count_table, markdown_table
 from hum_dagster.defs.resources.settings import HumSettings
+from hum_dagster.plotting import markdown_image
 from hum_dagster.records import SourceError
 from hum_dagster.store import fsio
 from hum_dagster.store.tables import LazyTable, TableRef
@@ -83,7 +84,8 @@ def hum_corpus(
     try:
         exported = export_corpus(tables, corpus.rows, directory, table_dir=parts_dir)
         stats = corpus_stats(corpus.rows, sample_token_lengths(tables, corpus.rows, tokenizer))
-        chart = write_chart(fsio.join(directory, "corpus_stats.png"), stats, f"Hum corpus ({variant})")
+        chart = fsio.join(directory, "corpus_stats.png")
+        chart_png = write_chart(chart, stats, f"Hum corpus ({variant})")
         views = refresh_views(settings.storage_root)
         frame = (
             pl.scan_parquet(exported.table_parts) if exported.table_parts
@@ -119,7 +121,8 @@ def hum_corpus(
             "token_lengths": dg.MetadataValue.json(
                 {k: stats[k] for k in ("input_tokens", "output_tokens") if k in stats}
             ),
-            "chart": dg.MetadataValue.path(chart),
+            "chart": dg.MetadataValue.md(markdown_image(chart_png, f"Hum corpus ({variant})")),
+            "chart_path": dg.MetadataValue.path(chart),
             "export_dir": dg.MetadataValue.path(directory),
             "export_files": dg.MetadataValue.json(exported.files),
             "duckdb": dg.MetadataValue.path(warehouse_path(settings.storage_root)),

@@ -23,8 +23,10 @@ import dagster as dg
 
 from hum_dagster.defs.resources.launchers import PipesLauncher
 from hum_dagster.defs.resources.settings import HumSettings
+from hum_dagster.plotting import markdown_image
 from hum_dagster.store import fsio
 from hum_dagster.train import artifacts, launch
+from hum_dagster.train.charts import loss_curve_png
 from hum_dagster.train.config import TrainingConfig, TrainingJob, llamafactory_yaml
 
 DEFAULT_BASE_MODELS = {"smollm2-135m-instruct": "smollm2-135m-instruct"}
@@ -186,35 +188,6 @@ def _loss_table(curve: list[dict[str, Any]]) -> dg.TableMetadataValue:
     )
 
 
-def loss_curve_png(curve: list[dict[str, Any]], title: str) -> bytes | None:
-    """A small PNG of the training (and eval) loss; None without matplotlib."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return None
-    import io
-
-    train = [(c["step"], c["loss"]) for c in curve if "loss" in c]
-    evals = [(c["step"], c["eval_loss"]) for c in curve if "eval_loss" in c]
-    fig, ax = plt.subplots(figsize=(5, 3), dpi=100)
-    if train:
-        ax.plot(*zip(*train, strict=True), label="train loss")
-    if evals:
-        ax.plot(*zip(*evals, strict=True), "o-", label="eval loss")
-    ax.set_xlabel("step")
-    ax.set_ylabel("loss")
-    ax.set_title(title, fontsize=9)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png")
-    plt.close(fig)
-    return buffer.getvalue()
-
-
 @dg.asset(
     partitions_def=training_partitions,
     deps=[
@@ -273,16 +246,15 @@ def finetuned_checkpoint(
             "loss_curve": _loss_table(record["loss_curve"]),
             "stored_at": dg.MetadataValue.path(output),
             "training_record": dg.MetadataValue.path(fsio.join(output, artifacts.RECORD)),
-            "configuration": dg.MetadataValue.json(record["config"]),
             "batch_plan": dg.MetadataValue.json(record["batch_plan"]),
             "progress_messages": len(invocation.get_custom_messages()),
         }
     )
     png = loss_curve_png(record["loss_curve"], f"{base} on {variant}")
-    if png is not None:
-        png_path = fsio.join(output, "loss_curve.png")
-        fsio.write_bytes_atomic(png_path, png)
-        metadata["loss_curve_png"] = dg.MetadataValue.path(png_path)
+    png_path = fsio.join(output, "loss_curve.png")
+    fsio.write_bytes_atomic(png_path, png)
+    metadata["loss_chart"] = dg.MetadataValue.md(markdown_image(png, f"loss of {base} on {variant}"))
+    metadata["loss_chart_path"] = dg.MetadataValue.path(png_path)
     return dg.MaterializeResult(metadata=metadata)
 
 
