@@ -56,12 +56,38 @@ def pair_problem(task: str, fmt: str) -> str | None:
     )
 
 
+def _no_labels(task: str, schema) -> bool:
+    """Whether ``schema`` gives a labelled task nothing to ask about (as synthesis sees it)."""
+    if task in ("NER", "SPO", "TC"):
+        return not schema.types
+    if task == "RE":
+        return not schema.roles
+    if task == "EE":
+        return not (schema.types or schema.type_roles)
+    if task == "KGE":
+        return not schema.type_roles
+    return False
+
+
 def read_source(entry) -> ReadResult:
-    """Read one catalog entry with the reader registered for its format."""
+    """Read one catalog entry with the reader registered for its format.
+
+    Raises ``SourceError`` for a task the format cannot serve, and for a labelled
+    source whose records carry no label and that declares none (no instruction could
+    be asked of it).
+    """
     problem = pair_problem(entry.task, entry.format)
     if problem is not None:
         raise SourceError(entry.resolve(), f"source '{entry.name}': {problem}")
-    return READERS[entry.format](entry)
+    result = READERS[entry.format](entry)
+    if result.records and _no_labels(entry.task, result.schema):
+        raise SourceError(
+            result.files[0] if result.files else entry.resolve(),
+            f"source '{entry.name}': none of its {len(result.records)} {entry.task} records has "
+            "a label and the source declares none (option 'labels' or 'schema'): "
+            "no instruction can be asked of it",
+        )
+    return result
 
 
 # Importing the modules registers their formats.

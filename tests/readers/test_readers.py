@@ -460,7 +460,7 @@ def test_conll_inconsistent_tags_quarantine_the_sentence_with_line(tmp_path):
 
 
 def test_conll_bio_scheme_rejects_bioes_prefix(tmp_path):
-    content = "Anna\tB-PER\nSmith\tE-PER\n\nOk\tO\n"
+    content = "Anna\tB-PER\nSmith\tE-PER\n\nOk\tB-PER\n"
     result = read_source(make_entry(tmp_path, "conll", "NER", content, options={"scheme": "BIO"}))
     assert len(result.records) == 1
     assert "line 2" in result.quarantine[0].reason
@@ -521,7 +521,7 @@ def test_iepile_span_not_found_and_missing_fields(tmp_path):
         {"text": "文本", "entity": [{"entity": "文本"}]},
         {"text": "没有实体字段"},
         ["not", "an", "object"],
-        {"text": "  保留空格  ", "entity": []},
+        {"text": "  保留空格  ", "entity": [{"entity": "空格", "entity_type": "概念"}]},
     )
     entry = make_entry(tmp_path, "iepile", "NER", content, language="zh")
     result = read_source(entry)
@@ -649,8 +649,10 @@ def test_read_iepile_schema_errors_name_file_and_line(tmp_path):
 
 def test_iepile_json_array_file_and_task_check(tmp_path):
     content = json.dumps(
-        [{"text": "甲乙", "relation": []}, {"text": "丙丁", "relation": []}], ensure_ascii=False
-    )
+        [{"text": "甲乙", "relation": [{"head": "甲", "relation": "邻", "tail": "乙"}]},
+         {"text": "丙丁", "relation": []}],
+        ensure_ascii=False,
+    )  # fmt: skip
     result = read_source(make_entry(tmp_path, "iepile", "RE", "\n" + content, language="zh"))
     assert [r.origin for r in result.records] == ["data.txt#0", "data.txt#1"]
     with pytest.raises(SourceError, match="format 'iepile' cannot serve task 'MRC'"):
@@ -956,7 +958,7 @@ def test_instruct_bad_conversations_are_quarantined(tmp_path):
 
 @pytest.mark.parametrize("split", ["train", "test"])
 def test_duplicates_are_kept_counted_and_droppable(tmp_path, split):
-    row = {"text": "重复的句子。", "entity": []}
+    row = {"text": "重复的句子。", "entity": [{"entity": "句子", "entity_type": "概念"}]}
     content = jsonl(row, {"text": "别的。", "entity": []}, row, row)
     result = read_source(
         make_entry(tmp_path, "iepile", "NER", content, language="zh", split=split)
@@ -989,7 +991,7 @@ def test_duplicates_are_kept_counted_and_droppable(tmp_path, split):
         read_source(make_entry(tmp_path, "iepile", "NER", content, language="zh",
                                options={"duplicates": "quarantine"}))  # fmt: skip
     # Same text with different gold is not a duplicate.
-    other = {"text": "重复的句子。", "entity": [{"entity": "句子", "entity_type": "概念"}]}
+    other = {"text": "重复的句子。", "entity": [{"entity": "重复", "entity_type": "概念"}]}
     assert (
         read_source(
             make_entry(tmp_path, "iepile", "NER", jsonl(row, other), language="zh")

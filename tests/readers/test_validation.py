@@ -327,7 +327,7 @@ def test_repeated_json_keys_are_quarantined(tmp_path):
         '{"text": "张三在北京", "text": "李四在上海", "entity": []}\n'
         '{"text": "张三在北京", "entity": [{"entity": "张三", "entity_type": "人物", '
         '"entity_type": "地点"}]}\n'
-        '{"text": "张三在北京", "entity": []}\n'
+        '{"text": "张三在北京", "entity": [{"entity": "北京", "entity_type": "地点"}]}\n'
     )
     result = read_source(entry(tmp_path, "iepile", "NER", content, language="zh"))
     assert quarantine(result) == [
@@ -368,6 +368,14 @@ def test_unset_variable_in_a_location_is_named(tmp_path, monkeypatch):
                      location="${HUM_SURELY_UNSET}/train.txt")  # fmt: skip
     with pytest.raises(SourceError, match=r"\$\{HUM_SURELY_UNSET\} not set"):
         read_source(e)
+
+
+def test_a_labelled_source_without_any_label_is_an_error(tmp_path):
+    with pytest.raises(SourceError, match="none of its 2 NER records has a label") as info:
+        read_source(entry(tmp_path, "conll", "NER", "Ok\tO\n\nFine\tO\n"))
+    assert str(tmp_path / "data.txt") in str(info.value)
+    declared = read_source(entry(tmp_path, "conll", "NER", "Ok\tO\n", labels=["PER"]))
+    assert declared.schema.types == ["PER"]  # declared labels: negatives can be asked
 
 
 def test_read_source_refuses_a_format_that_cannot_serve_the_task(tmp_path):
