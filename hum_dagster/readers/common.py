@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import IO, Any
 
-from hum_dagster.readers.validate import Declared, record_problem
+from hum_dagster.readers.validate import Declared, bad_char, label_problem, record_problem
 from hum_dagster.records import (
     Duplicate,
     LabelSchema,
@@ -136,6 +136,12 @@ def _pairs_hook(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return flagged
 
 
+def json_error(exc: json.JSONDecodeError) -> str:
+    """``invalid JSON: <what> at column <n>`` (the line goes into the error's own field)."""
+    msg = exc.msg[: -len(" at")] if exc.msg.endswith(" at") else exc.msg
+    return f"invalid JSON: {msg} at column {exc.colno}"
+
+
 def parse_json(text: str) -> Any:
     """``json.loads`` that marks objects repeating a key (see :func:`repeated_key`)."""
     return json.loads(text, object_pairs_hook=_pairs_hook)
@@ -185,7 +191,7 @@ def load_json_records(path: str) -> tuple[Any, bool]:
     try:
         value = parse_json(text)
     except json.JSONDecodeError as exc:
-        raise SourceError(path, f"invalid JSON: {exc.msg} at column {exc.colno}", exc.lineno) from exc
+        raise SourceError(path, json_error(exc), exc.lineno) from exc
     except RecursionError as exc:
         raise SourceError(path, "invalid JSON: nested too deeply") from exc
     if type(value) is _RepeatedKeys:
@@ -242,7 +248,7 @@ def iter_json_items(path: str) -> Iterator[tuple[str, str, Any, str | None]]:
                     f"{name}:{lineno}",
                     line,
                     None,
-                    f"invalid JSON: {exc.msg} at column {exc.colno}",
+                    json_error(exc),
                 )
                 continue
             except RecursionError:
@@ -282,7 +288,7 @@ def _iter_json_array(path: str, text: str) -> Iterator[tuple[str, str, Any, str 
     try:
         items = parse_json(text)
     except json.JSONDecodeError as exc:
-        raise SourceError(path, f"invalid JSON: {exc.msg} at column {exc.colno}", exc.lineno) from exc
+        raise SourceError(path, json_error(exc), exc.lineno) from exc
     except RecursionError as exc:
         raise SourceError(path, "invalid JSON: nested too deeply") from exc
     if not isinstance(items, list):
@@ -321,7 +327,13 @@ def str_list_option(entry: Any, key: str) -> list[str] | None:
         return None
     if not isinstance(value, list) or not value:
         raise option_error(entry, f"option '{key}' must be a non-empty list")
-    return [str(v) for v in value]
+    for item in value:
+        if not isinstance(item, str) or not item.strip():
+            raise option_error(entry, f"option '{key}': {item!r} is not a non-empty string")
+        problem = bad_char(item) or label_problem(item)
+        if problem is not None:
+            raise option_error(entry, f"option '{key}': {item!r} {problem}")
+    return list(value)
 
 
 def str_option(entry: Any, key: str, default: str) -> str:

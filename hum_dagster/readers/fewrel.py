@@ -26,7 +26,7 @@ from hum_dagster.readers.common import (
     repeated_key,
     repeated_key_reason,
 )
-from hum_dagster.readers.validate import bad_char
+from hum_dagster.readers.validate import bad_char, label_problem
 from hum_dagster.records import RE, LabelSchema, ReadResult, SourceError
 
 
@@ -47,6 +47,9 @@ def load_pid2name(path: str) -> dict[str, tuple[str, str]]:
         problem = bad_char(value[0])
         if problem is not None:
             raise SourceError(path, f"relation {pid!r}: the name contains {problem}")
+        problem = label_problem(value[0])
+        if problem is not None:
+            raise SourceError(path, f"relation {pid!r}: the name {value[0]!r} {problem}")
         out[str(pid)] = (value[0], value[1] if len(value) > 1 else "")
     return out
 

@@ -42,7 +42,7 @@ from hum_dagster.readers.common import (
     repeated_key,
     repeated_key_reason,
 )
-from hum_dagster.readers.validate import bad_char
+from hum_dagster.readers.validate import bad_char, label_problem
 from hum_dagster.records import EE, KGE, NER, RE, SPO, LabelSchema, ReadResult, SourceError
 
 TASKS = (NER, RE, SPO, EE, KGE)
@@ -94,6 +94,9 @@ def read_iepile_schema(path: str) -> LabelSchema:
             problem = bad_char(label)
             if problem is not None:
                 raise SourceError(path, f"schema label {label!r} contains {problem}", lineno)
+            problem = label_problem(label)
+            if problem is not None:
+                raise SourceError(path, f"schema label {label!r} {problem}", lineno)
     padded = [v for _, v in values] + [[], [], {}][len(values) :]
     return LabelSchema(
         types=list(padded[0]),

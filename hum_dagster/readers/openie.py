@@ -10,7 +10,8 @@ a location, ``C:`` a context (attribution, e.g. ``C: A spokesman said``). A mark
 argument is parsed into its role (``time``, ``location``, ``context`` keys of the
 triple), never kept as text; when it stands in the object column the triple has no
 object. A row is quarantined, with its line, when it has fewer than three columns, an
-empty sentence, relation or subject, an empty marked argument or one role twice; the
+empty sentence, relation or subject, a marker in the relation column, an empty marked
+argument or one role twice; the
 record's origin is its sentence's first line.
 """
 
@@ -83,6 +84,9 @@ def read_carb(entry) -> ReadResult:
                 continue
             if not predicate:
                 out.reject(origin, "empty relation", line)
+                continue
+            if _marked(predicate) is not None:
+                out.reject(origin, f"role marker {predicate[:2]!r} in the relation column", line)
                 continue
             try:
                 triple = parse_triple(predicate, [c.strip() for c in cols[2:]])

@@ -15,6 +15,8 @@ the reason, never into instructions. The rules, per source task (shapes in
   text at that offset; RE/SPO/KGE heads and tails, EE triggers and arguments, and
   extractive MRC answers occur in the text; multiple-choice answers are one of the
   options;
+- **labels are clean names**: no control character at all (C1 included), no line
+  separator, no leading or trailing space;
 - **labels belong to the declared schema** when the source declares one (a schema
   file, a ``labels`` option): entity, event and class types, relations, event roles,
   KGE attributes, SPO ``head_type_relation_tail_type`` triples; SPO types never contain
@@ -39,6 +41,7 @@ from hum_dagster.records import EE, IG, KGE, MRC, NER, OPENIE, RE, SPO, TC, Labe
 # characters (U+0080-U+009F) are allowed: real datasets carry them as cp1252 remnants
 # (31 of the 1,000 IMDB reviews hold U+0085, U+0096 or U+0097).
 _BAD_CHAR = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
+_BAD_LABEL_CHAR = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 OPENIE_ROLES = ("time", "location", "context")
 _TRIPLE_KEYS = frozenset({"subject", "predicate", "object", "extra", *OPENIE_ROLES})
 
@@ -81,6 +84,28 @@ def _string(value: Any, what: str, *, empty: bool = False) -> str:
     problem = bad_char(value)
     if problem is not None:
         raise Invalid(f"{what} contains {problem}")
+    return value
+
+
+def label_problem(value: str) -> str | None:
+    """Why a label (a type, relation, role or class name) is not a clean name, or None.
+
+    Labels are names the model learns to write: beyond the text rules they hold no C1
+    control or line/paragraph separator, and no leading or trailing space.
+    """
+    found = _BAD_LABEL_CHAR.search(value)
+    if found is not None:
+        return f"contains the control character U+{ord(found.group()):04X}"
+    if value != value.strip():
+        return "has leading or trailing space"
+    return None
+
+
+def _label(value: Any, what: str) -> str:
+    value = _string(value, what)
+    problem = label_problem(value)
+    if problem is not None:
+        raise Invalid(f"{what} {value!r} {problem}")
     return value
 
 
@@ -141,7 +166,7 @@ def _ner(text: str, gold: dict, schema: Declared, unplaced: bool) -> None:
         what = f"entity {i + 1}"
         _object(ent, what, _ENTITY)
         mention = _string(ent["text"], f"{what} text")
-        _member(_string(ent["type"], f"{what} type"), schema.types, "entity type")
+        _member(_label(ent["type"], f"{what} type"), schema.types, "entity type")
         start = ent["start"]
         if start is None:
             if not unplaced:
@@ -159,13 +184,13 @@ def _relations(text: str, gold: dict, schema: Declared, keys: frozenset[str], ro
         _object(rel, what, keys)
         head = _string(rel["head"], f"{what} head")
         tail = _string(rel["tail"], f"{what} tail")
-        relation = _string(rel["relation"], f"{what} relation")
+        relation = _label(rel["relation"], f"{what} relation")
         _occurs(head, text, "head")
         _occurs(tail, text, "tail")
         _member(relation, roles, "relation")
         if keys is _SPO:
-            head_type = _string(rel["head_type"], f"{what} head_type")
-            tail_type = _string(rel["tail_type"], f"{what} tail_type")
+            head_type = _label(rel["head_type"], f"{what} head_type")
+            tail_type = _label(rel["tail_type"], f"{what} tail_type")
             for name, value in (("head_type", head_type), ("tail_type", tail_type)):
                 if "_" in value:
                     raise Invalid(f"{name} {value!r} contains '_', IEPile's SPO separator")
@@ -185,7 +210,7 @@ def _spo(text: str, gold: dict, schema: Declared, unplaced: bool) -> None:
 
 def _kge(text: str, gold: dict, schema: Declared, unplaced: bool) -> None:
     _object(gold, "gold", frozenset({"entity_type", "relations"}))
-    entity_type = _string(gold["entity_type"], "entity_type")
+    entity_type = _label(gold["entity_type"], "entity_type")
     roles = schema.roles
     if schema.type_roles is not None:
         if entity_type not in schema.type_roles:
@@ -202,7 +227,7 @@ def _ee(text: str, gold: dict, schema: Declared, unplaced: bool) -> None:
     for i, event in enumerate(_list(gold["events"], "events")):
         what = f"event {i + 1}"
         _object(event, what, _EVENT)
-        etype = _string(event["event_type"], f"{what} event_type")
+        etype = _label(event["event_type"], f"{what} event_type")
         _member(etype, types, "event type")
         trigger = _string(event["trigger"], f"{what} trigger")
         _occurs(trigger, text, "trigger")
@@ -212,7 +237,7 @@ def _ee(text: str, gold: dict, schema: Declared, unplaced: bool) -> None:
         for j, arg in enumerate(_list(event["arguments"], f"{what} arguments")):
             arg_what = f"{what} argument {j + 1}"
             _object(arg, arg_what, _ARG)
-            role = _string(arg["role"], f"{arg_what} role")
+            role = _label(arg["role"], f"{arg_what} role")
             if roles is not None and role not in roles:
                 raise Invalid(f"role {role!r} is not in the schema for event type {etype!r}")
             _occurs(_string(arg["argument"], f"{arg_what} argument"), text, "argument")
@@ -238,7 +263,7 @@ def _mrc(text: str, gold: dict, schema: Declared, unplaced: bool) -> None:
 
 def _tc(text: str, gold: dict, schema: Declared, unplaced: bool) -> None:
     _object(gold, "gold", frozenset({"label"}))
-    _member(_string(gold["label"], "label"), schema.types, "label")
+    _member(_label(gold["label"], "label"), schema.types, "label")
 
 
 def _openie(text: str, gold: dict, schema: Declared, unplaced: bool) -> None:
