@@ -51,6 +51,8 @@ def load_pid2name(path: str) -> dict[str, tuple[str, str]]:
         if problem is not None:
             raise SourceError(path, f"relation {pid!r}: the name {value[0]!r} {problem}")
         out[str(pid)] = (value[0], value[1] if len(value) > 1 else "")
+    if not out:
+        raise SourceError(path, "names no relation (an empty JSON object)", 1)
     return out
 
 

@@ -214,6 +214,14 @@ def read_iepile(entry) -> ReadResult:
                 raise SourceError(
                     schema_path, f"SPO schema type {bad!r} is not head_type_relation_tail_type", 1
                 )
+            for spo in schema.types:
+                parts = spo.split("_")
+                for part in (parts[0], "_".join(parts[1:-1]), parts[-1]):
+                    problem = "is empty" if not part else label_problem(part)
+                    if problem is not None:
+                        raise SourceError(
+                            schema_path, f"SPO schema type {spo!r}: the part {part!r} {problem}", 1
+                        )
     missing_spans = entry.option("missing_spans", "quarantine")
     if missing_spans not in ("quarantine", "keep"):
         raise option_error(entry, "option 'missing_spans' must be 'quarantine' or 'keep'")

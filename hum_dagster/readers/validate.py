@@ -15,8 +15,9 @@ the reason, never into instructions. The rules, per source task (shapes in
   text at that offset; RE/SPO/KGE heads and tails, EE triggers and arguments, and
   extractive MRC answers occur in the text; multiple-choice answers are one of the
   options;
-- **labels are clean names**: no control character at all (C1 included), no line
-  separator, no leading or trailing space;
+- **labels are clean names**: no control character at all (C1 included), no invisible
+  format character (zero-width space, BOM, direction marks), no line separator, no
+  leading or trailing space;
 - **labels belong to the declared schema** when the source declares one (a schema
   file, a ``labels`` option): entity, event and class types, relations, event roles,
   KGE attributes, SPO ``head_type_relation_tail_type`` triples; SPO types never contain
@@ -41,7 +42,7 @@ from hum_dagster.records import EE, IG, KGE, MRC, NER, OPENIE, RE, SPO, TC, Labe
 # characters (U+0080-U+009F) are allowed: real datasets carry them as cp1252 remnants
 # (31 of the 1,000 IMDB reviews hold U+0085, U+0096 or U+0097).
 _BAD_CHAR = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
-_BAD_LABEL_CHAR = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_BAD_LABEL_CHAR = re.compile("[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060\ufeff]")
 OPENIE_ROLES = ("time", "location", "context")
 _TRIPLE_KEYS = frozenset({"subject", "predicate", "object", "extra", *OPENIE_ROLES})
 
@@ -91,7 +92,9 @@ def label_problem(value: str) -> str | None:
     """Why a label (a type, relation, role or class name) is not a clean name, or None.
 
     Labels are names the model learns to write: beyond the text rules they hold no C1
-    control or line/paragraph separator, and no leading or trailing space.
+    control, no invisible format character (zero-width spaces and joiners, direction
+    marks, a byte-order mark), no line/paragraph separator and no leading or trailing
+    space.
     """
     found = _BAD_LABEL_CHAR.search(value)
     if found is not None:
@@ -221,14 +224,15 @@ def _kge(text: str, gold: dict, schema: Declared, unplaced: bool) -> None:
 
 def _ee(text: str, gold: dict, schema: Declared, unplaced: bool) -> None:
     _object(gold, "gold", frozenset({"events"}))
-    types = schema.types
-    if schema.type_roles is not None:
-        types = (types or frozenset()) | schema.type_roles.keys()
+    # Synthesis asks EE/EEA about the type-to-roles map's event types and EET about the
+    # type list: an event type must be in each the schema gives.
+    type_map = schema.type_roles.keys() if schema.type_roles is not None else None
     for i, event in enumerate(_list(gold["events"], "events")):
         what = f"event {i + 1}"
         _object(event, what, _EVENT)
         etype = _label(event["event_type"], f"{what} event_type")
-        _member(etype, types, "event type")
+        _member(etype, schema.types, "event type")
+        _member(etype, type_map, "event type")
         trigger = _string(event["trigger"], f"{what} trigger")
         _occurs(trigger, text, "trigger")
         roles = schema.roles

@@ -385,7 +385,7 @@ def _declared(entry: CatalogEntry) -> dict[str, Any]:
     return out
 
 
-_LABEL_CHAR = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_LABEL_CHAR = re.compile("[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060\ufeff]")
 
 
 def _name(value: str, what: str) -> None:

@@ -385,3 +385,43 @@ def test_read_source_refuses_a_format_that_cannot_serve_the_task(tmp_path):
     message = str(info.value)
     assert "format 'csv' cannot serve task 'NER' (it reads TC)" in message
     assert "NER: conll, iepile" in message and "\n" not in message
+
+
+def test_labels_are_clean_names():
+    gold = {"entities": [{"text": "Anna", "type": "PER ", "start": 0}]}
+    assert record_problem("NER", "Anna", gold) == "entity 1 type 'PER ' has leading or trailing space"
+    gold = {"entities": [{"text": "Anna", "type": "P\ufeffER", "start": 0}]}
+    assert record_problem("NER", "Anna", gold) == (
+        "entity 1 type 'P\\ufeffER' contains the control character U+FEFF"
+    )
+    assert record_problem("TC", "x", {"label": "pos\x85"}) == (
+        "label 'pos\\x85' contains the control character U+0085"
+    )
+
+
+def test_ee_event_type_must_be_in_the_type_to_roles_map():
+    # Synthesis asks EE about the map's types: a type only in the type list would become
+    # a schema item of its own.
+    schema = LabelSchema(types=["婚礼", "葬礼"], roles=["地点"], type_roles={"婚礼": ["地点"]})
+    gold = {"events": [{"event_type": "葬礼", "trigger": "葬礼", "arguments": []}]}
+    assert record_problem("EE", "葬礼", gold, schema) == "event type '葬礼' is not in the schema"
+
+
+def test_schema_side_files_with_unclean_labels_are_errors(tmp_path):
+    schema = tmp_path / "schema.json"
+    schema.write_text('["国家 _首都_城市"]\n["首都"]\n{}\n', encoding="utf-8")
+    content = jsonl({"text": "北京是首都", "relation": []})
+    with pytest.raises(SourceError, match="the part '国家 ' has leading or trailing space"):
+        read_source(entry(tmp_path, "iepile", "SPO", content, language="zh", schema=str(schema)))
+    schema.write_text('["人物"]\n[]\n{"人\\ufeff物": []}\n', encoding="utf-8")
+    with pytest.raises(SourceError, match="contains the control character U\\+FEFF") as info:
+        read_source(entry(tmp_path, "iepile", "NER", content, language="zh", schema=str(schema)))
+    assert info.value.line == 3
+    pid = tmp_path / "pid2name.json"
+    pid.write_text("{}", encoding="utf-8")
+    fewrel = json.dumps({"P1": [{"tokens": ["a"], "h": ["a", "Q", [[0]]], "t": ["a", "Q", [[0]]]}]})
+    with pytest.raises(SourceError, match="names no relation"):
+        read_source(entry(tmp_path, "fewrel", "RE", fewrel, pid2name=str(pid)))
+    with pytest.raises(SourceError, match="option 'labels': 'pos ' has leading or trailing space"):
+        read_source(entry(tmp_path, "csv", "TC", "label,text\npos,x\n", filename="t.csv",
+                          labels=["pos ", "neg"]))  # fmt: skip
