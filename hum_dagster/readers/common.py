@@ -170,13 +170,21 @@ def repeated_key_reason(key: str) -> str:
     return f"JSON object repeats the key {key!r} (which value is meant is ambiguous)"
 
 
-def _key_line(text: str, key: str) -> int | None:
-    """The line of the second ``"key":`` in ``text`` (where a repeat shows), or None."""
+def _key_line(text: str, key: str, nth: int = 2) -> int | None:
+    """The line of the ``nth`` ``"key":`` in ``text`` (2: where a repeat shows), or None."""
     pattern = re.compile(re.escape(json.dumps(key, ensure_ascii=False)) + r"\s*:")
-    found = list(itertools.islice(pattern.finditer(text), 2))
-    if len(found) < 2:
+    found = list(itertools.islice(pattern.finditer(text), nth))
+    if len(found) < nth:
         return None
-    return text.count("\n", 0, found[1].start()) + 1
+    return text.count("\n", 0, found[nth - 1].start()) + 1
+
+
+def key_line(path: str, key: str) -> int | None:
+    """The line of a JSON file where ``"key":`` first appears (for an error message)."""
+    try:
+        return _key_line(read_text(path), key, 1)
+    except SourceError:
+        return None
 
 
 def load_json_records(path: str) -> tuple[Any, bool]:

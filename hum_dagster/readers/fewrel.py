@@ -19,6 +19,7 @@ from hum_dagster.readers.common import (
     base_name,
     gc_paused,
     json_type,
+    key_line,
     load_json_document,
     load_json_records,
     option_error,
@@ -34,7 +35,7 @@ def load_pid2name(path: str) -> dict[str, tuple[str, str]]:
     """FewRel's relation names and descriptions: ``{pid: (name, description)}``."""
     data = load_json_document(path)
     if not isinstance(data, dict):
-        raise SourceError(path, f"expected a JSON object of relation ids, got {json_type(data)}")
+        raise SourceError(path, f"expected a JSON object of relation ids, got {json_type(data)}", 1)
     out: dict[str, tuple[str, str]] = {}
     for pid, value in data.items():
         if (
@@ -43,13 +44,19 @@ def load_pid2name(path: str) -> dict[str, tuple[str, str]]:
             or not all(isinstance(v, str) for v in value[:2])
             or not value[0].strip()
         ):
-            raise SourceError(path, f"relation {pid!r}: expected [name, description]")
+            raise SourceError(
+                path, f"relation {pid!r}: expected [name, description]", key_line(path, pid)
+            )
         problem = bad_char(value[0])
         if problem is not None:
-            raise SourceError(path, f"relation {pid!r}: the name contains {problem}")
+            raise SourceError(
+                path, f"relation {pid!r}: the name contains {problem}", key_line(path, pid)
+            )
         problem = label_problem(value[0])
         if problem is not None:
-            raise SourceError(path, f"relation {pid!r}: the name {value[0]!r} {problem}")
+            raise SourceError(
+                path, f"relation {pid!r}: the name {value[0]!r} {problem}", key_line(path, pid)
+            )
         out[str(pid)] = (value[0], value[1] if len(value) > 1 else "")
     if not out:
         raise SourceError(path, "names no relation (an empty JSON object)", 1)
@@ -97,14 +104,16 @@ def read_fewrel(entry) -> ReadResult:
 
     data, repeats = load_json_records(path)
     if not isinstance(data, dict):
-        raise SourceError(path, f"expected a JSON object of relation ids, got {json_type(data)}")
+        raise SourceError(path, f"expected a JSON object of relation ids, got {json_type(data)}", 1)
     name = base_name(path)
     pid_file = base_name(files[1]) if len(files) > 1 else ""
     out = Collector(entry)
     found: set[str] = set()
     for pid, instances in data.items():
         if not isinstance(instances, list):
-            raise SourceError(path, f"relation {pid!r}: expected a list of instances")
+            raise SourceError(
+                path, f"relation {pid!r}: expected a list of instances", key_line(path, pid)
+            )
         relation = names[pid][0] if pid in names else pid
         unnamed = bool(names) and pid not in names
         for index, inst in enumerate(instances):

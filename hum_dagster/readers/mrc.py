@@ -45,7 +45,7 @@ def read_c3(entry) -> ReadResult:
     path = entry.resolve()
     data, repeats = load_json_records(path)
     if not isinstance(data, list):
-        raise SourceError(path, f"expected a JSON array of C3 documents, got {json_type(data)}")
+        raise SourceError(path, f"expected a JSON array of C3 documents, got {json_type(data)}", 1)
     name = base_name(path)
     out = Collector(entry)
     for doc_index, doc in enumerate(data):
@@ -94,7 +94,7 @@ def read_squad(entry) -> ReadResult:
     path = entry.resolve()
     data, repeats = load_json_records(path)
     if not isinstance(data, dict) or not isinstance(data.get("data"), list):
-        raise SourceError(path, "expected a JSON object with a 'data' list (SQuAD format)")
+        raise SourceError(path, "expected a JSON object with a 'data' list (SQuAD format)", 1)
     name = base_name(path)
     out = Collector(entry)
     for a_index, article in enumerate(data["data"]):
