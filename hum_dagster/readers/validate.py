@@ -121,6 +121,8 @@ def _list(value: Any, what: str) -> list[Any]:
 def _object(value: Any, what: str, keys: frozenset[str], optional: frozenset[str] = frozenset()):
     if not isinstance(value, dict):
         raise Invalid(f"{what} must be an object, got {json_type(value)}")
+    if len(value) == len(keys) and value.keys() >= keys:  # the common case, exactly the keys
+        return value
     missing = keys - value.keys()
     if missing:
         raise Invalid(f"{what} has no {', '.join(sorted(missing))}")
