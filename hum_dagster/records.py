@@ -29,7 +29,8 @@ GOLD_SHAPES: dict[str, str] = {
     RE: '{"relations": [{"head": str, "relation": str, "tail": str}]}',
     SPO: '{"relations": [{"head": str, "head_type": str, "relation": str, "tail": str, "tail_type": str}]}',
     EE: '{"events": [{"event_type": str, "trigger": str, "arguments": [{"role": str, "argument": str}]}]}',
-    OPENIE: '{"triples": [{"subject": str, "predicate": str, "object": str, "extra": [str]}]}',
+    OPENIE: '{"triples": [{"subject": str, "predicate": str, "object": str, "extra": [str], '
+    '"time"?: str, "location"?: str, "context"?: str}]}',
     KGE: '{"entity_type": str, "relations": [{"head": str, "relation": str, "tail": str}]}',
     MRC: '{"question": str, "options": [str], "answers": [str]}',
     TC: '{"label": str}',
@@ -47,12 +48,19 @@ def canonical_json(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
 
 
-def make_record_id(source: str, text: str, gold: dict[str, Any]) -> str:
-    """A stable id from content: same source, text and gold give the same id anywhere."""
+def make_record_id(source: str, text: str, gold: dict[str, Any], occurrence: int = 0) -> str:
+    """A stable id from content: same source, text and gold give the same id anywhere.
+
+    ``occurrence`` tells repeats of one record in a source apart: the first keeps the
+    content id, the n-th repeat (n >= 1) gets its own, so a dataset that repeats a
+    sentence keeps one record per line, each with a distinct id.
+    """
     digest = hashlib.sha256()
     for part in (source, text, canonical_json(gold)):
         digest.update(part.encode("utf-8"))
         digest.update(b"\x1f")
+    if occurrence:
+        digest.update(f"#{occurrence}".encode())
     return digest.hexdigest()[:24]
 
 
@@ -102,6 +110,14 @@ class Record:
         return cls(**values)
 
 
+def _storable(text: str) -> str:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
+
+
 @dataclass(slots=True)
 class Quarantined:
     """A record a reader could not use, kept with the reason instead of being dropped."""
@@ -116,6 +132,11 @@ class Quarantined:
     def __post_init__(self) -> None:
         if len(self.raw) > self.RAW_LIMIT:
             self.raw = self.raw[: self.RAW_LIMIT] + "..."
+        # What could not be used may hold lone surrogates (a JSON "\ud800"); keep them
+        # as escapes so the quarantine table can always be written as UTF-8.
+        self.raw = _storable(self.raw)
+        self.reason = _storable(self.reason)
+        self.origin = _storable(self.origin)
 
     def to_row(self) -> dict[str, Any]:
         return {"source": self.source, "origin": self.origin, "reason": self.reason, "raw": self.raw}
@@ -168,6 +189,22 @@ class LabelSchema:
         return not (self.types or self.roles or self.type_roles)
 
 
+@dataclass(frozen=True, slots=True)
+class Duplicate:
+    """A record that repeats an earlier one of its source (same text and gold).
+
+    A repeat is a property of the dataset, not a bad record: it is kept (as its own
+    record, with its own id) unless the source asks to drop repeats.
+    """
+
+    origin: str  # where the repeat is
+    first: str  # where the record first occurs
+    dropped: bool = False
+
+    def to_row(self) -> dict[str, Any]:
+        return {"origin": self.origin, "first": self.first, "dropped": self.dropped}
+
+
 @dataclass(slots=True)
 class ReadResult:
     """What a reader returns for one source."""
@@ -176,3 +213,13 @@ class ReadResult:
     quarantine: list[Quarantined]
     schema: LabelSchema
     files: list[str] = field(default_factory=list)  # every file read, for provenance
+    duplicates: list[Duplicate] = field(default_factory=list)  # repeats, kept or dropped
+
+    def duplicate_summary(self, limit: int = 5) -> str:
+        """One line: how many repeats, kept or dropped, and where the first few are."""
+        if not self.duplicates:
+            return "no duplicate records"
+        verb = "dropped" if any(d.dropped for d in self.duplicates) else "kept"
+        where = ", ".join(f"{d.origin} (= {d.first})" for d in self.duplicates[:limit])
+        more = f", ... {len(self.duplicates) - limit} more" if len(self.duplicates) > limit else ""
+        return f"{len(self.duplicates)} duplicate records {verb}: {where}{more}"

@@ -48,8 +48,38 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     return audit
 
 
+TARGETS = ("corpus", "instructions", "checkpoint:<model>|<variant>", "score:<model>|<benchmark>")
+SECTIONS = (
+    "sources", "contributions", "templates", "dictionary_entries", "llm_responses", "stale",
+    "missing", "materializations", "score", "checkpoint",
+)  # fmt: skip
+
+
+def target_problem(target: str) -> str | None:
+    """Why ``target`` is not an audit target (naming the valid ones), or None."""
+    if target in ("corpus", "instructions"):
+        return None
+    kind, sep, partition = target.partition(":")
+    if kind in ("checkpoint", "score") and sep:
+        left, bar, right = partition.partition("|")
+        if left and bar and right:
+            return None
+        shape = TARGETS[2] if kind == "checkpoint" else TARGETS[3]
+        return f"target {target!r} must look like {shape}"
+    return f"unknown target {target!r}; valid targets: {', '.join(TARGETS)}"
+
+
 def cmd_audit(args: argparse.Namespace) -> int:
     from hum_dagster.cli.main import _apply_settings, prepare_instance
+
+    problem = target_problem(args.target)
+    if problem is None and args.section:
+        unknown = sorted(set(args.section) - set(SECTIONS))
+        if unknown:
+            problem = f"unknown sections {unknown}; valid sections: {', '.join(SECTIONS)}"
+    if problem is not None:
+        print(f"hum audit: error: {problem}", file=sys.stderr)
+        return 2
 
     _apply_settings(args)
     from hum_dagster.defs.resources.settings import storage_root

@@ -6,8 +6,11 @@ Reads IEPile raw records and schema, writes IEPile-shaped JSON lines:
 - ``--split test``: ``{"id", "task", "source", "instruction", "label"}`` where ``id`` is
   the SHA-256 of the text and ``label`` the record's IEPile label list.
 
-Unlike IEPile the result is deterministic (``--seed``): schema items are sorted, or
-shuffled with a per-record generator under ``--random_sort``. ``--templates`` replaces
+As IEPile, every input line gives its output, repeated records included (``--dedup``
+drops repeats, with one summary line). Unlike IEPile the result is deterministic
+(``--seed``): schema items are sorted, or shuffled with a per-record generator under
+``--random_sort``. A file none of whose lines reads as a record of ``--task`` is an
+error (exit 2, nothing written), not an empty output. ``--templates`` replaces
 the built-in instruction wording (e.g. with IEPile's own, for exact compatibility).
 """
 
@@ -25,7 +28,7 @@ from typing import Any
 from hum_dagster.readers.catalog import CatalogEntry
 from hum_dagster.records import EE, KGE, NER, RE, SPO, Record, SourceError
 from hum_dagster.store.jsonfile import read_json_object
-from hum_dagster.synthesis.basic import BasicConfig, synthesize_basic
+from hum_dagster.synthesis.basic import BasicConfig, SynthesisReport, synthesize_basic
 from hum_dagster.synthesis.chunking import default_split_num
 from hum_dagster.synthesis.templates import load_templates
 
@@ -77,6 +80,12 @@ def build_parser() -> argparse.ArgumentParser:
         help='JSON object "<TASK><lang>" -> instruction wording, replacing the built-in wording',
     )
     parser.add_argument("--seed", type=int, default=42, help="seed for all sampling (default 42)")
+    parser.add_argument(
+        "--dedup",
+        action="store_true",
+        help="drop records that repeat an earlier one (same text and labels); by default "
+        "every input line gives its output, repeats included, as IEPile does",
+    )
     return parser
 
 
@@ -198,9 +207,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.cluster_mode and not args.hard_negative_path:
         return _fail("--cluster_mode needs --hard_negative_path")
 
+    if "://" not in args.tgt_path and os.path.isdir(args.tgt_path):
+        return _fail(f"--tgt_path {args.tgt_path} is a directory; give the file to write")
     src = os.path.abspath(args.src_path) if "://" not in args.src_path else args.src_path
     source = Path(args.src_path).parent.name or Path(src).parent.name
-    options: dict[str, Any] = {}
+    options: dict[str, Any] = {"duplicates": "drop"} if args.dedup else {}
     if args.schema_path:
         options["schema"] = (
             os.path.abspath(args.schema_path) if "://" not in args.schema_path else args.schema_path
@@ -218,12 +229,22 @@ def main(argv: list[str] | None = None) -> int:
         templates = load_templates(args.templates)
         hard = _load_hard_negatives(args.hard_negative_path) if args.cluster_mode else None
         result = read_iepile(entry)
+        name = os.path.basename(src)
+
+        def where(origin: str) -> str:
+            return src + origin[len(name) :] if origin.startswith(name) else origin
+
+        if result.quarantine and not result.records:
+            first = result.quarantine[0]
+            return _fail(
+                f"no record of {src} reads as an IEPile {read_task} record "
+                f"({len(result.quarantine)} skipped, the first {where(first.origin)}: "
+                f"{first.reason}); is --task {cli_task} right?"
+            )
         for bad in result.quarantine:
-            origin = bad.origin
-            name = os.path.basename(src)
-            if origin.startswith(name):
-                origin = src + origin[len(name) :]
-            print(f"{PROG}: warning: skipped {origin}: {bad.reason}", file=sys.stderr)
+            print(f"{PROG}: warning: skipped {where(bad.origin)}: {bad.reason}", file=sys.stderr)
+        if args.dedup and result.duplicates:
+            print(f"{PROG}: {result.duplicate_summary()}", file=sys.stderr)
         config = BasicConfig(
             mode=args.split,
             split_num={task: split_num},
@@ -234,17 +255,24 @@ def main(argv: list[str] | None = None) -> int:
             templates=templates,
         )
         records = {r.record_id: r for r in result.records}
-        rows = synthesize_basic(result.records, result.schema, config, tasks=[task])
+        report = SynthesisReport()
+        rows = synthesize_basic(result.records, result.schema, config, tasks=[task], report=report)
         count = _write_lines(
             args.tgt_path, _lines(rows, records, cli_task, source, args.split == "test")
         )
+        for bad in report.quarantined:
+            print(f"{PROG}: warning: skipped {where(bad.origin)}: {bad.reason}", file=sys.stderr)
     except SourceError as exc:
         return _fail(str(exc))
     except ValueError as exc:
         return _fail(str(exc))
+    except OSError as exc:
+        target = exc.filename or args.tgt_path
+        return _fail(f"cannot write {target}: {exc.strerror or exc}")
+    skipped = len(result.quarantine) + len(report.quarantined)
     print(
         f"{PROG}: wrote {count} {args.split} rows from {len(result.records)} records "
-        f"({len(result.quarantine)} skipped) to {args.tgt_path}",
+        f"({skipped} skipped) to {args.tgt_path}",
         file=sys.stderr,
     )
     return 0

@@ -246,22 +246,40 @@ def cmd_dev(args: argparse.Namespace) -> int:
     return 0
 
 
+def duckdb_message(exc: Exception) -> str:
+    """DuckDB's error in one line: the message and its hint, without the SQL excerpt."""
+    head = str(exc).split("\n\n", 1)[0]
+    return " ".join(part.strip() for part in head.splitlines() if part.strip())
+
+
 def cmd_sql(args: argparse.Namespace) -> int:
     """Run SQL against the DuckDB views over the outputs."""
     _apply_settings(args)
-    from hum_dagster.store.warehouse import connect, refresh_views
+    import duckdb
+
+    from hum_dagster.store.warehouse import VIEWS, connect, refresh_views
 
     root = os.environ["HUM_STORAGE_ROOT"]
-    refresh_views(root)
-    con = connect(root)
+    try:
+        views = refresh_views(root)
+        con = connect(root)
+    except (duckdb.Error, OSError) as exc:
+        print(f"hum sql: error: cannot open the outputs under {root}: {duckdb_message(exc)}",
+              file=sys.stderr)
+        return 2
     try:
         result = con.execute(args.query)
         columns = [d[0] for d in result.description] if result.description else []
-        print("\t".join(columns))
-        for row in result.fetchall():
-            print("\t".join("" if v is None else str(v) for v in row))
+        rows = result.fetchall()
+    except duckdb.Error as exc:
+        known = ", ".join(views) if views else f"none yet (tables: {', '.join(VIEWS)})"
+        print(f"hum sql: error: {duckdb_message(exc)} (views: {known})", file=sys.stderr)
+        return 2
     finally:
         con.close()
+    print("\t".join(columns))
+    for row in rows:
+        print("\t".join("" if v is None else str(v) for v in row))
     return 0
 
 

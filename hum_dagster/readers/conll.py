@@ -15,7 +15,7 @@ Tag schemes (option ``scheme``):
 
 Text is the tokens joined by one space (``en``) or by nothing (``zh``, character-level).
 Option ``labels: [...]`` restricts the entity types; a sentence with another type is
-quarantined.
+quarantined. Trailing tabs and spaces on a line are ignored.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from hum_dagster.readers.common import (
     option_error,
     str_list_option,
 )
-from hum_dagster.records import LabelSchema, ReadResult
+from hum_dagster.records import NER, LabelSchema, ReadResult
 
 SCHEMES = ("auto", "BIO", "BIOES")
 _BIOES_ONLY = frozenset("SEMLU")
@@ -115,7 +115,7 @@ def _is_bioes_tag(tag: str) -> bool:
     return len(tag) > 2 and tag[1] == "-" and tag[0].upper() in _BIOES_ONLY
 
 
-@register("conll")
+@register("conll", tasks=(NER,))
 @gc_paused
 def read_conll(entry) -> ReadResult:
     path = entry.resolve()
@@ -147,13 +147,13 @@ def read_conll(entry) -> ReadResult:
                 continue
             if not tokens and problem is None:
                 first = lineno
-            parts = line.split("\t") if "\t" in line else line.split()
+            # Trailing tabs and spaces are not a column (editors and exports leave them).
+            stripped = line.rstrip(" \t")
+            parts = stripped.split("\t") if "\t" in stripped else stripped.split()
             tag = parts[-1].strip()
             if len(parts) < 2 or not parts[0] or not tag:
                 if problem is None:
-                    problem = (
-                        f"line {lineno}: expected a token and a tag, got {len(parts)} column(s)"
-                    )
+                    problem = f"line {lineno}: {_column_problem(parts)}"
                 continue
             tokens.append(parts[0])
             tags.append(tag)
@@ -165,7 +165,7 @@ def read_conll(entry) -> ReadResult:
         scheme = "BIOES" if any(_is_bioes_tag(t) for t in tag_set) else "BIO"
     decode = decode_bioes if scheme == "BIOES" else decode_bio
 
-    out = Collector(entry)
+    out = Collector(entry, declared=LabelSchema(types=labels) if labels is not None else None)
     found: set[str] = set()
     step = len(joiner)
     for first, tokens, tags, problem in sentences:
@@ -206,6 +206,14 @@ def read_conll(entry) -> ReadResult:
 
     schema = LabelSchema(types=list(labels) if labels is not None else sorted(found))
     return out.result(schema, [path])
+
+
+def _column_problem(parts: list[str]) -> str:
+    if len(parts) < 2:
+        return f"expected a token and a tag, got only {parts[0]!r}"
+    if not parts[0]:
+        return "empty token (the line starts with a tab)"
+    return "empty tag column"
 
 
 def _raw_sentence(tokens: list[str], tags: list[str]) -> str:

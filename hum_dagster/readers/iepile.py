@@ -12,11 +12,15 @@ Line shapes, by the entry's task:
 The text is kept exactly as written and records stay in file order. Identical
 entities (text, type) and identical relations are de-duplicated, first occurrence
 wins, as IEPile does. An entity that does not occur in the text is quarantined
-(option ``missing_spans: keep`` keeps it with ``start: null`` instead).
+(option ``missing_spans: keep``, for dev/test splits only, keeps it with ``start: null``
+so that a benchmark is scored on its full gold). Every record then passes the shared
+rules of ``readers.validate`` (heads, tails, triggers and arguments occur in the text;
+labels belong to the schema file when there is one).
 
 Option ``schema``: IEPile's three-line schema file (types, roles, type-to-roles),
-relative to the catalog. With it, labels outside the schema are quarantined;
-without it, the schema is mined from the data.
+relative to the catalog. With it, labels outside the schema are quarantined (an SPO
+``head_type``/``tail_type`` pair outside the schema's ``type_relation_type`` list
+included); without it, the schema is mined from the data.
 """
 
 from __future__ import annotations
@@ -33,8 +37,12 @@ from hum_dagster.readers.common import (
     json_type,
     open_source,
     option_error,
+    parse_json,
     raw_json,
+    repeated_key,
+    repeated_key_reason,
 )
+from hum_dagster.readers.validate import bad_char, label_problem
 from hum_dagster.records import EE, KGE, NER, RE, SPO, LabelSchema, ReadResult, SourceError
 
 TASKS = (NER, RE, SPO, EE, KGE)
@@ -56,9 +64,15 @@ def read_iepile_schema(path: str) -> LabelSchema:
             if len(values) == 3:
                 raise SourceError(path, "schema has more than three JSON lines", lineno)
             try:
-                values.append((lineno, json.loads(line)))
+                value = parse_json(line)
             except json.JSONDecodeError as exc:
                 raise SourceError(path, f"invalid JSON in schema: {exc.msg}", lineno) from exc
+            except RecursionError as exc:
+                raise SourceError(path, "invalid JSON in schema: nested too deeply", lineno) from exc
+            key = repeated_key(value)
+            if key is not None:
+                raise SourceError(path, f"schema {repeated_key_reason(key)}", lineno)
+            values.append((lineno, value))
     if not values:
         raise SourceError(path, "empty schema file")
     what = ("types", "roles", "type-to-roles map")
@@ -72,6 +86,17 @@ def read_iepile_schema(path: str) -> LabelSchema:
             isinstance(v, list) and all(isinstance(x, str) for x in v) for v in value.values()
         ):
             raise SourceError(path, f"schema {what[index]} must be a JSON object of lists", lineno)
+    for lineno, value in values:
+        labels = [*value, *(x for v in value.values() for x in v)] if isinstance(value, dict) else value
+        for label in labels:
+            if not label.strip():
+                raise SourceError(path, f"schema label {label!r} is empty", lineno)
+            problem = bad_char(label)
+            if problem is not None:
+                raise SourceError(path, f"schema label {label!r} contains {problem}", lineno)
+            problem = label_problem(label)
+            if problem is not None:
+                raise SourceError(path, f"schema label {label!r} {problem}", lineno)
     padded = [v for _, v in values] + [[], [], {}][len(values) :]
     return LabelSchema(
         types=list(padded[0]),
@@ -150,9 +175,11 @@ def _events(
         etype = _field(item, "event_type", "event")
         if types is not None and etype not in types:
             raise _Bad(f"unknown event type {etype!r}")
-        raw_args = item.get("arguments") or []
-        if not isinstance(raw_args, list):
-            raise _Bad("event 'arguments' must be a list")
+        raw_args = item.get("arguments")
+        if raw_args is None:
+            raw_args = []
+        elif not isinstance(raw_args, list):
+            raise _Bad(f"event 'arguments' must be a list, got {json_type(raw_args)}")
         allowed = type_roles.get(etype) if type_roles else None
         arguments = []
         for arg in raw_args:
@@ -165,7 +192,7 @@ def _events(
     return events
 
 
-@register("iepile")
+@register("iepile", tasks=TASKS)
 @gc_paused
 def read_iepile(entry) -> ReadResult:
     task = entry.task
@@ -181,10 +208,30 @@ def read_iepile(entry) -> ReadResult:
         schema_path = entry.resolve(schema_option)
         schema = read_iepile_schema(schema_path)
         files.append(schema_path)
+        if task == SPO:
+            bad = next((t for t in schema.types if len(t.split("_")) < 3), None)
+            if bad is not None:
+                raise SourceError(
+                    schema_path, f"SPO schema type {bad!r} is not head_type_relation_tail_type", 1
+                )
+            for spo in schema.types:
+                parts = spo.split("_")
+                for part in (parts[0], "_".join(parts[1:-1]), parts[-1]):
+                    problem = "is empty" if not part else label_problem(part)
+                    if problem is not None:
+                        raise SourceError(
+                            schema_path, f"SPO schema type {spo!r}: the part {part!r} {problem}", 1
+                        )
     missing_spans = entry.option("missing_spans", "quarantine")
     if missing_spans not in ("quarantine", "keep"):
         raise option_error(entry, "option 'missing_spans' must be 'quarantine' or 'keep'")
     keep_missing = missing_spans == "keep"
+    if keep_missing and entry.split == "train":
+        raise option_error(
+            entry,
+            "option 'missing_spans: keep' is for dev/test splits only: a training row must "
+            "never name a span that is not in its input",
+        )
 
     entity_type = entry.option("entity_type")
     if task == KGE and entity_type is None:
@@ -193,12 +240,14 @@ def read_iepile(entry) -> ReadResult:
                 entry, "KGE needs option 'schema' with a type-to-roles line or option 'entity_type'"
             )
         entity_type = next(iter(schema.type_roles))
+    if task == KGE and (not isinstance(entity_type, str) or not entity_type):
+        raise option_error(entry, "option 'entity_type' must be a non-empty string")
 
     types = set(schema.types) if schema is not None and schema.types else None
     roles = set(schema.roles) if schema is not None and schema.roles else None
     type_roles = schema.type_roles if schema is not None and schema.type_roles else None
 
-    out = Collector(entry)
+    out = Collector(entry, declared=schema, unplaced=keep_missing)
     mined_types: set[str] = set()
     mined_roles: dict[str, set[str]] = {}
     for origin, raw, obj, error in iter_json_items(path):

@@ -16,7 +16,7 @@ from typing import Any
 
 from hum_dagster.readers import register
 from hum_dagster.readers.common import Collector, gc_paused, iter_json_items, json_type, raw_json
-from hum_dagster.records import LabelSchema, ReadResult
+from hum_dagster.records import IG, LabelSchema, ReadResult
 
 ROLES = {
     "human": "user",
@@ -116,13 +116,13 @@ def _read(entry, convert) -> ReadResult:
     return out.result(LabelSchema(), [path])
 
 
-@register("alpaca")
+@register("alpaca", tasks=(IG,))
 @gc_paused
 def read_alpaca(entry) -> ReadResult:
     return _read(entry, _alpaca)
 
 
-@register("sharegpt")
+@register("sharegpt", tasks=(IG,))
 @gc_paused
 def read_sharegpt(entry) -> ReadResult:
     return _read(entry, _sharegpt)

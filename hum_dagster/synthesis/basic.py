@@ -32,6 +32,8 @@ from hum_dagster.records import (
     SPO,
     TC,
     LabelSchema,
+    Problem,
+    Quarantined,
     Record,
     canonical_json,
 )
@@ -125,6 +127,14 @@ class BasicConfig:
 # --------------------------------------------------------------------------- plans
 
 
+class SchemaError(ValueError):
+    """A source's schema cannot make any instruction (a source failure, not a record's)."""
+
+
+class TaskError(ValueError):
+    """Instructions of a task asked of records that cannot give it (a caller's error)."""
+
+
 class _Plan:
     """What is fixed for one (task, schema, config): sorted labels, prebuilt items,
     the full-schema chunks with their JSON, and a cache of chunk JSON."""
@@ -154,7 +164,7 @@ class _Plan:
         self.labels = sorted(set(labels))
         self.label_set = frozenset(self.labels)
         if task in (*LABELLED_TASKS, TC) and not self.labels:
-            raise ValueError(
+            raise SchemaError(
                 f"source {source!r}: task {task} needs a label schema, but the schema is empty; "
                 "give a schema file or mine one from the data first"
             )
@@ -308,16 +318,53 @@ def _ig_parts(record: Record) -> tuple[str, str, list[list[str]], str | None]:
     return dialog[-2]["content"], dialog[-1]["content"], history, system
 
 
+@dataclass
+class SynthesisReport:
+    """What a synthesis run could not use, for the caller to show.
+
+    ``quarantined``: records synthesis skipped, each with its origin and the reason (a
+    failure while building its rows, or, with ``validate``, a row that breaks a check);
+    ``problems``: the check findings behind those skips (``records.Problem``, routed by
+    check name); ``records``: records seen.
+    """
+
+    records: int = 0
+    quarantined: list[Quarantined] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+
+    def skip(self, record: Record, reason: str) -> None:
+        raw = canonical_json({"text": record.text, "gold": record.gold})
+        self.quarantined.append(Quarantined(record.source, record.origin, reason, raw))
+
+
+def _failure_reason(exc: Exception) -> str:
+    if isinstance(exc, KeyError):
+        return f"cannot build instructions: missing key {exc}"
+    if isinstance(exc, ValueError):
+        return f"cannot build instructions: {exc}"
+    return f"cannot build instructions: {type(exc).__name__}: {exc}"
+
+
 def synthesize_basic(
     records: Iterable[Record],
     schema: LabelSchema,
     config: BasicConfig,
     tasks: Sequence[str] | None = None,
+    *,
+    report: SynthesisReport | None = None,
+    validate: bool = False,
 ) -> Iterator[dict[str, Any]]:
     """Basic-instruction rows (columns ``INSTRUCTION_COLUMNS``) for each record and task.
 
     ``tasks`` limits the instruction tasks (each must be derivable from the record's
-    task); by default a record yields ``DERIVED_TASKS.get(record.task, (record.task,))``.
+    task, else ``TaskError``); by default a record yields
+    ``DERIVED_TASKS.get(record.task, (record.task,))``.
+
+    A record's rows come out together or not at all. With a ``report``, a record whose
+    rows cannot be built (or, with ``validate``, whose rows break ``check_basic_row``)
+    is skipped and listed in ``report.quarantined`` with its reason, and the source goes
+    on; without one, such a record raises ``ValueError`` naming its origin. A schema
+    that cannot make any instruction raises ``SchemaError`` either way.
     """
     mode = config.mode
     test = mode == "test"
@@ -326,8 +373,41 @@ def synthesize_basic(
     needs_rng = config.random_sort or (
         not test and (config.hard_negatives is not None or 0.0 < config.neg_rate < 1.0)
     )
-    plans: dict[str, _Plan] = {}
-    prefixes: dict[tuple[str, str], tuple[str, str]] = {}
+    state = (mode, test, templates, stamp, needs_rng, {}, {})
+    for record in records:
+        if report is not None:
+            report.records += 1
+        try:
+            rows = list(_basic_rows((record,), schema, config, tasks, state))
+        except (SchemaError, TaskError):
+            raise
+        except (ValueError, KeyError, TypeError, IndexError, AttributeError) as exc:
+            if report is None:
+                raise ValueError(f"{record.origin}: {_failure_reason(exc)}") from exc
+            report.skip(record, _failure_reason(exc))
+            continue
+        if validate:
+            found = [p for row in rows for p in check_basic_row(row)]
+            if found:
+                if report is None:
+                    raise ValueError(f"{record.origin}: {found[0].reason}")
+                report.problems.extend(found)
+                reasons = "; ".join(dict.fromkeys(p.reason for p in found[:3]))
+                report.skip(record, f"instruction fails {found[0].check}: {reasons}")
+                continue
+        yield from rows
+
+
+def _basic_rows(
+    records: Iterable[Record],
+    schema: LabelSchema,
+    config: BasicConfig,
+    tasks: Sequence[str] | None,
+    state: tuple,
+) -> Iterator[dict[str, Any]]:
+    """The rows of ``records`` (``synthesize_basic`` calls it one record at a time);
+    ``state`` carries what is fixed for the run: mode, stamp, plans and prefixes."""
+    mode, test, templates, stamp, needs_rng, plans, prefixes = state
 
     for record in records:
         derivable = DERIVED_TASKS.get(record.task, (record.task,))
@@ -337,7 +417,7 @@ def synthesize_basic(
             record_tasks = tasks
             for task in tasks:
                 if task not in derivable:
-                    raise ValueError(
+                    raise TaskError(
                         f"{record.origin}: task {task} cannot be made from a {record.task} "
                         f"record of source {record.source!r} (it gives {derivable})"
                     )
@@ -444,6 +524,14 @@ def synthesize_basic(
 # --------------------------------------------------------------------------- validation
 
 
+PARSE_CHECK = "outputs_parse_with_own_labels"
+SPAN_CHECK = "spans_occur_in_input"
+
+
+class _SpanProblem(str):
+    """A problem found by the span rule (routed to ``SPAN_CHECK`` by its type)."""
+
+
 def _span_problems(kind: str, value: Any, text: str, problems: list[str]) -> None:
     """Each string in ``value`` (a string or a list of strings) must occur in ``text``."""
     values = value if isinstance(value, list) else [value]
@@ -451,7 +539,17 @@ def _span_problems(kind: str, value: Any, text: str, problems: list[str]) -> Non
         if not isinstance(span, str):
             problems.append(f"{kind} {span!r} is not a string")
         elif span != NAN and span not in text:
-            problems.append(f"{kind} {span!r} does not occur in the input")
+            problems.append(_SpanProblem(f"{kind} {span!r} does not occur in the input"))
+
+
+def check_basic_row(row: Mapping[str, Any]) -> list[Problem]:
+    """``validate_basic_row`` as ``records.Problem`` values, each under its check's name
+    (``SPAN_CHECK`` for spans not in the input, ``PARSE_CHECK`` for the rest)."""
+    record = str(row.get("instruction_id") or row.get("record_id") or "")
+    return [
+        Problem(SPAN_CHECK if isinstance(p, _SpanProblem) else PARSE_CHECK, record, str(p))
+        for p in validate_basic_row(row)
+    ]
 
 
 def validate_basic_row(row: Mapping[str, Any]) -> list[str]:

@@ -9,7 +9,8 @@ from that lookup (done once per chunk). Outputs follow the IEPile/OneKE structur
 - EE ``{event_type: [{"trigger", "arguments": {role: value | [values] | "NAN"}}]}``;
 - EEA ``{event_type: [{role: value | [values] | "NAN"}, ...]}`` (one dict per event);
 - KGE ``{entity_type: {entity: {attribute: value | [values]}}}``;
-- OpenIE ``[{"subject", "predicate", "object"(, "extra")}]``; MRC ``{"answer"}``;
+- OpenIE ``[{"subject", "predicate", "object"(, "extra", "time", "location",
+  "context")}]``; MRC ``{"answer"}``;
   TC ``{"label"}``.
 
 Lists of spans are de-duplicated and ordered by first position in the text; every
@@ -279,6 +280,9 @@ def _out_openie(gold: dict[str, Any], items: Sequence[Any]) -> list[dict[str, An
         }
         if triple.get("extra"):
             row["extra"] = list(triple["extra"])
+        for role in ("time", "location", "context"):  # CaRB's T:, L:, C: arguments
+            if triple.get(role):
+                row[role] = triple[role]
         triples.append(row)
     return triples
 

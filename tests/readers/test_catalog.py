@@ -151,3 +151,75 @@ def test_shipped_catalog_loads(assets_dir):
         for key in ("schema", "pid2name"):
             if key in entry.options:
                 assert Path(entry.resolve(entry.options[key])).is_file(), (entry.name, key)
+
+
+# ---------------------------------------------------------------------------- one-line errors
+
+
+def one_line_error(path: Path) -> str:
+    with pytest.raises(CatalogError) as info:
+        load_catalog(path)
+    message = str(info.value)
+    assert "\n" not in message, message
+    assert message.startswith(str(path)), message
+    return message
+
+
+def test_csv_declared_as_ner_is_refused_with_the_valid_pairs(tmp_path):
+    path = write(tmp_path, GOOD.replace("task: TC", "task: NER"))
+    message = one_line_error(path)
+    assert "source 'tc_small': format 'csv' cannot serve task 'NER' (it reads TC)" in message
+    for pair in ("NER: conll, iepile", "RE: fewrel, iepile", "TC: csv, jsonl", "IG: alpaca, sharegpt"):
+        assert pair in message
+
+
+def test_every_registered_format_serves_only_its_tasks():
+    from hum_dagster.readers import FORMAT_TASKS, READERS
+
+    assert set(FORMAT_TASKS) == set(READERS)
+    assert FORMAT_TASKS["iepile"] == ("NER", "RE", "SPO", "EE", "KGE")
+    assert {f for f, tasks in FORMAT_TASKS.items() if "MRC" in tasks} == {"c3", "squad"}
+
+
+@pytest.mark.parametrize(
+    "change,expected",
+    [
+        (("location: data/tc.csv", "location: null"), "location must be a non-empty string, got null"),
+        (("location: data/tc.csv", "location: ''"), "location must be a non-empty string, got str ''"),
+        (("location: data/tc.csv", "location: [a, b]"), "location must be a non-empty string, got list"),
+        (("task: TC", "task: [TC]"), "task must be a non-empty string, got list ['TC']"),
+        (("format: csv", "format: {x: 1}"), "format must be a non-empty string, got dict"),
+        (("location: data/tc.csv", "location: ${HUM_SURELY_UNSET}/tc.csv"),
+         "location '${HUM_SURELY_UNSET}/tc.csv' uses ${HUM_SURELY_UNSET}, which is not set"),
+        (("options: {labels: [neg, pos]}", "options: {labels: [neg, pos], schema: '${HUM_SURELY_UNSET}'}"),
+         "option 'schema' '${HUM_SURELY_UNSET}' uses ${HUM_SURELY_UNSET}, which is not set"),
+        (("    split: dev\n", "    split: dev\n    location: other.csv\n"),
+         "line 8: the key 'location' is repeated (first on line 6)"),
+    ],
+)  # fmt: skip
+def test_entry_value_errors_are_one_line(tmp_path, monkeypatch, change, expected):
+    monkeypatch.delenv("HUM_SURELY_UNSET", raising=False)
+    old, new = change
+    assert old in GOOD
+    message = one_line_error(write(tmp_path, GOOD.replace(old, new)))
+    assert expected in message, message
+
+
+def test_unreadable_catalog_files_are_one_line(tmp_path):
+    latin = tmp_path / "latin.yaml"
+    latin.write_bytes(GOOD.encode("utf-8").replace(b"tc_small", b"caf\xe9", 1))
+    assert "line 2: not UTF-8 text" in one_line_error(latin)
+    folder = tmp_path / "folder.yaml"
+    folder.mkdir()
+    assert "is a directory, expected a catalog YAML file" in one_line_error(folder)
+    broken = write(tmp_path, "sources:\n  - name: x\n    task: [NER\n", "broken.yaml")
+    message = one_line_error(broken)
+    assert "not valid YAML: line 4, column 1:" in message
+
+
+def test_set_variables_still_expand(tmp_path, monkeypatch):
+    monkeypatch.setenv("HUM_TEST_FOLDER", "data")
+    (tmp_path / "data").mkdir()
+    path = write(tmp_path, GOOD.replace("data/tc.csv", "${HUM_TEST_FOLDER}/tc.csv"))
+    [entry] = load_catalog(path)
+    assert entry.resolve() == str(tmp_path / "data" / "tc.csv")

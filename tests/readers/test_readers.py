@@ -29,6 +29,7 @@ def make_entry(
     language: str = "en",
     options: dict | None = None,
     name: str = "src",
+    split: str = "train",
 ) -> CatalogEntry:
     path = tmp_path / filename
     if isinstance(content, bytes):
@@ -43,6 +44,7 @@ def make_entry(
         location=filename,
         options=options or {},
         catalog_path=str(tmp_path / "catalog.yaml"),
+        split=split,
     )
 
 
@@ -458,7 +460,7 @@ def test_conll_inconsistent_tags_quarantine_the_sentence_with_line(tmp_path):
 
 
 def test_conll_bio_scheme_rejects_bioes_prefix(tmp_path):
-    content = "Anna\tB-PER\nSmith\tE-PER\n\nOk\tO\n"
+    content = "Anna\tB-PER\nSmith\tE-PER\n\nOk\tB-PER\n"
     result = read_source(make_entry(tmp_path, "conll", "NER", content, options={"scheme": "BIO"}))
     assert len(result.records) == 1
     assert "line 2" in result.quarantine[0].reason
@@ -471,7 +473,7 @@ def test_conll_column_count_and_labels_option(tmp_path):
     result = read_source(entry)
     assert [r.text for r in result.records] == ["Anna", "Ok"]
     assert reasons(result) == [
-        "line 3: expected a token and a tag, got 1 column(s)",
+        "line 3: expected a token and a tag, got only 'lonely-token'",
         "unknown label 'LOC'",
     ]
     assert [q.origin for q in result.quarantine] == ["data.txt:3", "data.txt:5"]
@@ -519,7 +521,7 @@ def test_iepile_span_not_found_and_missing_fields(tmp_path):
         {"text": "文本", "entity": [{"entity": "文本"}]},
         {"text": "没有实体字段"},
         ["not", "an", "object"],
-        {"text": "  保留空格  ", "entity": []},
+        {"text": "  保留空格  ", "entity": [{"entity": "空格", "entity_type": "概念"}]},
     )
     entry = make_entry(tmp_path, "iepile", "NER", content, language="zh")
     result = read_source(entry)
@@ -534,11 +536,19 @@ def test_iepile_span_not_found_and_missing_fields(tmp_path):
     # The text is kept exactly, spaces included.
     assert [r.text for r in result.records] == ["  保留空格  "]
 
+    # Keeping unplaced entities is for scoring a benchmark on its full gold, never for
+    # training rows.
     keep = make_entry(
-        tmp_path, "iepile", "NER", content, language="zh", options={"missing_spans": "keep"}
-    )
+        tmp_path, "iepile", "NER", content, language="zh", options={"missing_spans": "keep"},
+        split="test",
+    )  # fmt: skip
     kept = read_source(keep)
     assert kept.records[0].gold["entities"] == [{"text": "Foo", "type": "人物", "start": None}]
+    train = make_entry(
+        tmp_path, "iepile", "NER", content, language="zh", options={"missing_spans": "keep"}
+    )
+    with pytest.raises(SourceError, match="dev/test splits only"):
+        read_source(train)
 
 
 def test_iepile_schema_labels_are_enforced(tmp_path):
@@ -639,11 +649,13 @@ def test_read_iepile_schema_errors_name_file_and_line(tmp_path):
 
 def test_iepile_json_array_file_and_task_check(tmp_path):
     content = json.dumps(
-        [{"text": "甲乙", "relation": []}, {"text": "丙丁", "relation": []}], ensure_ascii=False
-    )
+        [{"text": "甲乙", "relation": [{"head": "甲", "relation": "邻", "tail": "乙"}]},
+         {"text": "丙丁", "relation": []}],
+        ensure_ascii=False,
+    )  # fmt: skip
     result = read_source(make_entry(tmp_path, "iepile", "RE", "\n" + content, language="zh"))
     assert [r.origin for r in result.records] == ["data.txt#0", "data.txt#1"]
-    with pytest.raises(SourceError, match="reads tasks"):
+    with pytest.raises(SourceError, match="format 'iepile' cannot serve task 'MRC'"):
         read_source(make_entry(tmp_path, "iepile", "MRC", content, language="zh"))
 
 
@@ -747,9 +759,12 @@ def test_fewrel_without_pid2name_and_bad_instances(tmp_path):
     ]
     assert [(q.origin, q.reason) for q in result.quarantine] == [
         ("f.json#P26/1", "'t' token position 7 outside the 3 tokens"),
-        ("f.json#P26/2", "duplicate of f.json#P26/0"),
         ("f.json#P26/3", "missing field 'tokens'"),
     ]
+    # A repeated instance is kept, with its own id, and counted.
+    assert [r.origin for r in result.records] == ["f.json#P26/0", "f.json#P26/2"]
+    assert result.records[0].record_id != result.records[1].record_id
+    assert [(d.origin, d.first) for d in result.duplicates] == [("f.json#P26/2", "f.json#P26/0")]
     assert result.schema.roles == ["P26"]
 
 
@@ -796,7 +811,7 @@ def test_squad_answer_not_in_context(tmp_path):
                             {
                                 "id": "q1",
                                 "question": "Where?",
-                                "answers": [{"text": "on the mat", "answer_start": 8}],
+                                "answers": [{"text": "on the mat", "answer_start": 12}],
                             },
                             {
                                 "id": "q2",
@@ -804,6 +819,13 @@ def test_squad_answer_not_in_context(tmp_path):
                                 "answers": [{"text": "the dog", "answer_start": 0}],
                             },
                             {"id": "q3", "question": "Why?", "answers": [], "is_impossible": True},
+                            {
+                                "id": "q4",
+                                "question": "Where exactly?",
+                                "answers": [{"text": "the mat", "answer_start": 3}],
+                            },
+                            {"id": "q5", "question": "Sure?", "answers": [],
+                             "is_impossible": "false"},  # a string, not a boolean
                         ],
                     }
                 ]
@@ -812,7 +834,11 @@ def test_squad_answer_not_in_context(tmp_path):
     }
     result = read_source(make_entry(tmp_path, "squad", "MRC", json.dumps(data)))
     assert [r.origin for r in result.records] == ["data.txt#q1", "data.txt#q3"]
-    assert reasons(result) == ["answer 'the dog' not found in context"]
+    assert reasons(result) == [
+        "answer 'the dog' not found in context",
+        "answer 'the mat' is not in the context at answer_start 3",
+        "'is_impossible' must be true or false, got string 'false'",
+    ]
 
 
 def test_csv_multiline_columns_filter_and_labels(tmp_path):
@@ -866,12 +892,23 @@ def test_jsonl_classification_columns_and_array(tmp_path):
         {"sentence": "没有标签"},
     )
     options = {"text_column": "sentence", "label_column": "y"}
+    # A label is a string: numbers are not classes unless label_map names them.
     result = read_source(
         make_entry(tmp_path, "jsonl", "TC", content, language="zh", options=options)
     )
-    assert [r.gold for r in result.records] == [{"label": "1"}, {"label": "0"}]
-    assert reasons(result) == ["missing text field 'sentence'", "empty label"]
-    assert result.schema.types == ["0", "1"]
+    assert result.records == []
+    assert reasons(result) == [
+        "label must be a string, got number 1",
+        "label must be a string, got number 0",
+        "missing text field 'sentence'",
+        "empty label",
+    ]
+    mapped = {**options, "label_map": {1: "好", 0: "坏"}}
+    result = read_source(
+        make_entry(tmp_path, "jsonl", "TC", content, language="zh", options=mapped)
+    )
+    assert [r.gold for r in result.records] == [{"label": "好"}, {"label": "坏"}]
+    assert result.schema.types == ["坏", "好"]
 
 
 def test_carb_short_rows_are_quarantined(tmp_path):
@@ -919,23 +956,42 @@ def test_instruct_bad_conversations_are_quarantined(tmp_path):
 # ---------------------------------------------------------------------------- ids, duplicates, text
 
 
-def test_duplicates_are_quarantined_with_first_origin(tmp_path):
-    row = {"text": "重复的句子。", "entity": []}
+@pytest.mark.parametrize("split", ["train", "test"])
+def test_duplicates_are_kept_counted_and_droppable(tmp_path, split):
+    row = {"text": "重复的句子。", "entity": [{"entity": "句子", "entity_type": "概念"}]}
+    content = jsonl(row, {"text": "别的。", "entity": []}, row, row)
     result = read_source(
-        make_entry(
-            tmp_path,
-            "iepile",
-            "NER",
-            jsonl(row, {"text": "别的。", "entity": []}, row),
-            language="zh",
-        )
+        make_entry(tmp_path, "iepile", "NER", content, language="zh", split=split)
     )
-    assert len(result.records) == 2
-    assert [(q.origin, q.reason) for q in result.quarantine] == [
-        ("data.txt:3", "duplicate of data.txt:1")
+    # A repeat is a property of the dataset: one record per line, never quarantined.
+    assert [r.origin for r in result.records] == [
+        "data.txt:1", "data.txt:2", "data.txt:3", "data.txt:4"
+    ]  # fmt: skip
+    assert result.quarantine == []
+    assert len({r.record_id for r in result.records}) == 4  # each its own id
+    assert result.records[0].text_id == result.records[2].text_id  # same text
+    assert [(d.origin, d.first, d.dropped) for d in result.duplicates] == [
+        ("data.txt:3", "data.txt:1", False),
+        ("data.txt:4", "data.txt:1", False),
     ]
+    assert result.duplicate_summary() == (
+        "2 duplicate records kept: data.txt:3 (= data.txt:1), data.txt:4 (= data.txt:1)"
+    )
+    # The first occurrence keeps the content id a source without repeats would give.
+    alone = read_source(make_entry(tmp_path, "iepile", "NER", jsonl(row), language="zh"))
+    assert alone.records[0].record_id == result.records[0].record_id
+    dropped = read_source(
+        make_entry(tmp_path, "iepile", "NER", content, language="zh", split=split,
+                   options={"duplicates": "drop"})
+    )  # fmt: skip
+    assert [r.origin for r in dropped.records] == ["data.txt:1", "data.txt:2"]
+    assert all(d.dropped for d in dropped.duplicates) and len(dropped.duplicates) == 2
+    assert dropped.duplicate_summary().startswith("2 duplicate records dropped: data.txt:3")
+    with pytest.raises(SourceError, match="option 'duplicates'"):
+        read_source(make_entry(tmp_path, "iepile", "NER", content, language="zh",
+                               options={"duplicates": "quarantine"}))  # fmt: skip
     # Same text with different gold is not a duplicate.
-    other = {"text": "重复的句子。", "entity": [{"entity": "句子", "entity_type": "概念"}]}
+    other = {"text": "重复的句子。", "entity": [{"entity": "重复", "entity_type": "概念"}]}
     assert (
         read_source(
             make_entry(tmp_path, "iepile", "NER", jsonl(row, other), language="zh")

@@ -28,12 +28,11 @@ def entry(fmt, task, language, location, **options):
     )
 
 
-def only_duplicates(result):
-    """Real data may repeat an example; those are the only quarantined records allowed."""
-    assert all(q.reason.startswith("duplicate of ") for q in result.quarantine), result.quarantine[
-        :3
-    ]
-    return len(result.quarantine)
+def clean(result):
+    """Real data reads without quarantine; repeated examples are kept (and counted)."""
+    assert result.quarantine == [], result.quarantine[:3]
+    assert len({r.record_id for r in result.records}) == len(result.records)
+    return 0
 
 
 @pytest.mark.parametrize("domain", ["politics", "science"])
@@ -48,7 +47,7 @@ def test_crossner(shared_data, domain):
         if line.split("\t")[-1] != "O"
     }
     result = read_source(entry("conll", "NER", "en", path, scheme="BIO"))
-    assert len(result.records) + only_duplicates(result) == len(blocks)
+    assert len(result.records) + clean(result) == len(blocks)
     assert set(result.schema.types) == labels
     if domain == "politics":
         assert "politicalparty" in result.schema.types
@@ -57,11 +56,25 @@ def test_crossner(shared_data, domain):
     for record in result.records:
         for ent in record.gold["entities"]:
             assert record.text[ent["start"] : ent["start"] + len(ent["text"])] == ent["text"]
-    # CrossNER is IOB2: every B- tag of a distinct sentence starts exactly one entity.
-    distinct = dict.fromkeys(blocks)
+    # CrossNER is IOB2: every B- tag starts exactly one entity.
     assert sum(len(r.gold["entities"]) for r in result.records) == sum(
-        b.count("\tB-") for b in distinct
+        b.count("\tB-") for b in blocks
     )
+    # Repeated sentences are kept and counted, not quarantined.
+    assert len(result.duplicates) == len(blocks) - len(set(blocks))
+
+
+@pytest.mark.parametrize("domain", ["politics", "science"])
+@pytest.mark.parametrize("split", ["dev", "test"])
+def test_crossner_eval_splits_keep_their_full_size(shared_data, domain, split):
+    path = shared_data / "crossner" / domain / f"{split}.txt"
+    blocks = [b for b in path.read_text(encoding="utf-8").split("\n\n") if b.strip()]
+    result = read_source(
+        CatalogEntry(name="real", task="NER", language="en", format="conll",
+                     location=str(path), split="test", options={"scheme": "BIO"})
+    )  # fmt: skip
+    assert result.quarantine == []
+    assert len(result.records) == len(blocks)  # every sentence, repeats included
 
 
 def test_fewrel(shared_data):
@@ -70,7 +83,7 @@ def test_fewrel(shared_data):
     total = sum(len(v) for v in data.values())
     pid2name = shared_data / "fewrel" / "pid2name.json"
     result = read_source(entry("fewrel", "RE", "en", path, pid2name=str(pid2name)))
-    assert len(result.records) + only_duplicates(result) == total == 16 * 700
+    assert len(result.records) + clean(result) == total == 16 * 700
     names = load_pid2name(str(pid2name))
     assert result.schema.roles == sorted(names[pid][0] for pid in data)
     per_relation = Counter(r.gold["relations"][0]["relation"] for r in result.records)
@@ -90,7 +103,7 @@ def test_c3(shared_data):
     data = json.loads(path.read_text(encoding="utf-8"))
     questions = sum(len(doc[1]) for doc in data)
     result = read_source(entry("c3", "MRC", "zh", path))
-    assert len(result.records) + only_duplicates(result) == questions
+    assert len(result.records) + clean(result) == questions
     first = result.records[0]
     assert first.text == "\n".join(data[0][0])
     assert first.gold["answers"] == [data[0][1][0]["answer"]]
@@ -102,12 +115,12 @@ def test_imdb(shared_data):
     with open(path, newline="", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
     result = read_source(entry("csv", "TC", "en", path))
-    assert len(result.records) + only_duplicates(result) == len(rows) == 1000
+    assert len(result.records) + clean(result) == len(rows) == 1000
     assert result.schema.types == ["negative", "positive"]
     assert [r.text for r in result.records[:3]] == [row["text"] for row in rows[:3]]
     train = read_source(entry("csv", "TC", "en", path, filter={"is_valid": False}))
     expected = sum(1 for row in rows if row["is_valid"] == "False")
-    assert len(train.records) + only_duplicates(train) == expected
+    assert len(train.records) + clean(train) == expected
     assert 0 < expected < len(rows)
 
 

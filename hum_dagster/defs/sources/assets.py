@@ -71,7 +71,7 @@ def raw_sources(context: dg.AssetExecutionContext, settings: HumSettings):
     except SourceError as exc:
         raise dg.Failure(
             description=f"source '{name}' ({entry.format}) cannot be read: {exc}",
-            metadata={"location": entry.resolve(), "reason": exc.reason},
+            metadata={"location": exc.location, "reason": exc.reason},
             allow_retries=False,
         ) from exc
     except FileNotFoundError as exc:
@@ -104,6 +104,11 @@ def raw_sources(context: dg.AssetExecutionContext, settings: HumSettings):
             "records": records.height,
             "quarantined": quarantine.height,
             "quarantine_rate": rate,
+            # Repeated records are a property of the dataset: kept (each its own record)
+            # unless the source sets `duplicates: drop`; counted here, never quarantined.
+            "duplicates": len(result.duplicates),
+            "duplicates_dropped": sum(d.dropped for d in result.duplicates),
+            "duplicate_summary": result.duplicate_summary(),
             "task": entry.task,
             "language": entry.language,
             "format": entry.format,
