@@ -438,6 +438,18 @@ def mine_entry(
     candidates = [Text(v, MINED) for v, _ in top]
     typical = None
     if candidates:
-        values = wording["separator"][lang].join(t.value for t in candidates[:N_TYPICAL])
-        typical = Text(wording["typical_values"][lang].format(values=values), MINED)
+        typical = Text(typical_values_text([t.value for t in candidates], language), MINED)
     return Mined(positives, negatives, candidates, typical)
+
+
+def typical_values_text(values: Sequence[str], language: str) -> str:
+    """The mined "typical values" description of up to ``N_TYPICAL`` of ``values``.
+
+    The dictionary stores it made from the most frequent values of the whole source;
+    guideline synthesis makes it again per record from the candidates that are not the
+    record's own (``synthesis.guidelines``), so no record sees its answer in it.
+    """
+    lang = _lang(language)
+    wording = dictionary_wording()
+    shown = wording["separator"][lang].join(values[:N_TYPICAL])
+    return wording["typical_values"][lang].format(values=shown)
