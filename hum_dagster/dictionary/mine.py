@@ -9,7 +9,8 @@ frequent values. Negatives are, in this order of preference:
 2. wrong-boundary spans: a positive span with one word (en) or character (zh) added
    or removed at a boundary, never itself a gold value of the label;
 3. instances of other labels of the same kind (for roles: the other roles of the
-   same event first), and for relations the reversed pair.
+   same event first), and for relations the reversed pair (never for a symmetric
+   relation, where the reversed pair is the same fact).
 
 No negative is ever a gold value of the label anywhere in the source. Sampling uses
 ``record_rng(seed, "<source>|<key>", stage)``, and instances are sorted first, so the
@@ -339,6 +340,7 @@ def mine_entry(
     source: str,
     seed: int = 42,
     hard_negatives: Mapping[str, Sequence[str]] | None = None,
+    symmetric: bool = False,
 ) -> Mined:
     """Positives, negatives, candidates and a typical-values description for ``ref``.
 
@@ -418,7 +420,7 @@ def mine_entry(
 
     # 3. confusable labels (and reversed pairs)
     confusable = other_pool(sibling_refs, "confusable")
-    if ref.kind in (RELATION, SPO_LABEL):
+    if ref.kind in (RELATION, SPO_LABEL) and not symmetric:
         reversed_pool = [
             (
                 inst,

@@ -115,8 +115,11 @@ class GuidelineWording:
     version: str
     origin: str
 
-    def sentence(self, strategy: str, language: str) -> str:
+    def sentence(self, strategy: str, language: str, task: str | None = None) -> str:
+        """The strategy's sentence; a strategy may word it per task (``{"KGE": {...}}``)."""
         forms = self.data[strategy]
+        if task is not None and isinstance(forms.get(task), dict):
+            forms = forms[task]
         return forms.get(language) or forms["en"]
 
     def placeholders(self, language: str) -> Mapping[str, str]:
@@ -260,11 +263,11 @@ class _Context:
     def entry(self, label: str, parent: str | None = None) -> LabelEntry | None:
         return self.dictionary.entries.get(entry_key(label, parent))
 
-    def wording(self, basic: str, language: str) -> str:
-        key = (basic, language)
+    def wording(self, basic: str, language: str, task: str | None = None) -> str:
+        key = (basic, language, task)
         found = self.heads.get(key)
         if found is None:
-            sentence = self.config.wording.sentence(self.strategy, language)
+            sentence = self.config.wording.sentence(self.strategy, language, task)
             sep = "" if language == "zh" else " "
             found = self.heads[key] = f"{basic}{sep}{sentence}" if sentence else basic
         return found
@@ -758,7 +761,7 @@ def synthesize_guidelines(
         )
         parts = [
             '{"instruction": ',
-            _dumps(sentence_cache(basic_wording, language)),
+            _dumps(sentence_cache(basic_wording, language, task)),
             ', "schema": ',
             schema_json,
         ]

@@ -112,7 +112,7 @@ def test_description_items_carry_the_seeded_description():
     item = json.loads(out[0]["instruction"])["schema"][0]
     assert item["description"] == d.get(item["label"]).descriptions[0].value
     prov = json.loads(out[0]["provenance"])
-    assert prov["descriptions"][item["label"]] == "seed:crossner.yaml"
+    assert prov["descriptions"][item["label"]] == "seed:conll.yaml"
     assert "descriptions" in json.loads(out[0]["instruction"])["instruction"]
 
 
@@ -313,3 +313,21 @@ def test_row_order_does_not_change_rows():
     assert sorted(forward, key=lambda r: r["instruction_id"]) == sorted(
         backward, key=lambda r: r["instruction_id"]
     )
+
+
+def test_kge_output_format_says_attributes_not_found_are_left_out():
+    out, _ = _run("kge_zh_iepile", "output_format")
+    assert out
+    for row in out:
+        inst = json.loads(row["instruction"])
+        skeleton = inst["output_format"]
+        (etype,) = skeleton
+        listed = set(next(iter(skeleton[etype].values())))
+        output = json.loads(row["output"])
+        found = {a for attrs in output[etype].values() for a in attrs}
+        assert found <= listed
+        assert "只写input中给出的属性" in inst["instruction"]
+        if found != listed:  # the row keeps fewer keys than the skeleton shows, as stated
+            assert "并非都必须出现" in inst["instruction"]
+    ner, _ = _run("ner_en_conll", "output_format")
+    assert "only the attributes" not in json.loads(ner[0]["instruction"])["instruction"]
