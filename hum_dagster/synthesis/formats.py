@@ -1722,21 +1722,32 @@ def _skeleton(task: str, language: str, style: str) -> Any:
     if task in (RE, SPO):
         label = ph(FLAT_FIELDS[task][1])
         return {label: [{"subject": ph("subject"), "object": ph("object")}]}
+    # Two roles (attributes) so that the example shows how they are separated.
     if task == EE:
-        return {
-            ph("event_type"): [
-                {"trigger": ph("trigger"), "arguments": {ph("role"): ph("argument")}}
-            ]
-        }
+        args = {ph("role"): ph("argument"), ph("other_role"): ph("argument")}
+        return {ph("event_type"): [{"trigger": ph("trigger"), "arguments": args}]}
     if task == EEA:
-        return {ph("event_type"): [{ph("role"): ph("argument")}]}
+        return {ph("event_type"): [{ph("role"): ph("argument"), ph("other_role"): ph("argument")}]}
     if task == KGE:
-        return {ph("entity_type"): {ph("entity"): {ph("attribute"): ph("value")}}}
+        attrs = {ph("attribute"): ph("value"), ph("other_attribute"): ph("value")}
+        return {ph("entity_type"): {ph("entity"): attrs}}
     if task == MRC:
         return {"answer": ph("answer") if language == "en" else "<答案>"}
     if task == TC:
         return {"label": ph("label")}
     return [{"subject": ph("subject"), "predicate": ph("predicate"), "object": ph("object")}]
+
+
+def argument_spelling(style: str, empty: str) -> str:
+    """How ``style`` writes an event argument role that is not mentioned, with the empty
+    spelling ``empty`` (what the renderer does; the statement says the same)."""
+    if empty == "[]":
+        return "[]"
+    if style == "json_flat" and empty not in _JSON_ARG:
+        return NAN
+    if style == "tuples" and empty not in _PY_ARG:
+        return NAN
+    return EMPTY_SPELLINGS[empty]
 
 
 def format_sentence(
@@ -1757,10 +1768,13 @@ def format_sentence(
     body = w.style(style, language, layout)
     if "{fields}" in body:
         sep = "、" if zh else ", "
+        fields = FLAT_FIELDS[task]
+        if task == OPENIE and style != "markdown_table":
+            fields = fields[:3]  # further arguments follow the object (stated below)
         if style == "json_flat":  # the literal keys
-            names = [f'"{f}"' for f in FLAT_FIELDS[task]]
+            names = [f'"{f}"' for f in fields]
         else:
-            names = [w.field(f, language) for f in FLAT_FIELDS[task]]
+            names = [w.field(f, language) for f in fields]
         body = body.replace("{fields}", sep.join(names))
     if "{keys}" in body:
         group = task if task in (OPENIE, MRC, TC) else "grouped"
@@ -1771,6 +1785,10 @@ def format_sentence(
     if "{what}" in body:
         body = body.replace("{what}", w.keyed(TC if task == TC else MRC, "what", language))
     parts = [body]
+    if task == OPENIE:
+        where = {"markdown_table": "column", "xml": "xml", "json": "keyed", "python": "keyed",
+                 "yaml": "keyed"}.get(style, "after")
+        parts.append(w.keyed(where, "openie_extra", language))
     if task == MRC and style in ("json", "python"):
         parts.append(w.phrase("mrc_answers", language))
     if fmt.text_quoting:
@@ -1790,7 +1808,7 @@ def format_sentence(
         else:
             parts.append(w.phrase(scope + "_blank", language))
         if task in (EE, EEA):
-            arg_token = "[]" if empty == "[]" else token
+            arg_token = argument_spelling(style, empty)
             if arg_token:
                 parts.append(w.phrase("empty_argument", language).replace("{token}", arg_token))
             else:

@@ -563,3 +563,23 @@ def test_any_seed_gives_rows_that_follow_their_format(seed, per_row):
         assert parse_output(row["task"], row["output"], inst["schema"]).value == json.loads(
             base["output"]
         )
+
+
+def test_the_stated_spelling_of_a_missing_argument_is_the_written_one():
+    from hum_dagster.synthesis.formats import argument_spelling
+
+    value = {"Attack": [{"trigger": "bombed", "arguments": {"target": "bridge", "place": "NAN"}}]}
+    for sid, fmt in FORMAT_STYLES.items():
+        if "EE" not in fmt.tasks:
+            continue
+        for empty in fmt.empties:
+            token = argument_spelling(sid, empty)
+            sentence = format_sentence(sid, "EE", "en", empty)
+            out = render(sid, "EE", value, empty)
+            if token:
+                assert f"Write {token} for an argument role" in sentence, (sid, empty)
+                assert token in out, (sid, empty, out)
+                if token == "NAN":
+                    assert "None" not in out and "null" not in out, (sid, empty, out)
+            else:
+                assert "Leave an argument role that is not mentioned empty" in sentence
