@@ -253,6 +253,7 @@ def main(argv: list[str] | None = None) -> int:
             hard_negatives=hard,
             seed=args.seed,
             templates=templates,
+            kge_attributes_key="attribute",  # IEPile's converter's spelling (OneKE: attributes)
         )
         records = {r.record_id: r for r in result.records}
         report = SynthesisReport()

@@ -1,6 +1,8 @@
 """Building the training corpus from instruction tables: one cleaning pass (exact,
 normalised and near duplicates, token limits, decontamination), mixing to target
-proportions (``mixing.py``), a seeded train/validation split. Export is in ``export.py``.
+proportions (``mix.py``), a seeded train/validation split by text (every instruction of
+one text, its basic and compound rows and every chunk, lands in the same split; for
+MRC all questions on one passage). Export is in ``export.py``.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from hum_dagster.records import Problem
 from hum_dagster.synthesis.columns import COMPOUND_COLUMNS, INT_COLUMNS, instruction_frame
 
 # --------------------------------------------------------------------------- the Hum corpus
@@ -41,7 +44,9 @@ LEAN_COLUMNS = (
 CATEGORY_COLUMNS = ("source", "task", "language", "strategy", "variant", "contaminated_by")
 
 # What the scan reads: the lean columns and the texts the keys and counts come from.
-SCAN_COLUMNS = (*LEAN_COLUMNS, "record_id", "schema", "instruction", "output", "history", "system")
+SCAN_COLUMNS = (
+    *LEAN_COLUMNS, "record_id", "text_id", "schema", "instruction", "output", "history", "system"
+)
 
 
 @dataclass(frozen=True)
@@ -201,7 +206,7 @@ def scan_rows(
             "_norm",
             "_frame",
             pl.col("record_id").hash(seed=14).alias("_rec"),
-        )
+        ).with_columns(split_keys(batch, config.seed))
         t = time.perf_counter()
         if near:
             bands = band_keys(batch["_dedup_text"].to_list(), near)
@@ -256,6 +261,7 @@ def scan_rows(
             .with_columns(
                 pl.lit(0, pl.UInt32).alias("_row"),
                 *[pl.lit(0, pl.UInt64).alias(c) for c in ("_exact", "_norm", "_frame", "_rec")],
+                pl.lit(0, pl.Int64).alias("split_key"),
             )
             .head(0)
         )
@@ -263,6 +269,25 @@ def scan_rows(
     if matcher is not None:
         info["decontam_distinct_inputs"] = matcher.matched
     return lean, info
+
+
+def split_keys(batch: pl.DataFrame, seed: int) -> pl.Series:
+    """``split_key`` per row: a seeded blake2b of the row's text (``text_id``; the record
+    id where a row has none), so every instruction made from one text gets the same key
+    and the same split."""
+    from hum_dagster.corpus.mix import rank_keys
+
+    texts = batch.select(
+        pl.coalesce(pl.col("text_id").cast(pl.String), pl.col("record_id").cast(pl.String))
+        .fill_null("")
+        .alias("_text")
+    )["_text"]
+    distinct = texts.unique(maintain_order=True)
+    keys = rank_keys(distinct.to_list(), seed, "split")
+    lookup = pl.DataFrame({"_text": distinct, "split_key": keys})
+    return texts.to_frame().join(lookup, on="_text", how="left", maintain_order="left")[
+        "split_key"
+    ]
 
 
 def _take(lean: pl.DataFrame, rows: pl.Series) -> pl.DataFrame:
@@ -421,19 +446,53 @@ def split_expr(seed: int, fraction: float) -> pl.Expr:
 def assign_split(
     rows: pl.DataFrame, seed: int, fraction: float, min_validation: int = 1
 ) -> pl.DataFrame:
+    """train | validation by text: rows with the same ``split_key`` (made by the scan
+    from the row's text, see ``split_keys``) share a split, so no text is in both. At
+    least ``min_validation`` rows go to validation, whole texts at a time, while the
+    corpus has more than one text. Rows without ``split_key`` are keyed by their
+    instruction id."""
     from hum_dagster.corpus.mix import rank_keys
 
-    keyed = rows.with_columns(rank_keys(rows["instruction_id"], seed, "split").alias("_split_key"))
+    if "split_key" in rows.columns:
+        keyed = rows.with_columns(pl.col("split_key").alias("_split_key"))
+    else:
+        keyed = rows.with_columns(
+            rank_keys(rows["instruction_id"], seed, "split").alias("_split_key")
+        )
     keyed = keyed.with_columns(split_expr(seed, fraction).alias("split"))
-    if keyed.height > 1 and (keyed["split"] == "validation").sum() < min_validation:
-        chosen = keyed.sort("_split_key")["_row"][:min_validation].to_list()
+    n_texts = keyed["_split_key"].n_unique()
+    if n_texts > 1 and (keyed["split"] == "validation").sum() < min_validation:
+        sizes = keyed.group_by("_split_key").len().sort("_split_key")
+        need = np.searchsorted(np.cumsum(sizes["len"].to_numpy()), min_validation) + 1
+        chosen = sizes["_split_key"][: min(int(need), n_texts - 1)]
         keyed = keyed.with_columns(
-            pl.when(pl.col("_row").is_in(chosen))
+            pl.when(pl.col("_split_key").is_in(chosen.implode()))
             .then(pl.lit("validation"))
             .otherwise(pl.col("split"))
             .alias("split")
         )
     return keyed.drop("_split_key")
+
+
+SPLIT_CHECK = "no_text_in_both_splits"
+
+
+def split_problems(rows: pl.DataFrame) -> list[Problem]:
+    """The ``no_text_in_both_splits`` check on a split corpus (``split`` and
+    ``split_key``): one ``Problem`` per text whose rows are in both train and
+    validation."""
+    if rows.height == 0 or "split_key" not in rows.columns:
+        return []
+    both = (
+        rows.group_by("split_key")
+        .agg(pl.col("split").n_unique().alias("splits"), pl.col("instruction_id").first())
+        .filter(pl.col("splits") > 1)
+        .sort("split_key")
+    )
+    return [
+        Problem(SPLIT_CHECK, str(iid), "a text has instructions in both train and validation")
+        for iid in both["instruction_id"].to_list()
+    ]
 
 
 def _as_strings(frame: pl.DataFrame) -> pl.DataFrame:
@@ -463,6 +522,13 @@ def build_hum_corpus(
     rows = assign_split(mixed.rows, config.seed, config.validation_fraction, config.min_validation)
     rows, removed = (_as_strings(f) for f in (rows, removed))
     report["split"] = dict(rows.group_by("split").len().sort("split").iter_rows())
+    report["split_by"] = "text"
+    report["split_texts"] = (
+        dict(rows.group_by("split").agg(pl.col("split_key").n_unique()).sort("split").iter_rows())
+        if rows.height
+        else {}
+    )
+    report["texts_in_both_splits"] = len(split_problems(rows))
     report["split_s"] = round(time.perf_counter() - t, 2)
     return HumCorpus(rows, report, removed)
 

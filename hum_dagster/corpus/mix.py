@@ -262,14 +262,24 @@ def achieved_mix(rows: pl.DataFrame, supply: dict | None = None) -> dict[str, An
     return out
 
 
-def build_variant(all_rows: pl.DataFrame, variant_name: str, config: MixConfig) -> MixResult:
-    """An ablation corpus of Table 3, the same size as ``full``.
+def _shares(rows: pl.DataFrame) -> dict[str, Any]:
+    mixed = achieved_mix(rows)
+    return {"total": mixed["total"], "kind": mixed["achieved_kind"], "task": mixed["achieved_task"]}
 
-    ``full`` is ``mix(all_rows)``. Every other variant takes that corpus, removes the
-    compound rows of the left-out strategies and puts a basic row in place of each: its
-    base instruction (``base_instruction_id``) when that is an unused basic row of the
-    pool, else the unused basic row of the same task with the smallest rank, else any
-    unused basic row (reported). ``all_rows`` is the cleaned pool (every candidate row).
+
+def build_variant(all_rows: pl.DataFrame, variant_name: str, config: MixConfig) -> MixResult:
+    """An ablation corpus of Table 3: ``full`` with the compound rows of the left-out
+    strategies turned back into the basic rows they came from, so the size and the task
+    mix stay exactly those of ``full`` (only the basic/compound split moves).
+
+    ``full`` is ``mix(all_rows)`` (``all_rows``: the cleaned pool, every candidate row).
+    Each removed compound row becomes, in this order of preference: its base instruction
+    (``base_instruction_id``) when that basic row is in the pool and not yet in the
+    corpus; else an unused basic row of the same task and source; else one of the same
+    task (smallest rank first); else, when the task has no unused basic row left, its
+    base row (or the task's first basic row) once more (``repeated``). A row is never
+    replaced by a row of another task. The report gives the mix of ``full`` and of the
+    variant side by side (``achieved``) and how each removed row was replaced.
     """
     if variant_name not in VARIANTS:
         raise ValueError(
@@ -279,6 +289,7 @@ def build_variant(all_rows: pl.DataFrame, variant_name: str, config: MixConfig) 
     dropped_strategies = VARIANTS[variant_name]
     if not dropped_strategies:
         full.report["variant"] = {"name": variant_name, "removed": 0, "replaced_by_base": 0}
+        full.report["achieved"] = {"full": _shares(full.rows)}
         return full
     corpus = full.rows
     removed = corpus.filter(pl.col("strategy").is_in(dropped_strategies)).sort(
@@ -290,64 +301,82 @@ def build_variant(all_rows: pl.DataFrame, variant_name: str, config: MixConfig) 
         if "rank" in all_rows.columns
         else all_rows.with_columns(rank_keys(all_rows["instruction_id"], config.seed))
     )
-    basics = pool.filter(pl.col("strategy") == "basic").with_columns(pl.lit("basic").alias("kind"))
-    used = set(kept["instruction_id"].to_list())
-    unused = basics.filter(~pl.col("instruction_id").is_in(list(used))).sort(
-        "rank", "instruction_id"
+    basics = (
+        pool.filter(pl.col("strategy") == "basic")
+        .with_columns(pl.lit("basic").alias("kind"))
+        .sort("rank", "instruction_id")
     )
-    by_id = {i: n for n, i in enumerate(unused["instruction_id"].to_list())}
+    ids = basics["instruction_id"].to_list()
+    by_id = {i: n for n, i in enumerate(ids)}
+    used = np.zeros(basics.height, dtype=bool)
+    in_corpus = set(kept.filter(pl.col("strategy") == "basic")["instruction_id"].to_list())
+    for i in in_corpus:
+        n = by_id.get(i)
+        if n is not None:
+            used[n] = True
+    tasks = basics["task"].cast(pl.String).to_list()
+    sources = basics["source"].cast(pl.String).to_list()
     by_task: dict[str, list[int]] = {}
-    for n, task in enumerate(unused["task"].to_list()):
+    by_task_source: dict[tuple[str, str], list[int]] = {}
+    for n, (task, source) in enumerate(zip(tasks, sources, strict=True)):
         by_task.setdefault(task, []).append(n)
-    taken = np.zeros(unused.height, dtype=bool)
-    cursor: dict[str, int] = {}
-    any_cursor = 0
+        by_task_source.setdefault((task, source), []).append(n)
+    cursors: dict[Any, int] = {}
+
+    def next_unused(key: Any, positions: list[int]) -> int | None:
+        i = cursors.get(key, 0)
+        while i < len(positions) and used[positions[i]]:
+            i += 1
+        cursors[key] = i
+        return positions[i] if i < len(positions) else None
+
     picks: list[int] = []
-    via_base = via_task = via_any = 0
-    short = 0
+    counts = {"base": 0, "same_source": 0, "same_task": 0, "repeated": 0, "not_replaced": 0}
     base_ids = (
         removed["base_instruction_id"].to_list()
         if "base_instruction_id" in removed.columns
         else [None] * removed.height
     )
-    for base, task in zip(base_ids, removed["task"].to_list(), strict=True):
+    for base, task, source in zip(
+        base_ids,
+        removed["task"].cast(pl.String).to_list(),
+        removed["source"].cast(pl.String).to_list(),
+        strict=True,
+    ):
         n = by_id.get(base) if base is not None else None
-        if n is not None and not taken[n]:
-            via_base += 1
-        else:
-            n = None
-            lst = by_task.get(task, [])
-            i = cursor.get(task, 0)
-            while i < len(lst) and taken[lst[i]]:
-                i += 1
-            cursor[task] = i
-            if i < len(lst):
-                n = lst[i]
-                via_task += 1
-            else:
-                while any_cursor < len(taken) and taken[any_cursor]:
-                    any_cursor += 1
-                if any_cursor < len(taken):
-                    n = any_cursor
-                    via_any += 1
+        how = "base"
+        if n is None or used[n]:
+            home = n
+            n = next_unused((task, source), by_task_source.get((task, source), []))
+            how = "same_source"
+            if n is None:
+                n = next_unused(task, by_task.get(task, []))
+                how = "same_task"
+            if n is None:  # no unused basic row of this task left: the base row again
+                n = home if home is not None else (by_task.get(task) or [None])[0]
+                how = "repeated"
         if n is None:
-            short += 1
+            counts["not_replaced"] += 1
             continue
-        taken[n] = True
+        used[n] = True
+        counts[how] += 1
         picks.append(n)
-    replacements = unused[sorted(picks)] if picks else unused.head(0)
+    replacements = basics[picks] if picks else basics.head(0)
     rows = pl.concat([kept, replacements.select(kept.columns)], how="vertical_relaxed").sort(
         "rank", "instruction_id"
     )
     report = dict(full.report)
     report.update(achieved_mix(rows))
+    report["achieved"] = {"full": _shares(full.rows), variant_name: _shares(rows)}
     report["variant"] = {
         "name": variant_name,
         "left_out_strategies": list(dropped_strategies),
         "removed": removed.height,
-        "replaced_by_base": via_base,
-        "replaced_by_same_task": via_task,
-        "replaced_by_other_task": via_any,
-        "not_replaced": short,
+        "replaced_by_base": counts["base"],
+        "replaced_by_same_source": counts["same_source"],
+        "replaced_by_same_task": counts["same_task"],
+        "repeated": counts["repeated"],
+        "not_replaced": counts["not_replaced"],
+        "task_mix_equal_to_full": _shares(rows)["task"] == _shares(full.rows)["task"],
     }
     return MixResult(rows, report)

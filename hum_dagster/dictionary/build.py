@@ -126,8 +126,16 @@ def build_dictionary(
         siblings = by_kind[ref.kind]
         if ref.kind != ROLE and ref.parent is not None:
             siblings = [s for s in siblings if s.parent == ref.parent]
-        mined = mine_entry(ref, instances, siblings, language, source, seed, hard_negatives)
-        entry = LabelEntry(label=ref.label, kind=ref.kind, parent=ref.parent)
+        symmetric = any(
+            (s := seed_set.entry(ref.label, ref.parent)) is not None and s.symmetric
+            for seed_set in seed_sets
+        )
+        mined = mine_entry(
+            ref, instances, siblings, language, source, seed, hard_negatives, symmetric
+        )
+        entry = LabelEntry(
+            label=ref.label, kind=ref.kind, parent=ref.parent, symmetric=symmetric
+        )
         same_kind_names = {_norm(s.label) for s in siblings}
         exclude_variants = same_kind_names | {_norm(ref.label)}
         seeded = False

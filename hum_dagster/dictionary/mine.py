@@ -9,7 +9,8 @@ frequent values. Negatives are, in this order of preference:
 2. wrong-boundary spans: a positive span with one word (en) or character (zh) added
    or removed at a boundary, never itself a gold value of the label;
 3. instances of other labels of the same kind (for roles: the other roles of the
-   same event first), and for relations the reversed pair.
+   same event first), and for relations the reversed pair (never for a symmetric
+   relation, where the reversed pair is the same fact).
 
 No negative is ever a gold value of the label anywhere in the source. Sampling uses
 ``record_rng(seed, "<source>|<key>", stage)``, and instances are sorted first, so the
@@ -339,6 +340,7 @@ def mine_entry(
     source: str,
     seed: int = 42,
     hard_negatives: Mapping[str, Sequence[str]] | None = None,
+    symmetric: bool = False,
 ) -> Mined:
     """Positives, negatives, candidates and a typical-values description for ``ref``.
 
@@ -418,7 +420,7 @@ def mine_entry(
 
     # 3. confusable labels (and reversed pairs)
     confusable = other_pool(sibling_refs, "confusable")
-    if ref.kind in (RELATION, SPO_LABEL):
+    if ref.kind in (RELATION, SPO_LABEL) and not symmetric:
         reversed_pool = [
             (
                 inst,
@@ -438,6 +440,18 @@ def mine_entry(
     candidates = [Text(v, MINED) for v, _ in top]
     typical = None
     if candidates:
-        values = wording["separator"][lang].join(t.value for t in candidates[:N_TYPICAL])
-        typical = Text(wording["typical_values"][lang].format(values=values), MINED)
+        typical = Text(typical_values_text([t.value for t in candidates], language), MINED)
     return Mined(positives, negatives, candidates, typical)
+
+
+def typical_values_text(values: Sequence[str], language: str) -> str:
+    """The mined "typical values" description of up to ``N_TYPICAL`` of ``values``.
+
+    The dictionary stores it made from the most frequent values of the whole source;
+    guideline synthesis makes it again per record from the candidates that are not the
+    record's own (``synthesis.guidelines``), so no record sees its answer in it.
+    """
+    lang = _lang(language)
+    wording = dictionary_wording()
+    shown = wording["separator"][lang].join(values[:N_TYPICAL])
+    return wording["typical_values"][lang].format(values=shown)

@@ -47,6 +47,7 @@ DICTIONARY_COLUMNS = (
     "positives",
     "negatives",
     "candidates",
+    "symmetric",
 )
 
 
@@ -122,6 +123,9 @@ class LabelEntry:
     positives: list[Example] = field(default_factory=list)
     negatives: list[Example] = field(default_factory=list)
     candidates: list[Text] = field(default_factory=list)
+    # A symmetric relation (spouse, sibling, ...): (a, b) holds when (b, a) does, so a
+    # swapped pair is never one of its negatives.
+    symmetric: bool = False
 
     @property
     def key(self) -> str:
@@ -178,6 +182,7 @@ class SchemaDictionary:
                     "positives": _dumps([x.to_json() for x in e.positives]),
                     "negatives": _dumps([x.to_json() for x in e.negatives]),
                     "candidates": _dumps([t.to_json() for t in e.candidates]),
+                    "symmetric": e.symmetric,
                 }
             )
         return rows
@@ -203,6 +208,7 @@ class SchemaDictionary:
                 positives=[Example.from_json(x) for x in load(row["positives"])],
                 negatives=[Example.from_json(x) for x in load(row["negatives"])],
                 candidates=[Text.from_json(t) for t in load(row["candidates"])],
+                symmetric=bool(row.get("symmetric") or False),
             )
             out.entries[entry.key] = entry
         return out

@@ -8,6 +8,7 @@ A seed file is YAML::
         descriptions: [semantic explanation, typical values]
         variants: [synonym, synonym]
         examples: [{text: ..., value: ...}]      # optional curated positives
+        symmetric: true                          # relations: (a, b) means (b, a) too
         roles:                                   # EE roles / KGE attributes of this label
           time: {descriptions: [...], variants: [...]}
     roles: {time: {...}}          # defaults for roles/attributes of any label
@@ -44,6 +45,7 @@ class SeedEntry:
     variants: tuple[str, ...] = ()
     examples: tuple[dict[str, Any], ...] = ()
     roles: Mapping[str, SeedEntry] = field(default_factory=dict)
+    symmetric: bool = False
 
 
 @dataclass(frozen=True)
@@ -81,7 +83,7 @@ def _entry(data: Any, where: str) -> SeedEntry:
         data = {}
     if not isinstance(data, dict):
         raise ValueError(f"{where}: expected a mapping with descriptions/variants/examples")
-    unknown = set(data) - {"descriptions", "variants", "examples", "roles"}
+    unknown = set(data) - {"descriptions", "variants", "examples", "roles", "symmetric"}
     if unknown:
         raise ValueError(f"{where}: unknown keys {sorted(unknown)}")
     examples = data.get("examples") or []
@@ -92,11 +94,15 @@ def _entry(data: Any, where: str) -> SeedEntry:
     roles = data.get("roles") or {}
     if not isinstance(roles, dict):
         raise ValueError(f"{where}: roles must be a mapping")
+    symmetric = data.get("symmetric", False)
+    if not isinstance(symmetric, bool):
+        raise ValueError(f"{where}: symmetric must be true or false")
     return SeedEntry(
         descriptions=_strings(data.get("descriptions"), f"{where}.descriptions"),
         variants=_strings(data.get("variants"), f"{where}.variants"),
         examples=tuple(dict(x) for x in examples),
         roles={str(k): _entry(v, f"{where}.roles.{k}") for k, v in roles.items()},
+        symmetric=symmetric,
     )
 
 

@@ -41,7 +41,8 @@ class DictionaryStyle:
         self.fallbacks = 0  # rows that got label-name descriptions instead
 
     def __call__(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        described, _ = run_guidelines(rows, self.dictionary, STRATEGY, GuidelineConfig(seed=self.seed))
+        config = GuidelineConfig(seed=self.seed, test_rows=True)  # evaluation rows, on purpose
+        described, _ = run_guidelines(rows, self.dictionary, STRATEGY, config)
         by_base = {row["base_instruction_id"]: row for row in described}
         out = []
         for row in rows:

@@ -47,10 +47,12 @@ from hum_dagster.synthesis.chunking import (
     split_chunks,
 )
 from hum_dagster.synthesis.outputs import (
+    KGE_ATTRIBUTES,
     NAN,
     build_output,
     index_gold,
     item_label,
+    kge_attributes,
     output_key,
     spo_item,
 )
@@ -91,8 +93,16 @@ class BasicConfig:
     hard_negatives: Mapping[str, Sequence[str]] | None = None
     seed: int = 42
     templates: Templates = field(default_factory=load_templates)
+    # KGE schema items' attribute key: OneKE's "attributes"; ``hum convert`` writes
+    # IEPile's converter's "attribute" to stay a drop-in for it.
+    kge_attributes_key: str = KGE_ATTRIBUTES
 
     def __post_init__(self) -> None:
+        if self.kge_attributes_key not in ("attributes", "attribute"):
+            raise ValueError(
+                f"kge_attributes_key must be 'attributes' or 'attribute', got "
+                f"{self.kge_attributes_key!r}"
+            )
         if self.mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
         if not 0.0 <= self.neg_rate <= 1.0:
@@ -119,6 +129,7 @@ class BasicConfig:
                 "neg_rate": self.neg_rate,
                 "random_sort": self.random_sort,
                 "hard": hard,
+                "kge_key": self.kge_attributes_key,
             }
         )
         return hashlib.blake2b(payload.encode("utf-8"), digest_size=6).hexdigest()
@@ -139,10 +150,21 @@ class _Plan:
     """What is fixed for one (task, schema, config): sorted labels, prebuilt items,
     the full-schema chunks with their JSON, and a cache of chunk JSON."""
 
-    __slots__ = ("task", "labels", "label_set", "roles", "items", "split", "full_chunks", "_json")
+    __slots__ = (
+        "task",
+        "labels",
+        "label_set",
+        "roles",
+        "items",
+        "split",
+        "full_chunks",
+        "attr_key",
+        "_json",
+    )
 
     def __init__(self, task: str, schema: LabelSchema, config: BasicConfig, source: str):
         self.task = task
+        self.attr_key = config.kge_attributes_key
         self.split = config.split_for(task)
         self.roles: dict[str, list[str]] = {}
         self._json: dict[tuple, str] = {}
@@ -188,7 +210,7 @@ class _Plan:
         if task == EEA:
             return {"event_type": label, "arguments": self.roles.get(label, [])}
         if task == KGE:
-            return {"entity_type": label, "attribute": self.roles.get(label, [])}
+            return {"entity_type": label, self.attr_key: self.roles.get(label, [])}
         return label
 
     def chunk_json(self, chunk: list[Any]) -> str:
@@ -275,7 +297,7 @@ def _train_items(plan: _Plan, record: Record, index: Any, config: BasicConfig, r
         attributes = _sampled_roles(rng, roles, pos, config, at_least_one=True)
         if not attributes:
             return []
-        return [{"entity_type": entity_type, "attribute": attributes}]
+        return [{"entity_type": entity_type, plan.attr_key: attributes}]
     raise AssertionError(task)
 
 
@@ -661,7 +683,7 @@ def validate_basic_row(row: Mapping[str, Any]) -> list[str]:
             if not isinstance(value, dict):
                 problems.append(f"{key!r}: expected an object of entities")
                 continue
-            attributes = set(item.get("attribute") or ())
+            attributes = set(kge_attributes(item))
             for name, attrs in value.items():
                 _span_problems("entity", name, text, problems)
                 if not isinstance(attrs, dict):

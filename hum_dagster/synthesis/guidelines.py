@@ -1,7 +1,8 @@
 """Guideline compound instructions: basic rows enriched from a source's schema dictionary.
 
 ``synthesize_guidelines(rows, dictionary, strategy, config)`` turns basic instruction
-rows (columns ``INSTRUCTION_COLUMNS``, train or test mode) into compound rows with the same
+rows (columns ``INSTRUCTION_COLUMNS``; train mode, and test mode only with
+``GuidelineConfig(test_rows=True)``, for evaluation) into compound rows with the same
 columns (``strategy`` set, ``instruction_id`` recomputed) plus ``base_instruction_id``
 and ``provenance`` (a JSON string: which dictionary values were used, with their
 provenance, the label map, example text ids and LLM cache keys).
@@ -32,8 +33,16 @@ the basic item: a label string, or the SPO/EE/EEA/KGE object):
 
 A row whose strategy lacks what it needs (no dictionary entry, no variant, no usable
 example...) is skipped and counted by reason in ``GuidelineReport``; nothing is faked.
-No example shown is the row's own input (checked by text, by containment and by
-text id). Randomness: ``record_rng(seed, record_id, "guideline:<strategy>")``.
+
+Nothing of a record's own answer or text is shown in its guidelines: no example is
+its own input (checked by text, by containment and by text id); no description,
+example, reason or typical value quotes one of the record's gold spans (collected
+from all basic rows of the record; ``own_answers``), and no typical value occurs in
+its input. The canonical description that quotes the answer gives way to the next
+one; the mined "typical values" description is made again for each record from the
+candidates that are not its own; a row left with nothing to show is skipped
+(``SKIP_OWN_DESCRIPTION``). Randomness: ``record_rng(seed, record_id,
+"guideline:<strategy>")``.
 """
 
 from __future__ import annotations
@@ -47,13 +56,21 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from hum_dagster.dictionary.model import LabelEntry, SchemaDictionary, entry_key
+from hum_dagster.dictionary.mine import MINED, typical_values_text
+from hum_dagster.dictionary.model import LabelEntry, SchemaDictionary, Text, entry_key
 from hum_dagster.paths import TEMPLATES_DIR
 from hum_dagster.records import EE, EEA, EET, KGE, NER, RE, SPO, TC
 from hum_dagster.synthesis.basic import validate_basic_row
 from hum_dagster.synthesis.chunking import record_rng
 from hum_dagster.synthesis.columns import INSTRUCTION_COLUMNS
 from hum_dagster.synthesis.outputs import item_label
+from hum_dagster.synthesis.own_answers import (
+    instruction_leaks,
+    label_names,
+    leaked_spans,
+    record_spans,
+    string_values,
+)
 
 GUIDELINE_STRATEGIES = (
     "description",
@@ -71,6 +88,7 @@ FLAT_TASKS = (NER, RE, EET, TC)
 
 # Skip reasons (stable keys for the report).
 SKIP_TASK = "task has no label schema"
+SKIP_TEST_MODE = "test-mode row (evaluation only)"
 SKIP_ENTRY = "no dictionary entry"
 SKIP_DESCRIPTION = "no description"
 SKIP_DESCRIPTION_VARIANT = "no description variant"
@@ -80,6 +98,8 @@ SKIP_EXAMPLES = "no usable examples"
 SKIP_REPRESENTATIVE = "no representative examples"
 SKIP_MASK = "no description to mask with"
 SKIP_BAD_ROW = "basic row does not parse"
+SKIP_OWN_DESCRIPTION = "every description quotes the record's answer"
+SKIP_OWN_ANSWER = "guidelines would quote the record's answer"
 
 
 def _dumps(value: Any) -> str:
@@ -95,8 +115,11 @@ class GuidelineWording:
     version: str
     origin: str
 
-    def sentence(self, strategy: str, language: str) -> str:
+    def sentence(self, strategy: str, language: str, task: str | None = None) -> str:
+        """The strategy's sentence; a strategy may word it per task (``{"KGE": {...}}``)."""
         forms = self.data[strategy]
+        if task is not None and isinstance(forms.get(task), dict):
+            forms = forms[task]
         return forms.get(language) or forms["en"]
 
     def placeholders(self, language: str) -> Mapping[str, str]:
@@ -126,6 +149,9 @@ class GuidelineConfig:
     n_representative: int = 3  # values per label (representative_examples)
     mask_ratio: float = 0.5  # share of labels masked (label_masking)
     wording: GuidelineWording = field(default_factory=load_guideline_wording)
+    # Test-mode rows are for evaluation, never for training: they get guidelines only
+    # when asked (the evaluation's style C), otherwise they are skipped and counted.
+    test_rows: bool = False
 
     def __post_init__(self) -> None:
         if not 0.0 < self.mask_ratio <= 1.0:
@@ -166,7 +192,32 @@ class _Skip(Exception):
 
 
 def _sub_field(task: str) -> str | None:
-    return {EE: "arguments", EEA: "arguments", KGE: "attribute"}.get(task)
+    return {EE: "arguments", EEA: "arguments", KGE: "attributes"}.get(task)
+
+
+def _sub_names(task: str, item: Any) -> list[str]:
+    """The role (EE, EEA) or attribute (KGE) names of a schema item; KGE items written
+    before the ``attributes`` key carry ``attribute``."""
+    if isinstance(item, str):
+        return []
+    if task == KGE:
+        names = item.get("attributes", item.get("attribute"))
+    elif task in (EE, EEA):
+        names = item.get("arguments")
+    else:
+        return []
+    out = []
+    for n in names or ():
+        if isinstance(n, dict):
+            n = n.get("role") or n.get("attribute")
+        if isinstance(n, str):
+            out.append(n)
+    return out
+
+
+def _set_subs(item: dict[str, Any], task: str, subs: list[Any]) -> None:
+    item.pop("attribute", None)
+    item[_sub_field(task)] = subs
 
 
 def _sub_name(task: str) -> str:
@@ -212,11 +263,11 @@ class _Context:
     def entry(self, label: str, parent: str | None = None) -> LabelEntry | None:
         return self.dictionary.entries.get(entry_key(label, parent))
 
-    def wording(self, basic: str, language: str) -> str:
-        key = (basic, language)
+    def wording(self, basic: str, language: str, task: str | None = None) -> str:
+        key = (basic, language, task)
         found = self.heads.get(key)
         if found is None:
-            sentence = self.config.wording.sentence(self.strategy, language)
+            sentence = self.config.wording.sentence(self.strategy, language, task)
             sep = "" if language == "zh" else " "
             found = self.heads[key] = f"{basic}{sep}{sentence}" if sentence else basic
         return found
@@ -230,6 +281,55 @@ def _own_text(text: str, text_id: str, input_text: str, row_text_id: str) -> boo
     if text_id and text_id == row_text_id:
         return True
     return bool(text) and (text == input_text or text in input_text or input_text in text)
+
+
+class _Guard:
+    """What one row's guidelines must not show: the gold spans of its record (those a
+    visible label name does not already show) and, for values shown as examples,
+    anything that occurs in its input."""
+
+    __slots__ = ("spans", "text", "_all", "_names")
+
+    def __init__(self, spans: frozenset[str], text: str, names: list[str]):
+        self._all = spans
+        self.text = text
+        self._names = names
+        self.spans = [s for s in spans if not any(s in n for n in names)]
+
+    def visible(self, names: list[str]) -> _Guard:
+        """The guard for a row whose schema shows only ``names`` (label masking)."""
+        return _Guard(self._all, self.text, names)
+
+    def leaks(self, *texts: Any) -> bool:
+        if not self.spans:
+            return False
+        return bool(leaked_spans(self.spans, string_values(texts)))
+
+    def own_value(self, value: Any) -> bool:
+        """A value to show as a typical value or candidate: the record's own when it, or
+        a side of a pair, occurs in the input, or when it quotes a gold span."""
+        if isinstance(value, dict):
+            parts = [str(value.get("subject", "")), str(value.get("object", ""))]
+        else:
+            parts = str(value).split(" → ")
+        if any(p and p in self.text for p in parts):
+            return True
+        return self.leaks(*parts)
+
+
+def _description(entry: LabelEntry, guard: _Guard, language: str, start: int = 0) -> list[Text]:
+    """The entry's descriptions from ``start`` on that the row may show: none quoting the
+    record's answer; the mined typical-values one made again without its own values."""
+    out = []
+    for d in entry.descriptions[start:]:
+        if d.provenance == MINED:
+            values = [c.value for c in entry.candidates if not guard.own_value(c.value)]
+            if not values:
+                continue
+            d = Text(typical_values_text(values, language), MINED)
+        if not guard.leaks(d.value):
+            out.append(d)
+    return out
 
 
 # --------------------------------------------------------------------------- strategies
@@ -255,16 +355,19 @@ def _entries(ctx: _Context, task: str, items: list[Any]) -> list[LabelEntry]:
     return out
 
 
-def _described_subs(ctx: _Context, task: str, item: Any, res: _Result) -> list[Any] | None:
+def _described_subs(
+    ctx: _Context, task: str, item: Any, res: _Result, guard: _Guard, language: str
+) -> list[Any] | None:
     sub = _sub_field(task)
     if sub is None or isinstance(item, str):
         return None
     parent = item["event_type"] if task in (EE, EEA) else item["entity_type"]
     name = _sub_name(task)
     out = []
-    for role in item.get(sub) or ():
+    for role in _sub_names(task, item):
         entry = ctx.entry(role, parent)
-        d = entry.description() if entry is not None else None
+        usable = _description(entry, guard, language) if entry is not None else []
+        d = usable[0] if usable else None
         if d is None:
             out.append({name: role})
         else:
@@ -274,21 +377,31 @@ def _described_subs(ctx: _Context, task: str, item: Any, res: _Result) -> list[A
     return out
 
 
-def _describe(ctx: _Context, task: str, items: list[Any], rng, variants: bool) -> _Result:
+def _describe(
+    ctx: _Context, task: str, items: list[Any], rng, variants: bool, guard: _Guard, language: str
+) -> _Result:
+    """``description``: the first description the row may show (the canonical one
+    unless it quotes the record's answer); ``description_variants``: one of the others."""
     res = _Result(items=[])
     entries = _entries(ctx, task, items)
     for item, entry in zip(items, entries, strict=True):
         if variants:
             if len(entry.descriptions) < 2:
                 raise _Skip(SKIP_DESCRIPTION_VARIANT)
-            d = entry.descriptions[1 + rng.randrange(len(entry.descriptions) - 1)]
+            usable = _description(entry, guard, language, start=1)
+            if not usable:
+                raise _Skip(SKIP_OWN_DESCRIPTION)
+            d = usable[rng.randrange(len(usable))]
         else:
-            d = entry.description()
-            if d is None:
+            if not entry.descriptions:
                 raise _Skip(SKIP_DESCRIPTION)
+            usable = _description(entry, guard, language)
+            if not usable:
+                raise _Skip(SKIP_OWN_DESCRIPTION)
+            d = usable[0]
         res.prov.setdefault("descriptions", {})[entry.key] = d.provenance
         res.provenances.append(d.provenance)
-        subs = _described_subs(ctx, task, item, res)
+        subs = _described_subs(ctx, task, item, res, guard, language)
         if subs is None and task in FLAT_TASKS:
             key = ("d", item, d.value)
             found = ctx.item_json.get(key)
@@ -298,7 +411,7 @@ def _describe(ctx: _Context, task: str, items: list[Any], rng, variants: bool) -
             continue
         new = _with(item, task, description=d.value)
         if subs is not None:
-            new[_sub_field(task)] = subs
+            _set_subs(new, task, subs)
         res.items.append(new)
     return res
 
@@ -314,13 +427,21 @@ def _example_json(x, negative: bool) -> dict[str, Any]:
     return data
 
 
-def _examples(ctx: _Context, task: str, items: list[Any], rng, text: str, text_id: str) -> _Result:
+def _examples(
+    ctx: _Context, task: str, items: list[Any], rng, text: str, text_id: str, guard: _Guard
+) -> _Result:
     res = _Result(items=[])
     cfg = ctx.config
     used_ids: set[str] = set()
+
+    def usable(x) -> bool:
+        return not _own_text(x.text, x.text_id, text, text_id) and not guard.leaks(
+            x.text, x.value, x.reason or ""
+        )
+
     for item, entry in zip(items, _entries(ctx, task, items), strict=True):
-        pos = [x for x in entry.positives if not _own_text(x.text, x.text_id, text, text_id)]
-        neg = [x for x in entry.negatives if not _own_text(x.text, x.text_id, text, text_id)]
+        pos = [x for x in entry.positives if usable(x)]
+        neg = [x for x in entry.negatives if usable(x)]
         pos = rng.sample(pos, min(cfg.n_positive, len(pos)))
         neg = rng.sample(neg, min(cfg.n_negative, len(neg)))
         if not pos and not neg:
@@ -359,7 +480,7 @@ def _skeleton(task: str, items: list[Any], ph: Mapping[str, str]) -> Any:
         elif task == EEA:
             out[item["event_type"]] = [{r: ph["argument"] for r in item.get("arguments") or ()}]
         elif task == KGE:
-            attrs = {a: ph["value"] for a in item.get("attribute") or ()}
+            attrs = {a: ph["value"] for a in _sub_names(task, item)}
             out[item["entity_type"]] = {ph["entity"]: attrs}
     return out
 
@@ -404,7 +525,7 @@ def _variants(ctx: _Context, task: str, items: list[Any], rng) -> _Result:
         sub = _sub_field(task)
         if sub is not None and not isinstance(item, str):
             parent = item_label(task, item)
-            roles = list(item.get(sub) or ())
+            roles = _sub_names(task, item)
             role_taken = set(roles)
             mapping: dict[str, str] = {}
             for role in roles:
@@ -425,19 +546,28 @@ def _variants(ctx: _Context, task: str, items: list[Any], rng) -> _Result:
                 }
                 res.provenances.append(pick.provenance)
             if mapping:
-                new_item[sub] = [mapping.get(r, r) for r in roles]
+                _set_subs(new_item, task, [mapping.get(r, r) for r in roles])
                 res.sub_rename[new] = mapping
         res.items.append(new_item)
     res.prov["label_map"] = {new: old for old, new in res.rename.items()}
     return res
 
 
-def _masking(ctx: _Context, task: str, items: list[Any], rng) -> _Result:
+def _masking(
+    ctx: _Context, task: str, items: list[Any], rng, guard: _Guard, language: str
+) -> _Result:
     wording = ctx.config.wording
     entries = _entries(ctx, task, items)
     keys = [_output_key(task, it) for it in items]
-    described = sorted({k for k, e in zip(keys, entries, strict=True) if e.descriptions})
+    # A masked label's description must not quote the answer even where only the
+    # placeholder is visible: judge usability with no top-level label name shown.
+    hidden = guard.visible([n for it in items for n in _sub_names(task, it)])
+    described = sorted(
+        {k for k, e in zip(keys, entries, strict=True) if _description(e, hidden, language)}
+    )
     if not described:
+        if any(e.descriptions for e in entries):
+            raise _Skip(SKIP_OWN_DESCRIPTION)
         raise _Skip(SKIP_MASK)
     n_mask = min(len(described), max(1, round(ctx.config.mask_ratio * len(set(keys)))))
     masked = set(rng.sample(described, n_mask))
@@ -450,8 +580,12 @@ def _masking(ctx: _Context, task: str, items: list[Any], rng) -> _Result:
             if placeholder in keys:
                 raise _Skip(SKIP_VARIANT_CLASH)
             res.rename[key] = placeholder
+    shown = guard.visible(
+        [res.rename.get(k, k) for k in keys] + [n for it in items for n in _sub_names(task, it)]
+    )
     for item, entry, key in zip(items, entries, keys, strict=True):
-        d = entry.description()
+        usable = _description(entry, shown, language)
+        d = usable[0] if usable else None
         new_name = res.rename.get(key, key)
         extra = {}
         if d is not None:
@@ -459,17 +593,19 @@ def _masking(ctx: _Context, task: str, items: list[Any], rng) -> _Result:
             res.prov.setdefault("descriptions", {})[entry.key] = d.provenance
             res.provenances.append(d.provenance)
         new = _with(_renamed(item, task, new_name), task, **extra)
-        subs = _described_subs(ctx, task, item, res)
+        subs = _described_subs(ctx, task, item, res, shown, language)
         if subs is not None:
-            new[_sub_field(task)] = subs
+            _set_subs(new, task, subs)
         res.items.append(new)
     res.prov["label_map"] = {new: old for old, new in res.rename.items()}
     return res
 
 
 def _representative(
-    ctx: _Context, task: str, items: list[Any], rng, text: str, text_id: str
+    ctx: _Context, task: str, items: list[Any], rng, text: str, text_id: str, guard: _Guard
 ) -> _Result:
+    """Typical values from other records: never a value (or a side of a pair) that
+    occurs in the row's input or quotes its answer; TC: texts of other records."""
     res = _Result(items=[])
     k = ctx.config.n_representative
     used_ids: set[str] = set()
@@ -483,9 +619,7 @@ def _representative(
             seen = set()
             for x in entry.positives:
                 v = x.value
-                if _own_text(x.text, x.text_id, text, text_id) or (
-                    v.get("subject", "") in text and v.get("object", "") in text
-                ):
+                if _own_text(x.text, x.text_id, text, text_id) or guard.own_value(v):
                     continue
                 sig = (v.get("subject"), v.get("object"))
                 if sig not in seen:
@@ -493,7 +627,7 @@ def _representative(
                     pool.append((v, x.provenance, x.text_id))
         else:
             for c in entry.candidates:
-                if c.value and c.value not in text:
+                if c.value and not guard.own_value(c.value):
                     pool.append((c.value, c.provenance, ""))
         if not pool:
             raise _Skip(SKIP_REPRESENTATIVE)
@@ -539,6 +673,13 @@ def _rename_output(task: str, output: Any, res: _Result) -> Any:
     return out
 
 
+def _leaks(res: _Result, spans: frozenset[str]) -> bool:
+    """Whether the row ``res`` describes would quote its record's answer (the
+    ``no_own_answer_in_guidelines`` check's own reading of it)."""
+    schema = [json.loads(it) if isinstance(it, _Raw) else it for it in res.items]
+    return bool(instruction_leaks({"schema": schema, **res.extra}, spans))
+
+
 def _instruction_id(base_id: str, stamp: str) -> str:
     key = f"{base_id}|{stamp}"
     return hashlib.blake2b(key.encode("utf-8"), digest_size=12).hexdigest()
@@ -569,9 +710,15 @@ def synthesize_guidelines(
     needs_rng = strategy not in ("description", "output_format")
     needs_output = strategy in ("label_variants", "label_masking")
 
+    rows = rows if isinstance(rows, list) else list(rows)
+    spans_of = record_spans(rows)
+    no_spans: frozenset[str] = frozenset()
     for row in rows:
         report.rows_in += 1
         task = row["task"]
+        if row.get("mode") == "test" and not config.test_rows:
+            report.skipped[SKIP_TEST_MODE] += 1
+            continue
         if task not in GUIDED_TASKS:
             report.skipped[SKIP_TASK] += 1
             continue
@@ -586,21 +733,25 @@ def synthesize_guidelines(
         language = row["language"]
         text_id = row["text_id"]
         rng = record_rng(config.seed, row["record_id"], rng_stage) if needs_rng else None
+        spans = spans_of.get(row["record_id"], no_spans)
+        guard = _Guard(spans, text, label_names(items))
         try:
             if strategy == "description":
-                res = _describe(ctx, task, items, rng, variants=False)
+                res = _describe(ctx, task, items, rng, False, guard, language)
             elif strategy == "description_variants":
-                res = _describe(ctx, task, items, rng, variants=True)
+                res = _describe(ctx, task, items, rng, True, guard, language)
             elif strategy == "examples":
-                res = _examples(ctx, task, items, rng, text, text_id)
+                res = _examples(ctx, task, items, rng, text, text_id, guard)
             elif strategy == "output_format":
                 res = _output_format(ctx, task, items, language)
             elif strategy == "label_variants":
                 res = _variants(ctx, task, items, rng)
             elif strategy == "label_masking":
-                res = _masking(ctx, task, items, rng)
+                res = _masking(ctx, task, items, rng, guard, language)
             else:
-                res = _representative(ctx, task, items, rng, text, text_id)
+                res = _representative(ctx, task, items, rng, text, text_id, guard)
+            if spans and _leaks(res, spans):
+                raise _Skip(SKIP_OWN_ANSWER)  # a last guard: never seen on the shipped data
         except _Skip as skip:
             report.skipped[skip.reason] += 1
             continue
@@ -610,7 +761,7 @@ def synthesize_guidelines(
         )
         parts = [
             '{"instruction": ',
-            _dumps(sentence_cache(basic_wording, language)),
+            _dumps(sentence_cache(basic_wording, language, task)),
             ', "schema": ',
             schema_json,
         ]
@@ -670,9 +821,9 @@ def _basic_item(task: str, item: Any) -> Any:
         return {k: item[k] for k in ("subject_type", "predicate", "object_type")}
     sub = _sub_field(task)
     name = _sub_name(task)
-    subs = [s[name] if isinstance(s, dict) else s for s in item.get(sub) or ()]
+    subs = [s[name] if isinstance(s, dict) else s for s in item.get(sub, item.get("attribute")) or ()]
     if task == KGE:
-        return {"entity_type": item["entity_type"], "attribute": subs}
+        return {"entity_type": item["entity_type"], "attributes": subs}
     out = {"event_type": item["event_type"], "arguments": subs}
     if task == EE:
         out["trigger"] = True

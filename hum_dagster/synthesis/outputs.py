@@ -25,6 +25,20 @@ from typing import Any
 from hum_dagster.records import EE, EEA, EET, IG, KGE, MRC, NER, OPENIE, RE, SPO, TC
 
 NAN = "NAN"
+# The key of a KGE schema item's attribute list: OneKE's instruction format writes
+# "attributes"; IEPile's converter (and tables written before this key) "attribute".
+KGE_ATTRIBUTES = "attributes"
+IEPILE_KGE_ATTRIBUTES = "attribute"
+
+
+def kge_attributes(item: Any) -> list[str]:
+    """The attribute names of a KGE schema item, under either key."""
+    if not isinstance(item, dict):
+        return []
+    names = item.get(KGE_ATTRIBUTES)
+    if names is None:
+        names = item.get(IEPILE_KGE_ATTRIBUTES)
+    return list(names or ())
 _FAR = 1 << 62  # position of a span that does not occur in the text
 
 
@@ -262,7 +276,7 @@ def _out_kge(index: tuple[str, dict[str, dict[str, Any]]], items: Sequence[dict]
         if item["entity_type"] != entity_type:
             out[item["entity_type"]] = {}
             continue
-        attributes = item["attribute"]
+        attributes = kge_attributes(item)
         out[item["entity_type"]] = {
             head: {attr: attrs[attr] for attr in attributes if attr in attrs}
             for head, attrs in entities.items()

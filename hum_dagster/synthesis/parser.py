@@ -346,14 +346,6 @@ def _one(x: Any) -> str:
     return found[0] if found else ""
 
 
-def _unique(values: list[Any]) -> list[Any]:
-    out: list[Any] = []
-    for v in values:
-        if v not in out:
-            out.append(v)
-    return out
-
-
 def _arg_value(x: Any) -> str | list[str]:
     values = list(dict.fromkeys(_strings(x)))
     if not values:

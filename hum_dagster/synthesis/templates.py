@@ -5,6 +5,12 @@ object with the same kind of keys) overrides it key by key; ``"KG<lang>"`` is
 accepted as IEPile's name for ``"KGE<lang>"``. Every ``Templates`` value carries a
 short version hash of its full content, recorded with each instruction for
 provenance.
+
+A wording is a string, or ``{"task": ..., "reply": ...}``: what to do, and how to
+write the reply (the JSON structure). The instruction states both, task first
+(``wording``); a format variant keeps the task and states its own reply format in
+place of the JSON one (``task_part``). A plain-string wording has no separable reply
+sentence, so its rows get no format variants.
 """
 
 from __future__ import annotations
@@ -44,13 +50,26 @@ def _canonical_key(key: str) -> str | None:
     return None
 
 
+def join_parts(task_text: str, reply: str, language: str) -> str:
+    """The instruction wording from its task and reply parts."""
+    sep = "" if language == "zh" else " "
+    return f"{task_text}{sep}{reply}" if reply else task_text
+
+
 class Templates(Mapping[str, str]):
-    """An immutable mapping from template key to wording, with a content version."""
+    """An immutable mapping from template key to wording, with a content version;
+    ``parts`` holds the (task, reply) split of the keys that have one."""
 
-    __slots__ = ("_wording", "version", "origin")
+    __slots__ = ("_wording", "_parts", "version", "origin")
 
-    def __init__(self, wording: Mapping[str, str], origin: str = "built-in"):
+    def __init__(
+        self,
+        wording: Mapping[str, str],
+        origin: str = "built-in",
+        parts: Mapping[str, tuple[str, str]] | None = None,
+    ):
         self._wording = dict(sorted(wording.items()))
+        self._parts = {k: v for k, v in (parts or {}).items() if k in self._wording}
         canonical = json.dumps(
             self._wording, ensure_ascii=False, sort_keys=True, separators=(",", ":")
         )
@@ -78,15 +97,28 @@ class Templates(Mapping[str, str]):
                 f"no instruction wording for {key!r} in templates {self.origin}"
             ) from None
 
+    def task_part(self, task: str, language: str, wording: str | None = None) -> str | None:
+        """The task sentence(s) of the wording without the JSON reply sentence, or None
+        when the key has no split (or ``wording``, the text a row carries, is not this
+        key's wording)."""
+        key = template_key(task, language)
+        parts = self._parts.get(key)
+        if parts is None:
+            return None
+        if wording is not None and wording != self._wording.get(key):
+            return None
+        return parts[0]
+
     def ref(self, task: str, language: str) -> str:
         """Provenance string ``"<key>@<version>"``."""
         return f"{template_key(task, language)}@{self.version}"
 
 
-def _read_wording(path: str | Path) -> dict[str, str]:
+def _read_wording(path: str | Path) -> tuple[dict[str, str], dict[str, tuple[str, str]]]:
     path = str(path)
     data = read_json_object(path, "template file ('<TASK><lang>' to wording)")
     wording: dict[str, str] = {}
+    parts: dict[str, tuple[str, str]] = {}
     for key, value in data.items():
         canonical = _canonical_key(key)
         if canonical is None:
@@ -94,19 +126,30 @@ def _read_wording(path: str | Path) -> dict[str, str]:
                 f"{path}: unknown template key {key!r}; expected one of {sorted(VALID_KEYS)} "
                 "(or KGen/KGzh for KGE)"
             )
+        if isinstance(value, dict):
+            task_text, reply = value.get("task"), value.get("reply")
+            if set(value) != {"task", "reply"} or not all(
+                isinstance(v, str) and v.strip() for v in (task_text, reply)
+            ):
+                raise ValueError(
+                    f"{path}: template {key!r} must be a string or "
+                    '{"task": <non-empty string>, "reply": <non-empty string>}'
+                )
+            parts[canonical] = (task_text, reply)
+            value = join_parts(task_text, reply, canonical[-2:])
         if not isinstance(value, str) or not value.strip():
             raise ValueError(f"{path}: template {key!r} must be a non-empty string")
         wording[canonical] = value
-    return wording
+    return wording, parts
 
 
 @lru_cache(maxsize=1)
 def _builtin() -> Templates:
-    wording = _read_wording(BUILTIN_PATH)
+    wording, parts = _read_wording(BUILTIN_PATH)
     missing = sorted(VALID_KEYS - set(wording))
     if missing:
         raise ValueError(f"{BUILTIN_PATH}: built-in templates lack {missing}")
-    return Templates(wording, origin=str(BUILTIN_PATH))
+    return Templates(wording, origin=str(BUILTIN_PATH), parts=parts)
 
 
 def load_templates(path: str | Path | None = None) -> Templates:
@@ -115,5 +158,10 @@ def load_templates(path: str | Path | None = None) -> Templates:
     if path is None:
         return builtin
     merged = dict(builtin.items())
-    merged.update(_read_wording(path))
-    return Templates(merged, origin=str(path))
+    merged_parts = dict(builtin._parts)
+    wording, parts = _read_wording(path)
+    merged.update(wording)
+    for key in wording:
+        merged_parts.pop(key, None)
+    merged_parts.update(parts)
+    return Templates(merged, origin=str(path), parts=merged_parts)

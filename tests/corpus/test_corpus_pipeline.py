@@ -218,9 +218,38 @@ def test_ablation_variants_keep_size_and_drop_strategies(variant):
     from hum_dagster.corpus.mix import VARIANTS
 
     assert ablated.rows.filter(pl.col("strategy").is_in(VARIANTS[variant])).height == 0
-    assert ablated.rows["instruction_id"].n_unique() == size
-    assert ablated.report["variant"]["removed"] > 0
-    assert ablated.report["variant"]["replaced_by_base"] > 0
+    report = ablated.report["variant"]
+    assert report["removed"] > 0 and report["replaced_by_base"] > 0
+    assert report["not_replaced"] == 0
+    # a row repeats only where its task has no unused basic row left
+    assert ablated.rows["instruction_id"].n_unique() == size - report["repeated"]
+    # the task mix is exactly that of full; both are reported side by side
+    def counts(frame):
+        return dict(frame.group_by("task").len().sort("task").iter_rows())
+
+    assert counts(ablated.rows) == counts(full.rows)
+    assert report["task_mix_equal_to_full"]
+    side = ablated.report["achieved"]
+    assert set(side) == {"full", variant} and side["full"]["task"] == side[variant]["task"]
+    assert side[variant]["kind"]["basic"] > side["full"]["kind"]["basic"]
+
+
+def test_an_ablation_never_refills_from_another_task():
+    """MRC is scarce in basic rows: full takes them all, and the ablation's removed MRC
+    compound rows must not become NER or RE rows (MRC's share stays that of full)."""
+    rows = pool(60, scarce={"MRC": 8})
+    config = MixConfig(mode="redistribute", total=500)
+    full = build_variant(rows, "full", config)
+    ablated = build_variant(rows, "no_guidelines", config)
+    def share(frame, task):
+        return (frame["task"] == task).sum() / frame.height
+
+    for task in PAPER_TASK_SHARES:
+        assert share(ablated.rows, task) == share(full.rows, task), task
+    mrc_removed = full.rows.filter(
+        (pl.col("task") == "MRC") & pl.col("strategy").is_in(GUIDELINE_STRATEGIES)
+    ).height
+    assert mrc_removed > 0 and ablated.report["variant"]["repeated"] > 0
 
 
 def test_openai_export_format_and_chart(tmp_path):
@@ -305,3 +334,43 @@ def test_kept_export_parts_are_the_corpus_table_in_rank_order(tmp_path):
     assert table.columns == expected.columns
     assert table.equals(expected)
     assert table["rank"].is_sorted()
+
+
+def test_the_split_is_by_text_so_no_text_is_in_both():
+    from hum_dagster.corpus.build import SPLIT_CHECK, split_problems
+
+    rows = pool(80)  # every text has its basic row and one compound row
+    corpus = build_hum_corpus([rows], HumCorpusConfig(validation_fraction=0.2, near_dup=False))
+    chosen = corpus.rows
+    assert set(chosen["split"].unique()) == {"train", "validation"}
+    texts = rows.select("instruction_id", "text_id")
+    by_text = (
+        chosen.join(texts, on="instruction_id").group_by("text_id").agg(pl.col("split").n_unique())
+    )
+    assert by_text["split"].max() == 1
+    assert split_problems(chosen) == [] and corpus.report["texts_in_both_splits"] == 0
+    assert corpus.report["split_by"] == "text"
+    # one row of a text with several rows moved to the other split fails the check
+    sizes = chosen.group_by("split_key").len().filter(pl.col("len") > 1).sort("split_key")
+    key = sizes["split_key"][0]
+    first = chosen.with_row_index("_i").filter(pl.col("split_key") == key)["_i"][0]
+    moved = chosen.with_row_index("_i").with_columns(
+        pl.when(pl.col("_i") == first)
+        .then(pl.when(pl.col("split") == "train").then(pl.lit("validation")).otherwise(pl.lit("train")))
+        .otherwise(pl.col("split"))
+        .alias("split")
+    )
+    (problem,) = split_problems(moved)
+    assert problem.check == SPLIT_CHECK
+
+
+def test_min_validation_takes_whole_texts():
+    from hum_dagster.corpus.build import assign_split
+
+    frame = pl.DataFrame(
+        {"_row": list(range(6)), "instruction_id": [f"i{i}" for i in range(6)],
+         "split_key": [5, 5, 5, 9, 9, 7]}
+    )
+    split = assign_split(frame, seed=1, fraction=0.0, min_validation=1)
+    val = split.filter(pl.col("split") == "validation")["split_key"].unique().to_list()
+    assert val == [5] and (split["split"] == "validation").sum() == 3

@@ -104,7 +104,8 @@ def test_every_partition_materializes_and_checks_pass(built):
         for strategy in COMPOUND_STRATEGIES:
             compound = results[f"{key}|{strategy}"].get_asset_check_evaluations()
             assert {c.check_name for c in compound} == {
-                "outputs_match_own_labels", "no_example_is_own_input"
+                "outputs_match_own_labels", "no_example_is_own_input",
+                "no_own_answer_in_guidelines", "outputs_follow_stated_format",
             }
             bad = [(c.check_name, c.metadata) for c in compound if not c.passed]
             assert not bad, (key, strategy, bad)

@@ -188,14 +188,14 @@ def test_kge_entities_attributes_and_multi_values():
             {"head": "刘伯承", "relation": "配偶", "tail": "汪荣华"},
         ],
     }
-    items = [{"entity_type": "人物", "attribute": ["出生地点", "父母", "籍贯"]}]
+    items = [{"entity_type": "人物", "attributes": ["出生地点", "父母", "籍贯"]}]
     assert out("KGE", text, gold, items) == {
         "人物": {
             "刘太行": {"出生地点": "太行山", "父母": ["刘伯承", "汪荣华"]},
             "刘伯承": {},  # no queried attribute: entity kept, attributes omitted
         }
     }
-    other = [{"entity_type": "组织", "attribute": ["成立日期"]}]
+    other = [{"entity_type": "组织", "attributes": ["成立日期"]}]
     assert out("KGE", text, gold, other) == {"组织": {}}
 
 

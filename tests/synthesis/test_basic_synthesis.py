@@ -270,14 +270,14 @@ def test_kge_train_and_test():
     )
     (train,) = rows_of([record], schema)
     assert json.loads(train["schema"]) == [
-        {"entity_type": "人物", "attribute": ["父母", "籍贯", "配偶"]}
+        {"entity_type": "人物", "attributes": ["父母", "籍贯", "配偶"]}
     ]
     assert json.loads(train["output"]) == {"人物": {"刘太行": {"父母": "刘伯承"}}}
     assert validate_basic_row(train) == []
     (test,) = rows_of([record], schema, mode="test")
     assert json.loads(test["schema"]) == json.loads(train["schema"])
     zero = rows_of([record], schema, neg_rate=0.0)
-    assert json.loads(zero[0]["schema"]) == [{"entity_type": "人物", "attribute": ["父母"]}]
+    assert json.loads(zero[0]["schema"]) == [{"entity_type": "人物", "attributes": ["父母"]}]
 
 
 def test_re_spo_rows_validate():

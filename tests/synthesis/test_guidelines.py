@@ -22,6 +22,7 @@ from hum_dagster.synthesis.guidelines import (
     run_guidelines,
     validate_compound_row,
 )
+from hum_dagster.synthesis.own_answers import check_own_answers
 
 SOURCES = (
     "ner_en_conll",
@@ -77,8 +78,9 @@ def _keys(task: str, item) -> str:
 def test_every_strategy_gives_valid_rows(name, mode):
     d, rows, _ = _source(name)
     by_id = {r["instruction_id"]: r for r in rows[mode]}
+    config = GuidelineConfig(test_rows=mode == "test")  # test rows only for evaluation
     for strategy in GUIDELINE_STRATEGIES:
-        out, report = run_guidelines(rows[mode], d, strategy)
+        out, report = run_guidelines(rows[mode], d, strategy, config)
         assert report.rows_in == len(rows[mode])
         assert report.rows_out == len(out) == report.rows_in - sum(report.skipped.values())
         assert out, (name, strategy)
@@ -95,13 +97,22 @@ def test_every_strategy_gives_valid_rows(name, mode):
             assert json.loads(row["provenance"])["dictionary"] == name
 
 
+@pytest.mark.parametrize("strategy", GUIDELINE_STRATEGIES)
+def test_test_mode_rows_get_no_training_guidelines(strategy):
+    d, rows, _ = _source("re_en_fewrel")
+    out, report = run_guidelines(rows["test"], d, strategy)
+    assert out == [] and report.skipped == {"test-mode row (evaluation only)": len(rows["test"])}
+    mixed, _ = run_guidelines(rows["train"] + rows["test"], d, strategy)
+    assert mixed and {r["mode"] for r in mixed} == {"train"}
+
+
 def test_description_items_carry_the_seeded_description():
     out, _ = _run("ner_en_conll", "description")
     d, _, _ = _source("ner_en_conll")
     item = json.loads(out[0]["instruction"])["schema"][0]
     assert item["description"] == d.get(item["label"]).descriptions[0].value
     prov = json.loads(out[0]["provenance"])
-    assert prov["descriptions"][item["label"]] == "seed:crossner.yaml"
+    assert prov["descriptions"][item["label"]] == "seed:conll.yaml"
     assert "descriptions" in json.loads(out[0]["instruction"])["instruction"]
 
 
@@ -149,7 +160,8 @@ def test_label_variants_replace_labels_in_schema_and_output(name):
 def test_label_masking_uses_placeholders_consistently():
     for name in ("ner_zh_iepile", "tc_zh_jsonl", "ee_zh_iepile", "re_en_fewrel"):
         d, rows, _ = _source(name)
-        out, _ = run_guidelines(rows["test"], d, "label_masking", GuidelineConfig(mask_ratio=0.5))
+        config = GuidelineConfig(mask_ratio=0.5, test_rows=True)
+        out, _ = run_guidelines(rows["test"], d, "label_masking", config)
         for row in out:
             task = row["task"]
             schema = json.loads(row["instruction"])["schema"]
@@ -161,7 +173,15 @@ def test_label_masking_uses_placeholders_consistently():
             for item in schema:
                 if _keys(task, item) in label_map:
                     original = label_map[_keys(task, item)]
-                    assert item["description"] == d.get(original).descriptions[0].value
+                    # the first description, unless it names the record's own answer
+                    # (a masked event type's trigger list): then a later one
+                    descriptions = [t.value for t in d.get(original).descriptions]
+                    assert item["description"] in descriptions
+                    if item["description"] != descriptions[0]:
+                        assert check_own_answers([{**row, "instruction": json.dumps(
+                            {**json.loads(row["instruction"]), "schema": [
+                                {**it, "description": descriptions[0]} if it is item else it
+                                for it in schema]}, ensure_ascii=False)}], rows["test"])
                     assert original not in labels
             output = json.loads(row["output"])
             if task == "TC":
@@ -293,3 +313,21 @@ def test_row_order_does_not_change_rows():
     assert sorted(forward, key=lambda r: r["instruction_id"]) == sorted(
         backward, key=lambda r: r["instruction_id"]
     )
+
+
+def test_kge_output_format_says_attributes_not_found_are_left_out():
+    out, _ = _run("kge_zh_iepile", "output_format")
+    assert out
+    for row in out:
+        inst = json.loads(row["instruction"])
+        skeleton = inst["output_format"]
+        (etype,) = skeleton
+        listed = set(next(iter(skeleton[etype].values())))
+        output = json.loads(row["output"])
+        found = {a for attrs in output[etype].values() for a in attrs}
+        assert found <= listed
+        assert "只写input中给出的属性" in inst["instruction"]
+        if found != listed:  # the row keeps fewer keys than the skeleton shows, as stated
+            assert "并非都必须出现" in inst["instruction"]
+    ner, _ = _run("ner_en_conll", "output_format")
+    assert "only the attributes" not in json.loads(ner[0]["instruction"])["instruction"]

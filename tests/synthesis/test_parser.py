@@ -123,7 +123,7 @@ def answers(draw, task: str):
                     for a in chosen
                 }
             value[label] = entities
-            schema.append({"entity_type": label, "attribute": attributes})
+            schema.append({"entity_type": label, "attributes": attributes})
     return value, schema
 
 
@@ -166,8 +166,8 @@ def test_all_empty_answers_roundtrip(task):
     elif task == "KGE":
         value = {"人物": {}, "place": {}}
         schema = [
-            {"entity_type": "人物", "attribute": ["a"]},
-            {"entity_type": "place", "attribute": ["b"]},
+            {"entity_type": "人物", "attributes": ["a"]},
+            {"entity_type": "place", "attributes": ["b"]},
         ]
     elif task in ("EE", "EEA"):
         value = {"Attack": [], "死亡": []}

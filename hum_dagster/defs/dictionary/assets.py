@@ -24,7 +24,7 @@ COVERAGE_CHECK = "labels_have_descriptions"
 
 
 def dictionary_frame(rows: list[dict]) -> pl.DataFrame:
-    schema = {c: pl.String for c in DICTIONARY_COLUMNS}
+    schema = {c: (pl.Boolean if c == "symmetric" else pl.String) for c in DICTIONARY_COLUMNS}
     return pl.from_dicts(rows, schema=schema) if rows else pl.DataFrame(schema=schema)
 
 

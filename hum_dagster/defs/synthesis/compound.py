@@ -15,7 +15,12 @@ from hum_dagster.dictionary import SchemaDictionary
 from hum_dagster.store import fsio
 from hum_dagster.store.tables import Table
 from hum_dagster.synthesis.columns import COMPOUND_COLUMNS, instruction_frame
-from hum_dagster.synthesis.formats import FormatConfig, check_roundtrip, checked_format_rows
+from hum_dagster.synthesis.formats import (
+    FORMAT_CHECK,
+    FormatConfig,
+    checked_format_rows,
+    format_row_problems,
+)
 from hum_dagster.synthesis.guidelines import (
     GUIDELINE_STRATEGIES,
     OWN_INPUT,
@@ -24,6 +29,7 @@ from hum_dagster.synthesis.guidelines import (
     synthesize_guidelines,
     validate_compound_row,
 )
+from hum_dagster.synthesis.own_answers import OWN_ANSWER_CHECK, check_own_answers, record_spans
 from hum_dagster.synthesis.preferences import PreferenceConfig, preference_rows
 
 PREFERENCE_STRATEGY = "preference_rules"
@@ -85,6 +91,12 @@ def synthesize_strategy(
                           "their base answer."),
         dg.AssetCheckSpec(OWN_INPUT_CHECK, asset="compound_instructions",
                           description="No example in an instruction is the instruction's own input."),
+        dg.AssetCheckSpec(OWN_ANSWER_CHECK, asset="compound_instructions",
+                          description="No gold span of a record appears in the guideline part of "
+                          "its compound instructions (descriptions, examples, typical values, rules)."),
+        dg.AssetCheckSpec(FORMAT_CHECK, asset="compound_instructions",
+                          description="Format variants state their own layout once, in place of the "
+                          "JSON reply sentence, and their outputs read back strictly as stated."),
     ],
     pool=LLM_POOL,
     code_version="1",
@@ -107,20 +119,24 @@ def compound_instructions(
     started = time.perf_counter()
     runner = None if llm.mode == "offline" else llm.runner(fsio.join(settings.storage_root, LLM_CACHE_DIR))
     out, make_report = synthesize_strategy(strategy, rows, dictionary, settings, runner)
-    problems: dict[str, list[dict]] = {LABELS_CHECK: [], OWN_INPUT_CHECK: []}
-    base_output = {row["instruction_id"]: row["output"] for row in rows}
+    problems: dict[str, list[dict]] = {
+        LABELS_CHECK: [], OWN_INPUT_CHECK: [], OWN_ANSWER_CHECK: [], FORMAT_CHECK: []
+    }
+    base_rows = {row["instruction_id"]: row for row in rows}
+    spans = record_spans(rows)
     # Rows are checked as they come and turned into frames a chunk at a time, so that a
     # partition's text is held once (in the frame), not also as Python dicts.
     chunks, buffer = [], []
     for row in out:
-        found = (
-            check_roundtrip(row, base_output[row["base_instruction_id"]])
-            if strategy == FORMAT_STRATEGY
-            else validate_compound_row(row)
-        )
-        for problem in found:
-            kind = OWN_INPUT_CHECK if OWN_INPUT in problem else LABELS_CHECK
-            problems[kind].append({"instruction_id": row["instruction_id"], "problem": problem})
+        if strategy == FORMAT_STRATEGY:
+            for problem in format_row_problems(row, base_rows[row["base_instruction_id"]]):
+                problems[FORMAT_CHECK].append({"instruction_id": row["instruction_id"], "problem": problem})
+        else:
+            for problem in validate_compound_row(row):
+                kind = OWN_INPUT_CHECK if OWN_INPUT in problem else LABELS_CHECK
+                problems[kind].append({"instruction_id": row["instruction_id"], "problem": problem})
+        for p in check_own_answers([row], spans):
+            problems[p.check].append({"instruction_id": p.record, "problem": p.reason})
         buffer.append(row)
         if len(buffer) >= CHUNK_ROWS:
             chunks.append(instruction_frame(buffer, COMPOUND_COLUMNS))
