@@ -547,26 +547,29 @@ def _answer(relabelled: Any, rule: str = "New rule.") -> dict:
 def test_llm_valid_relabel_accepted_and_requests_carry_the_context():
     row = _ner_row()
     p = parse_row(row)
+    descriptions = {"organization": "Firms.", "location": "Places."}
+    examples = {"organization": ["Intel hired staff."], "location": ["Rain in Oslo."]}
+    asked: list[str] = []
 
     def answer(request):
         assert _strategy(request) == "granularity"
-        return _answer(dict(p.output, organization=["Google"]), "Only technology companies.")
+        # the rule is about one label, chosen per record: narrow that one
+        label = re.search(r'Label: "(\w+)"', _user(request)).group(1)
+        asked.append(label)
+        return _answer(dict(p.output, **{label: p.output[label][1:]}), "Only the later mentions.")
 
     runner = FakeRunner(answer)
     config = PreferenceConfig(strategies=("granularity",), llm_strategies=("granularity",))
     result = preference_rows(
-        [row],
-        config,
-        runner,
-        descriptions={"organization": "Firms."},
-        examples={"organization": ["Intel hired staff."]},
+        [row], config, runner, descriptions=descriptions, examples=examples
     )
     (out,) = result.rows
+    (label,) = asked
     assert out["variant"] == "granularity/llm"
     prov = json.loads(out["provenance"])
     assert prov["source"] == "llm" and prov["cache_key"] == "key1-0"
-    assert json.loads(out["instruction"])["rules"][0]["rule"] == "Only technology companies."
-    assert json.loads(out["output"])["organization"] == ["Google"]
+    assert json.loads(out["instruction"])["rules"][0]["rule"] == "Only the later mentions."
+    assert json.loads(out["output"])[label] == p.output[label][1:]
     assert "@prompt:" in out["template"]
     (request,) = runner.calls[0]
     assert request.json_schema["required"] == [
@@ -576,8 +579,9 @@ def test_llm_valid_relabel_accepted_and_requests_carry_the_context():
         "relabelled",
     ]
     assert request.template == "preference_rule" and len(request.template_version) == 12
-    assert "Firms." in _user(request) and "Apple and Google met in Paris." in _user(request)
-    assert "- Intel hired staff." in _user(request)
+    assert descriptions[label] in _user(request)
+    assert "Apple and Google met in Paris." in _user(request)
+    assert f"- {examples[label][0]}" in _user(request)
     assert "Required modification" not in _user(request)  # no rule variant to reproduce
     assert result.llm_usage_hint["responses"] == 1
     assert result.llm_usage_hint["prompt_tokens"] == 10
