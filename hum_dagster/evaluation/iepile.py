@@ -287,15 +287,31 @@ class IEPileCounter:
 # --------------------------------------------------------------------------- a file
 
 
+class _Missing:
+    """A line without an ``output`` (IEPile stops with ``KeyError``; we count it)."""
+
+    def __repr__(self) -> str:
+        return "MISSING_OUTPUT"
+
+
+MISSING_OUTPUT = _Missing()
+
+
 @dataclass
 class Group:
-    """The lines of one ``source + id``."""
+    """The lines of one ``source + id``: outputs in file order, each line's
+    ``instruction`` beside its output."""
 
     key: str
     source: str
     label: list[dict[str, Any]]
     input: str
     outputs: list[Any] = field(default_factory=list)
+    instructions: list[Any] = field(default_factory=list)
+
+    @property
+    def missing(self) -> int:
+        return sum(o is MISSING_OUTPUT for o in self.outputs)
 
     def get(self, name: str) -> Any:
         return {"source": self.source, "input": self.input, "key": self.key}[name]
@@ -305,8 +321,9 @@ class IEPileInputError(ValueError):
     """A prediction file IEPile could not read; the message names the line."""
 
 
-def read_groups(lines: Iterable[str], where: str = "<input>") -> list[Group]:
-    """Group JSON lines by ``source + id`` in first-seen order."""
+def read_groups(lines: Iterable[str], where: str = "<input>", allow_missing: bool = False) -> list[Group]:
+    """Group JSON lines by ``source + id`` in first-seen order; with ``allow_missing`` a
+    line without ``output`` gives ``MISSING_OUTPUT`` instead of an error."""
     groups: dict[str, Group] = {}
     for number, line in enumerate(lines, 1):
         if not line.strip():
@@ -332,9 +349,10 @@ def read_groups(lines: Iterable[str], where: str = "<input>") -> list[Group]:
             if not isinstance(label, list):
                 raise IEPileInputError(f"{where}:{number}: 'label' must be a JSON list")
             group = groups[key] = Group(key, str(source), label, text)
-        if "output" not in data:
+        if "output" not in data and not allow_missing:
             raise IEPileInputError(f"{where}:{number}: needs an 'output' field")
-        group.outputs.append(data["output"])
+        group.outputs.append(data.get("output", MISSING_OUTPUT))
+        group.instructions.append(data.get("instruction"))
     return list(groups.values())
 
 
@@ -351,6 +369,8 @@ def evaluate_groups(
             counters.append(by_cat.setdefault(cat, IEPileCounter(task, match_mode)))
         pred: list[tuple] = []
         for output in group.outputs:
+            if output is MISSING_OUTPUT:
+                continue
             ok, tuples = extract(task, output)
             if not ok:
                 for counter in counters:
