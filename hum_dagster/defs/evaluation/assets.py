@@ -192,6 +192,7 @@ class EvalSettings(dg.ConfigurableResource):
     finetuned_backend: str = "transformers"  # or "vllm" for <base>_hum_<variant> models
     vllm_tensor_parallel_size: int = 0  # 0: the launcher's GPUs on k8s/ecs, 1 in a subprocess
     vllm_max_model_len: int = 0  # 0: the model's
+    benchmarks: list[str] = []  # checkpoints: the benchmarks to score (empty: all)
     general_tasks: str = "sample"
     general_limit: int = 0  # documents per task; 0: all
     general_num_fewshot: int = -1  # -1: the task's default
@@ -405,8 +406,12 @@ def finetuned_eval_scores(
                              eval_settings.finetuned_backend)
     except ValueError as exc:
         raise dg.Failure(str(exc), allow_retries=False) from exc
-    return _score_model(context, spec, [benchmarks()[b] for b in sorted(benchmarks())], settings,
-                        eval_settings, llm)
+    names = eval_settings.benchmarks or sorted(benchmarks())
+    unknown = sorted(set(names) - set(benchmarks()))
+    if unknown:
+        raise dg.Failure(f"EvalSettings.benchmarks {unknown} are not benchmarks; known: "
+                         f"{sorted(benchmarks())}", allow_retries=False)
+    return _score_model(context, spec, [benchmarks()[b] for b in names], settings, eval_settings, llm)
 
 
 # --------------------------------------------------------------------------- Table 1
