@@ -1,6 +1,6 @@
 """General-capability evaluation (lm-evaluation-harness) launched through Dagster Pipes.
 
-Imports ``dagster_pipes`` (never ``dagster``); lm-eval, torch and transformers are
+Imports ``dagster_pipes`` (never ``dagster``; through ``pipes_entry``); lm-eval, torch and transformers are
 imported inside ``run_harness``. Settings come from the Pipes extras when Dagster
 launched the process, else from the command line::
 
@@ -27,10 +27,9 @@ import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from dagster_pipes import PipesEnvVarParamsLoader, open_dagster_pipes
-
 from hum_dagster.evaluation.fetch import default_cache_dir, is_remote, local_copy
 from hum_dagster.evaluation.harness import resolve_tasks, run_harness
+from hum_dagster.evaluation.pipes_entry import pipes_main
 from hum_dagster.store import fsio
 
 KNOWN = ("model", "adapter", "tasks", "include_path", "limit", "num_fewshot", "batch_size",
@@ -101,18 +100,11 @@ def run(values: Mapping[str, Any]) -> dict[str, Any]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     cli = parse_args(argv if argv is not None else sys.argv[1:])
-    in_pipes = PipesEnvVarParamsLoader().is_dagster_pipes_process()
-    with open_dagster_pipes() as pipes:
-        values = dict(pipes.extras) if in_pipes else {}
-        values.update(cli)  # flags override extras
-        if in_pipes:
-            pipes.log.info(f"lm-eval: {values.get('model')} on {values.get('tasks')}")
-        metadata = run(values)
-        if in_pipes:
-            pipes.report_asset_materialization(metadata=metadata)
-        else:
-            print(json.dumps(metadata))
-    return 0
+    return pipes_main(
+        cli,
+        lambda values, log: run(values),
+        lambda values: f"lm-eval: {values.get('model')} on {values.get('tasks')}",
+    )
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -424,6 +424,8 @@ def report_results(tables: dict[str, TableRef]) -> list[dict[str, Any]]:
     for key in sorted(tables):
         stored = json.loads(tables[key].meta["hum.eval"])
         for r in stored["results"]:
+            if "headlines" not in r:  # stored by code version 1 (one mode): re-materialize
+                continue
             records = {m: v["records"] for m, v in r["scores"].items() if isinstance(v, dict) and "records" in v}
             for mode in MODES:
                 out.append({"model": stored["lineage"]["model"], "benchmark": r["benchmark"],
