@@ -22,10 +22,11 @@ Modes
     ``strict``
         The answer is found in the output tolerantly (a JSON object anywhere in the
         text: prose or code fences around it are fine; other formats through the
-        project's parser, read without the schema so label names stay as written), then
-        matched with exact strings: no case folding, no whitespace stripping, no
-        label-name mapping. ``{"Person": ["Ann"]}`` for the label ``person`` and
-        ``" Ann "`` for ``Ann`` score 0.
+        project's parser), then matched with exact strings: no case folding, no
+        whitespace stripping, no label-name mapping. ``{"Person": ["Ann"]}`` for the
+        label ``person`` and ``" Ann "`` for ``Ann`` score 0. In a non-JSON answer a
+        tuple whose strings do not all occur in the output as written (a label the
+        parser mapped to the schema's) is a prediction that matches nothing.
     ``lenient``
         The tolerant reading of every output format the corpus teaches
         (``hum_dagster.synthesis.parser.parse_output`` with the instruction's schema,
@@ -224,6 +225,19 @@ def _project_parser():
     return parse_output
 
 
+NOT_VERBATIM = "\x00not written as such: "
+
+
+def _verbatim(tuples: dict[str, set], text: str) -> dict[str, set]:
+    """``strict`` on the project parser's reading: a tuple whose strings are not all in
+    the output as written (a label name the parser mapped to the schema's, a value it
+    rewrote) stays a prediction but can match nothing."""
+    return {
+        kind: {t if all(part in text for part in t) else (NOT_VERBATIM + t[0], *t[1:]) for t in found}
+        for kind, found in tuples.items()
+    }
+
+
 def _parse_any_format(task: str, text: str, schema: Any) -> Reading:
     parse_output = _project_parser()
     if parse_output is None:  # pragma: no cover
@@ -257,7 +271,10 @@ def read_output(task: str, text: str | None, mode: str, schema: Any = None) -> R
         value = None
     if isinstance(value, dict):
         return Reading(True, json_tuples(task, value, lenient), "json")
-    return _parse_any_format(task, text, schema if lenient else None)
+    reading = _parse_any_format(task, text, schema)
+    if lenient or not reading.ok:
+        return reading
+    return Reading(True, _verbatim(reading.tuples, text), reading.style)
 
 
 # --------------------------------------------------------------------------- gold

@@ -180,10 +180,16 @@ def test_other_formats_are_read_by_the_project_parser():
     s = score_f1(rows, {"a": "per: Ann\nloc: Paris"})["ner_f1"]
     assert counts(s["strict"]) == (1, 1, 2) and counts(s["lenient"]) == (1, 1, 2)
     assert s["iepile"]["parse_failures"] == 1  # not JSON
-    reading = read_output("NER", "PER: Ann", "strict", ["per"])
-    assert reading.ok and reading.tuples == {"ner": {("PER", "Ann")}}  # strict keeps the key
+    # the parser maps "PER" to the schema's "per": strict counts a prediction that is
+    # not written as such, which matches nothing; lenient takes the mapping
+    s = score_f1(rows, {"a": "PER: Ann"})["ner_f1"]
+    assert counts(s["strict"]) == (0, 1, 1) and counts(s["lenient"]) == (1, 1, 1)
     assert read_output("NER", "PER: Ann", "lenient", ["per"]).tuples == {"ner": {("per", "Ann")}}
     assert not read_output("NER", "", "lenient", ["per"]).ok
+    # truncated JSON is a failure, never tuples invented from the JSON's punctuation
+    for mode in ("strict", "lenient"):
+        cut = read_output("NER", '{"per": ["Ann"], "loc": [', mode, ["per", "loc"])
+        assert not cut.ok and cut.tuples == {}, mode
 
 
 @pytest.mark.parametrize(
