@@ -221,9 +221,11 @@ def chart_figure(rows: Sequence[Mapping[str, Any]], title: str = ""):
     fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(columns) + 2), 4.5))
     for i, model in enumerate(models):
         xs = [c + i * width for c in range(len(columns))]
-        values = [cell.get((model, b, m, s), 0.0) for _, b, m, s in columns]
-        bars = ax.bar(xs, values, width, label=model)
-        ax.bar_label(bars, labels=[f"{v:.1f}" for v in values], fontsize=7, padding=2)
+        values = [cell.get((model, b, m, s)) for _, b, m, s in columns]
+        bars = ax.bar(xs, [0.0 if v is None else v for v in values], width, label=model)
+        # a model without that score gets no bar and a dash, never a 0 that reads as one
+        ax.bar_label(bars, labels=["–" if v is None else f"{v:.1f}" for v in values],
+                     fontsize=7, padding=2)
     ax.set_xticks([c + 0.4 - width / 2 for c in range(len(columns))])
     ax.set_xticklabels([f"{b}\n{METRIC_LABEL.get(m, m)} ({s})" for _, b, m, s in columns], fontsize=7)
     ax.set_ylim(0, 100)

@@ -65,8 +65,9 @@ def test_chart_is_on_a_0_to_100_axis_with_labelled_bars():
     fig = chart_figure(rows)
     ax = fig.axes[0]
     assert ax.get_ylim() == (0.0, 100.0)
-    labels = {t.get_text() for t in ax.texts}
-    assert {"10.0", "30.0", "80.0", "40.0"} <= labels
+    labels = [t.get_text() for t in ax.texts]
+    assert {"10.0", "30.0", "80.0", "40.0"} <= set(labels)
+    assert labels.count("–") == 4 and "0.0" not in labels  # missing scores are not zeros
     png = chart_png(rows)
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
     md = chart_markdown(png)
