@@ -9,8 +9,8 @@ import dagster as dg
 from hum_dagster.defs.corpus.assets import hum_corpus
 from hum_dagster.defs.corpus.jobs import build_corpus_job
 from hum_dagster.defs.dictionary.assets import schema_dictionary
-from hum_dagster.defs.evaluation.assets import EvalSettings, eval_report, eval_scores
-from hum_dagster.defs.evaluation.jobs import evaluate_job, report_job
+from hum_dagster.defs.evaluation.assets import EVALUATION_ASSETS, EVALUATION_CHECKS, EvalSettings
+from hum_dagster.defs.evaluation.jobs import EVALUATION_JOBS
 from hum_dagster.defs.operations.audit import lineage_audit
 from hum_dagster.defs.operations.automation import JOBS as OPS_JOBS
 from hum_dagster.defs.operations.automation import SCHEDULES, SENSORS
@@ -53,13 +53,14 @@ def build_definitions(root: str | None = None) -> dg.Definitions:
     return dg.Definitions(
         assets=[
             raw_sources, basic_instructions, schema_dictionary, compound_instructions, hum_corpus,
-            eval_scores, eval_report, *training_assets, lineage_audit,
+            *EVALUATION_ASSETS, *training_assets, lineage_audit,
         ],
+        asset_checks=[*EVALUATION_CHECKS],
         schedules=SCHEDULES,
         sensors=SENSORS,
         jobs=[
             synthesize_source_job, compound_job, build_corpus_job, base_model_job, finetune_job,
-            evaluate_job, report_job, *OPS_JOBS,
+            *EVALUATION_JOBS, *OPS_JOBS,
         ],
         resources={
             "io_manager": TableIOManager(root=root),

@@ -178,23 +178,27 @@ def _run_evaluation(defs, instance, quiet, trained: list[str]) -> list[str]:
     the report; lines for the summary."""
     import dagster as dg
 
-    from hum_dagster.defs.evaluation.assets import benchmarks, models
+    from hum_dagster.defs.evaluation.assets import benchmarks, finetuned_models, listed_models
     from hum_dagster.paths import shared_data_dir
 
     if not shared_data_dir().is_dir():
         return [f"skipped: benchmark data not found at {shared_data_dir()} (set HUM_SHARED_DATA)"]
     job = defs.resolve_job_def("evaluate_model")
     lines = []
-    chosen = [name for name, spec in models().items() if not spec.adapter] + trained
-    for model in sorted(chosen):
-        for bench in sorted(benchmarks()):
-            key = dg.MultiPartitionKey({"model": model, "benchmark": bench})
-            result = job.execute_in_process(
-                partition_key=key, instance=instance, raise_on_error=False, run_config=quiet
-            )
-            if not result.success:
-                lines.append(f"{model} x {bench}: FAILED: {_failure(result)}")
-            print(f"  eval {model} x {bench:<20} {'ok' if result.success else 'FAILED'}", flush=True)
+    runs = [(job, dg.MultiPartitionKey({"model": m, "benchmark": b}), f"{m} x {b}")
+            for m, spec in sorted(listed_models().items()) if not spec.adapter for b in sorted(benchmarks())]
+    checkpoint_job = defs.resolve_job_def("evaluate_checkpoint")  # every benchmark at once
+    for model in sorted(trained):
+        base, variant = finetuned_models()[model]
+        key = dg.MultiPartitionKey({"base_model": base, "corpus_variant": variant})
+        runs.append((checkpoint_job, key, f"{model} x all benchmarks"))
+    for run_job, key, name in runs:
+        result = run_job.execute_in_process(
+            partition_key=key, instance=instance, raise_on_error=False, run_config=quiet
+        )
+        if not result.success:
+            lines.append(f"{name}: FAILED: {_failure(result)}")
+        print(f"  eval {name:<40} {'ok' if result.success else 'FAILED'}", flush=True)
     report = defs.resolve_job_def("build_eval_report").execute_in_process(
         instance=instance, raise_on_error=False, run_config=quiet
     )
@@ -318,6 +322,8 @@ def build_parser() -> argparse.ArgumentParser:
     from hum_dagster.cli import audit as audit_cli
 
     audit_cli.add_parser(sub)
+    from hum_dagster.cli import score as score_cli
+    score_cli.add_parser(sub)
 
     sub.add_parser("convert", help="IEPile-compatible converter (see `hum convert --help`)", add_help=False)
     return parser

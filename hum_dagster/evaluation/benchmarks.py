@@ -16,6 +16,8 @@ chunk so that chunk predictions merge per record):
   of the benchmark's ``LabelSchema``; every row says which builder made it
   (``eval_builder``).
 
+Without a sample size every record of the file is evaluated, repeats included (each
+gets an id of its own, ``distinct_records``), as the dataset's authors count them.
 Sampling is deterministic and order-free: the records kept are those with the smallest
 ``blake2b(seed | record_id)``, so a sample of n is inside the sample of n + 1, on any
 machine, in any order. No Dagster imports.
@@ -23,10 +25,12 @@ machine, in any order. No Dagster imports.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
 import re
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -150,6 +154,19 @@ def get_benchmark(name: str, path: str | os.PathLike[str] | None = None) -> Benc
 
 def sample_key(seed: int, record_id: str) -> str:
     return hashlib.blake2b(f"{seed}|{record_id}".encode(), digest_size=16).hexdigest()
+
+
+def distinct_records(records: Sequence[Record]) -> list[Record]:
+    """Every record of a benchmark file, each with its own id: the n-th repeat (n >= 1)
+    of a record id (the same text and gold, kept as the dataset's authors count it)
+    becomes ``<id>~<n>``, so its chunks are scored as a record of their own."""
+    seen: Counter[str] = Counter()
+    out = []
+    for record in records:
+        n = seen[record.record_id]
+        seen[record.record_id] += 1
+        out.append(record if n == 0 else dataclasses.replace(record, record_id=f"{record.record_id}~{n}"))
+    return out
 
 
 def sample_records(records: Sequence[Record], sample_size: int | None, seed: int) -> list[Record]:
@@ -292,7 +309,7 @@ def build_eval_instructions(
     if style not in STYLES:
         raise ValueError(f"style must be one of {STYLES}, got {style!r}")
     result = read if read is not None else benchmark.read()
-    records = sample_records(result.records, sample_size, seed)
+    records = sample_records(distinct_records(result.records), sample_size, seed)
     config = BasicConfig(mode="test", seed=seed)
     rows = list(synthesize_basic(records, result.schema, config, tasks=benchmark.tasks))
     builder_name = "basic"
@@ -334,6 +351,7 @@ __all__ = [
     "STYLES",
     "build_eval_instructions",
     "describe_eval_instructions",
+    "distinct_records",
     "get_benchmark",
     "label_name_descriptions",
     "load_benchmarks",

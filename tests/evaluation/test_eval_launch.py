@@ -6,12 +6,16 @@ from __future__ import annotations
 import json
 import sys
 
+import dagster as dg
 import pytest
 
 from hum_dagster.defs.evaluation.assets import (
     EvalSettings,
+    checkpoint_model,
     eval_partitions,
     finetuned_model_name,
+    finetuned_models,
+    listed_models,
     model_for_run,
     models,
 )
@@ -151,7 +155,9 @@ def test_finetuned_models_resolve_against_the_run_storage_root(tmp_path):
     base = sorted(base_model_specs())[0]
     name = finetuned_model_name(base, "full")
     keys = set(eval_partitions.get_partitions_def_for_dimension("model").get_partition_keys())
-    assert name in keys and set(models()) == keys  # static partition keys
+    # eval_scores: the listed models only; a checkpoint is a finetuned_eval_scores partition
+    assert name not in keys and keys == set(listed_models()) and set(models()) == keys | set(finetuned_models())
+    assert checkpoint_model(dg.MultiPartitionKey({"base_model": base, "corpus_variant": "full"})) == name
     assert not models()[name].adapter.startswith("/")  # no storage root baked in at import
     spec = model_for_run(name, "s3://bucket/run-a")
     assert spec.backend == "transformers"

@@ -1,4 +1,4 @@
-"""The vllm evaluation backend wired end to end: ``eval_scores`` writes the prompts to
+"""The vllm evaluation backend wired end to end: ``finetuned_eval_scores`` writes the prompts to
 storage, launches the real ``hum_dagster.evaluation.vllm_entry`` through the real
 ``PipesSubprocessClient``, reads the generations back and scores them.
 
@@ -17,7 +17,11 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from hum_dagster.defs.evaluation.assets import EvalSettings, eval_scores, finetuned_model_name
+from hum_dagster.defs.evaluation.assets import (
+    EvalSettings,
+    finetuned_eval_scores,
+    finetuned_model_name,
+)
 from hum_dagster.defs.resources.io_manager import TableIOManager
 from hum_dagster.defs.resources.launchers import EvalLauncher
 from hum_dagster.defs.resources.llm import LLMResource
@@ -74,12 +78,17 @@ def fake_calls(tmp_path: Path) -> list[dict]:
 ADAPTER_CONFIG = {"r": 8, "lora_alpha": 16, "peft_type": "LORA", "target_modules": ["q_proj"]}
 
 
-def materialize(root: str, eval_settings: EvalSettings, model: str):
+def checkpoint_key(base: str) -> dg.MultiPartitionKey:
+    return dg.MultiPartitionKey({"base_model": base, "corpus_variant": "full"})
+
+
+def materialize(root: str, eval_settings: EvalSettings, base: str):
+    """``finetuned_eval_scores`` of ``base``'s full checkpoint (``eval_settings`` names
+    the benchmarks: BENCH)."""
     instance = dg.DagsterInstance.ephemeral()
-    key = dg.MultiPartitionKey({"model": model, "benchmark": BENCH})
     result = dg.materialize(
-        [eval_scores],
-        partition_key=key,
+        [finetuned_eval_scores],
+        partition_key=checkpoint_key(base),
         instance=instance,
         resources={
             "io_manager": TableIOManager(root=root),
@@ -115,9 +124,9 @@ def test_finetuned_checkpoint_through_vllm_pipes_subprocess(tmp_path, shared_dat
     launcher = EvalLauncher(env=fake_env(tmp_path))
     settings = EvalSettings(
         sample_size=SAMPLE, styles=["B", "C"], max_new_tokens=48, seed=SEED,
-        finetuned_backend="vllm", launcher=launcher,
+        finetuned_backend="vllm", launcher=launcher, benchmarks=[BENCH],
     )
-    meta, messages = materialize(str(root), settings, model)
+    meta, messages = materialize(str(root), settings, base)
 
     # what reached vLLM: one engine with LoRA on the stored base model, one chat call
     # with every prompt of both styles, the paper's sampling settings, the adapter
@@ -146,7 +155,7 @@ def test_finetuned_checkpoint_through_vllm_pipes_subprocess(tmp_path, shared_dat
     assert meta["instructions"].value == 2 * SAMPLE
 
     # the stored generations are the fake's answers, row by row
-    stored = read_table(f"{root}/eval_scores/benchmark={BENCH}/model={model}.parquet").df
+    stored = read_table(f"{root}/finetuned_eval_scores/base_model={base}/corpus_variant=full.parquet").df
     assert stored.height == 2 * SAMPLE
     for row in stored.iter_rows(named=True):
         assert row["generation"] == answers[row["instruction"]]
@@ -175,9 +184,9 @@ def test_vllm_from_s3_storage_greedy(tmp_path, shared_data, finetuned, s3_bucket
 
     settings = EvalSettings(
         sample_size=SAMPLE, styles=["B", "C"], greedy=True, max_new_tokens=16, seed=SEED,
-        finetuned_backend="vllm", launcher=EvalLauncher(env=fake_env(tmp_path)),
+        finetuned_backend="vllm", launcher=EvalLauncher(env=fake_env(tmp_path)), benchmarks=[BENCH],
     )
-    meta, _ = materialize(root, settings, model)
+    meta, _ = materialize(root, settings, base)
 
     init, chat = fake_calls(tmp_path)
     cache = tmp_path / "home" / "model_cache"
@@ -198,11 +207,11 @@ def test_missing_adapter_fails_before_launching(tmp_path, shared_data, finetuned
     base, model = finetuned
     root = tmp_path / "storage"
     settings = EvalSettings(
-        sample_size=SAMPLE, finetuned_backend="vllm", launcher=EvalLauncher(env=fake_env(tmp_path))
+        sample_size=SAMPLE, finetuned_backend="vllm", launcher=EvalLauncher(env=fake_env(tmp_path)),
+        benchmarks=[BENCH],
     )
-    key = dg.MultiPartitionKey({"model": model, "benchmark": BENCH})
     result = dg.materialize(
-        [eval_scores], partition_key=key, raise_on_error=False,
+        [finetuned_eval_scores], partition_key=checkpoint_key(base), raise_on_error=False,
         resources={"io_manager": TableIOManager(root=str(root)),
                    "settings": HumSettings(storage_root=str(root)),
                    "eval_settings": settings, "llm": LLMResource(mode="offline")},
