@@ -132,27 +132,16 @@ def test_bad_benchmark_files(tmp_path, shared_data, monkeypatch):
 
 def test_every_record_is_scored_repeats_included(benchmarks):
     """A benchmark file's repeated records (CrossNER science repeats 7 sentences) are each
-    scored as a record, whatever the reader does with them: here the repeats are put back
-    into the read result, as a reader that keeps test-split duplicates gives them."""
-    import dataclasses
-
+    scored as a record: the reader keeps a test split's repeats as records of their own."""
     from hum_dagster.evaluation.metrics import score_f1
-    from hum_dagster.records import ReadResult
 
     bench = benchmarks["crossner_science"]
-    read = bench.read()
-    by_text = {r.text: r for r in read.records}
-    repeats = []
-    for bad in read.quarantine:
-        if bad.reason.startswith("duplicate of"):
-            line = int(bad.reason.rsplit(":", 1)[1])
-            first = next(r for r in read.records if r.origin.endswith(f":{line}"))
-            repeats.append(dataclasses.replace(by_text[first.text], origin=bad.origin))
-    kept = ReadResult(records=[*read.records, *repeats], quarantine=[], schema=read.schema,
-                      files=read.files)
+    kept = bench.read()
+    assert len(kept.records) == 543 and len(kept.duplicates) == 7
+    assert len({r.record_id for r in kept.records}) == 543  # each repeat has its own id
     rows = build_eval_instructions(bench, "B", None, read=kept)
     records = describe_eval_instructions(rows)["records"]
-    assert records == len(read.records) + len(repeats) == 543 and len(repeats) == 7
+    assert records == 543
     assert len({r["instruction_id"] for r in rows}) == len(rows)  # no chunk merged away
     scores = score_f1(rows, {})["ner_f1"]
     assert scores["records"] == 543 and scores["missing"] == len(rows)
