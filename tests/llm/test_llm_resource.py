@@ -34,10 +34,10 @@ def test_live_resource_in_an_asset(tmp_path, monkeypatch):
             base_url=fake.base_url,
             model="res-model",
             api_key_env="HUM_TEST_LLM_KEY",
-            temperature=0.0,
+            temperature="0",
             max_tokens=64,
             structured_output="none",
-            price_in_per_m=1.0,
+            prices="res-model=1/0",
         )
 
         @dg.asset(pool=LLM_POOL)
