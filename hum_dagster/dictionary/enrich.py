@@ -25,6 +25,7 @@ from hum_dagster.dictionary.gates import GateContext, gate_answer
 from hum_dagster.dictionary.model import LabelEntry, SchemaDictionary, Text
 from hum_dagster.llm.report import StepReport
 from hum_dagster.llm.types import LLMFailure, LLMRequest, LLMResponse, LLMRunner
+from hum_dagster.llm.usage import reason_category
 from hum_dagster.paths import ASSETS_DIR
 
 PROMPTS_DIR = ASSETS_DIR / "prompts"
@@ -152,7 +153,7 @@ class LLMUsage:
 
 def _reason_class(reason: str) -> str:
     """``"invalid: descriptions must be ..."`` counts under ``"invalid"``."""
-    return reason.split(":", 1)[0].strip() or reason
+    return reason_category(reason)
 
 
 def enrich_with_llm(

@@ -77,13 +77,96 @@ _CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 _LATIN = re.compile(r"[A-Za-z]")
 _EN_WORD = re.compile(r"[A-Za-z]+(?:['’-][A-Za-z]+)*")
 _CONNECTORS = frozenset(
-    ["and", "of", "the", "de", "da", "del", "della", "der", "di", "du", "la", "le", "van", "von", "y", "for", "in", "on", "at", "&", "-"]
+    [
+        "and",
+        "of",
+        "the",
+        "de",
+        "da",
+        "del",
+        "della",
+        "der",
+        "di",
+        "du",
+        "la",
+        "le",
+        "van",
+        "von",
+        "y",
+        "for",
+        "in",
+        "on",
+        "at",
+        "&",
+        "-",
+    ]
 )
 _STOPWORDS = _CONNECTORS | frozenset(
-    ["a", "an", "or", "with", "who", "whom", "which", "that", "this", "these", "those", "are", "is", "was", "were", "be", "been", "its", "it", "any", "all", "not", "no", "by", "from", "as", "to", "into", "such", "other", "than", "also", "e.g", "i.e", "etc"]
+    [
+        "a",
+        "an",
+        "or",
+        "with",
+        "who",
+        "whom",
+        "which",
+        "that",
+        "this",
+        "these",
+        "those",
+        "are",
+        "is",
+        "was",
+        "were",
+        "be",
+        "been",
+        "its",
+        "it",
+        "any",
+        "all",
+        "not",
+        "no",
+        "by",
+        "from",
+        "as",
+        "to",
+        "into",
+        "such",
+        "other",
+        "than",
+        "also",
+        "e.g",
+        "i.e",
+        "etc",
+    ]
 )
 _SCHEMA_KEYS = frozenset(
-    ["descriptions", "description", "synonyms", "synonym", "label", "labels", "kind", "task", "schema", "input", "output", "instruction", "positives", "negatives", "candidates", "relabelled", "new_rule", "original_rule", "json", "value", "values", "text", "type", "answer"]
+    [
+        "descriptions",
+        "description",
+        "synonyms",
+        "synonym",
+        "label",
+        "labels",
+        "kind",
+        "task",
+        "schema",
+        "input",
+        "output",
+        "instruction",
+        "positives",
+        "negatives",
+        "candidates",
+        "relabelled",
+        "new_rule",
+        "original_rule",
+        "json",
+        "value",
+        "values",
+        "text",
+        "type",
+        "answer",
+    ]
 )
 _PROMPT_ECHOES = (
     "known descriptions",
@@ -105,7 +188,28 @@ _PLACEHOLDER = re.compile(
     re.IGNORECASE,
 )
 _EMPTYISH = frozenset(
-    ["n/a", "na", "none", "null", "nil", "tbd", "todo", "unknown", "...", "…", "-", "--", "?", "??", "xxx", "etc", "etc.", "无", "暂无", "未知"]
+    [
+        "n/a",
+        "na",
+        "none",
+        "null",
+        "nil",
+        "tbd",
+        "todo",
+        "unknown",
+        "...",
+        "…",
+        "-",
+        "--",
+        "?",
+        "??",
+        "xxx",
+        "etc",
+        "etc.",
+        "无",
+        "暂无",
+        "未知",
+    ]
 )
 _JSONISH = re.compile(r'"\s*:|:\s*"|"\s*,\s*"|\\n|\\"')
 _DATE_OR_NUMBER_TOKEN = re.compile(
@@ -252,13 +356,17 @@ def _common(kind: str, key: str, value: Any) -> tuple[str | None, Rejection | No
         or low.strip("\"' .:") in _SCHEMA_KEYS
         or any(echo in low for echo in _PROMPT_ECHOES)
     ):
-        return None, Rejection(kind, key, value, JSON_ECHO, "JSON syntax, a schema key or the prompt echoed")
+        return None, Rejection(
+            kind, key, value, JSON_ECHO, "JSON syntax, a schema key or the prompt echoed"
+        )
     if low in _EMPTYISH or _PLACEHOLDER.fullmatch(text.strip("\"'.")):
         return None, Rejection(kind, key, value, PLACEHOLDER, "a placeholder, not a written value")
     if _DATE_OR_NUMBER_TOKEN.search(text):
         cjk, latin = _scripts(_DATE_OR_NUMBER_TOKEN.sub(" ", text))
         if cjk + latin < 2:
-            return None, Rejection(kind, key, value, DATE_OR_NUMBER, "a date, a time stamp or a number")
+            return None, Rejection(
+                kind, key, value, DATE_OR_NUMBER, "a date, a time stamp or a number"
+            )
     return text, None
 
 
@@ -286,21 +394,39 @@ def check_description(value: Any, entry: LabelEntry, ctx: GateContext) -> Reject
     form = norm(text)
     if form in ctx.values:
         owners = ", ".join(sorted(ctx.values[form])[:3])
-        return Rejection(DESCRIPTION, key, value, ENTITY, f"a gold value of {owners}, not a description")
+        return Rejection(
+            DESCRIPTION, key, value, ENTITY, f"a gold value of {owners}, not a description"
+        )
     name = _name_norm(text)
     if name in ctx.names or name in ctx.variants:
-        return Rejection(DESCRIPTION, key, value, LABEL_NAME, "a label name, not a sentence about the label")
+        return Rejection(
+            DESCRIPTION, key, value, LABEL_NAME, "a label name, not a sentence about the label"
+        )
     if not want_cjk and _title_case(text):
         return Rejection(DESCRIPTION, key, value, ENTITY, "a proper-name phrase, not a sentence")
     if len(text) >= 4 and ctx.in_inputs(text, bounded=not want_cjk):
         return Rejection(DESCRIPTION, key, value, INPUT_SPAN, "copied out of an input text")
     if want_cjk:
         if len(_CJK.findall(text)) < MIN_DESCRIPTION_CJK:
-            return Rejection(DESCRIPTION, key, value, FRAGMENT, f"fewer than {MIN_DESCRIPTION_CJK} Chinese characters")
+            return Rejection(
+                DESCRIPTION,
+                key,
+                value,
+                FRAGMENT,
+                f"fewer than {MIN_DESCRIPTION_CJK} Chinese characters",
+            )
     elif len(_EN_WORD.findall(text)) < MIN_DESCRIPTION_WORDS:
-        return Rejection(DESCRIPTION, key, value, FRAGMENT, f"fewer than {MIN_DESCRIPTION_WORDS} words: not a sentence")
+        return Rejection(
+            DESCRIPTION,
+            key,
+            value,
+            FRAGMENT,
+            f"fewer than {MIN_DESCRIPTION_WORDS} words: not a sentence",
+        )
     if len(text) > MAX_DESCRIPTION:
-        return Rejection(DESCRIPTION, key, value, TOO_LONG, f"longer than {MAX_DESCRIPTION} characters")
+        return Rejection(
+            DESCRIPTION, key, value, TOO_LONG, f"longer than {MAX_DESCRIPTION} characters"
+        )
     return None
 
 
@@ -336,7 +462,9 @@ def check_synonym(value: Any, entry: LabelEntry, ctx: GateContext) -> Rejection 
     form = norm(text)
     if form in ctx.values:
         owners = ", ".join(sorted(ctx.values[form])[:3])
-        return Rejection(SYNONYM, key, value, LABEL_VALUE, f"a gold value of {owners}, not a label name")
+        return Rejection(
+            SYNONYM, key, value, LABEL_VALUE, f"a gold value of {owners}, not a label name"
+        )
     if any(ch.isupper() for ch in text) and ctx.in_inputs(text):
         return Rejection(SYNONYM, key, value, INPUT_SPAN, "a capitalised span of the inputs")
     if (
@@ -347,7 +475,10 @@ def check_synonym(value: Any, entry: LabelEntry, ctx: GateContext) -> Rejection 
         and not ctx.in_inputs(text.lower())
     ):
         return Rejection(
-            SYNONYM, key, value, PROPER_NAME,
+            SYNONYM,
+            key,
+            value,
+            PROPER_NAME,
             "a capitalised name: it shares no word with the label, its descriptions or "
             "variants, and the inputs never write it in lower case",
         )
@@ -389,22 +520,36 @@ def check_example(
     if not negative:
         if entry.kind == CLASS_LABEL:
             if norm(value) != norm(entry.label):
-                return Rejection(kind, key, value, SPAN_NOT_IN_TEXT, "a class example's value is its label")
+                return Rejection(
+                    kind, key, value, SPAN_NOT_IN_TEXT, "a class example's value is its label"
+                )
             return None
         spans = list(pair) if pair is not None else [value]
         missing = [s for s in spans if s not in text]
         if missing:
-            return Rejection(kind, key, value, SPAN_NOT_IN_TEXT, f"{missing[0]!r} does not occur in the example text")
+            return Rejection(
+                kind,
+                key,
+                value,
+                SPAN_NOT_IN_TEXT,
+                f"{missing[0]!r} does not occur in the example text",
+            )
         return None
     if pair is not None:
         gold = ctx.gold_pairs.get(key, set())
         if (norm(pair[0]), norm(pair[1])) in gold:
-            return Rejection(kind, key, value, NEGATIVE_IS_GOLD, "the pair is a gold annotation of the label")
+            return Rejection(
+                kind, key, value, NEGATIVE_IS_GOLD, "the pair is a gold annotation of the label"
+            )
         if symmetric and (norm(pair[1]), norm(pair[0])) in gold:
-            return Rejection(kind, key, value, SWAPPED_SYMMETRIC, "a swapped gold pair of a symmetric relation")
+            return Rejection(
+                kind, key, value, SWAPPED_SYMMETRIC, "a swapped gold pair of a symmetric relation"
+            )
         return None
     if entry.kind != CLASS_LABEL and norm(value) in ctx.gold_spans.get(key, set()):
-        return Rejection(kind, key, value, NEGATIVE_IS_GOLD, "the span is a gold annotation of the label")
+        return Rejection(
+            kind, key, value, NEGATIVE_IS_GOLD, "the span is a gold annotation of the label"
+        )
     return None
 
 

@@ -254,7 +254,6 @@ class StepReport:
             "rejected_sample": self.rejected_sample,
         }
 
-
     @classmethod
     def from_json(cls, data: Mapping[str, Any] | None, step: str = "") -> StepReport:
         data = dict(data or {})

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 
 
 def reason_category(reason: str) -> str:
-    """``"invalid: missing key"`` -> ``"invalid"``: the part before the first colon."""
-    return reason.split(":", 1)[0].strip() or "unknown"
+    """``"invalid: missing key"`` -> ``"invalid"``, ``"timeout (gave up after 7 calls)"``
+    -> ``"timeout"``: the leading word of the reason."""
+    found = re.match(r"\s*([A-Za-z0-9_]+)", reason or "")
+    return found.group(1) if found else "unknown"
 
 
 @dataclass

@@ -26,6 +26,7 @@ from typing import Any
 
 from hum_dagster.llm.report import StepReport
 from hum_dagster.llm.types import LLMRequest
+from hum_dagster.llm.usage import reason_category
 from hum_dagster.paths import ASSETS_DIR
 from hum_dagster.store.jsonfile import read_json_object
 
@@ -178,7 +179,7 @@ def preference_step_report(
     report.cached = int(usage_hint.get("cached") or 0)
     report.answered = int(usage_hint.get("responses") or 0) - report.cached
     for reason, n in sorted((usage_hint.get("failures_by_reason") or {}).items()):
-        report.failures[reason] += int(n)
+        report.failures[reason_category(reason)] += int(n)
     if report.requests:  # only a run that asked: the runner's last usage is this step's
         report.count_usage(getattr(runner, "last_usage", None))
     for r in rejections:

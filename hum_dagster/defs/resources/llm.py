@@ -131,13 +131,20 @@ class LLMResource(dg.ConfigurableResource):
 
 def llm_resource_from_env(environ: Mapping[str, str] | None = None) -> LLMResource:
     """The resource with a ``dg.EnvVar`` for every variable of ``ENV_FIELDS`` that is set
-    (and not empty) in ``environ`` (default: the process environment); the others keep
-    their defaults. The values themselves are read when a run is launched."""
+    in ``environ`` (default: the process environment; a number variable only when not
+    empty, while an empty text variable means "" — ``HUM_LLM_API_KEY_ENV=""``: the server
+    needs no key); the others keep their defaults. The values themselves are read when a
+    run is launched."""
     environ = os.environ if environ is None else environ
     fields: dict[str, object] = {}
     for name, (variable, kind) in ENV_FIELDS.items():
-        if str(environ.get(variable, "")).strip():
-            fields[name] = dg.EnvVar.int(variable) if kind == "int" else dg.EnvVar(variable)
+        if variable not in environ:
+            continue
+        if kind == "int":
+            if str(environ[variable]).strip():
+                fields[name] = dg.EnvVar.int(variable)
+        else:
+            fields[name] = dg.EnvVar(variable)
     return LLMResource(**fields)
 
 
