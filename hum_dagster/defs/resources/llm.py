@@ -148,6 +148,26 @@ def llm_resource_from_env(environ: Mapping[str, str] | None = None) -> LLMResour
     return LLMResource(**fields)
 
 
+def llm_resource_now(environ: Mapping[str, str] | None = None) -> LLMResource:
+    """The same settings as ``llm_resource_from_env``, read now (plain values, not
+    ``EnvVar``s): for commands outside a run, such as ``hum plan``."""
+    environ = os.environ if environ is None else environ
+    fields: dict[str, object] = {}
+    for name, (variable, kind) in ENV_FIELDS.items():
+        if variable not in environ:
+            continue
+        value = environ[variable]
+        if kind == "int":
+            if value.strip():
+                try:
+                    fields[name] = int(value)
+                except ValueError:
+                    raise LLMConfigError(f"{variable} must be a whole number, not {value!r}") from None
+        else:
+            fields[name] = value
+    return LLMResource(**fields)
+
+
 # --------------------------------------------------------------------------- step checks
 
 LLM_ANSWERED_CHECK = "llm_requests_answered"

