@@ -521,13 +521,15 @@ class OpenAIRunner:
         calls = 0
         transport_try = 0
         while True:
-            structured = config.structured_output
-            if structured == "auto":
-                structured = _STRUCTURED_LEARNT.get(learnt, "json_schema")
-            body = request_body(config, request, attempt=attempt, structured=structured)
-            estimate = estimate_tokens(body)
             wait: float | None = None
             async with run.semaphore:  # then the budgets, so a pause holds back every slot
+                # the body is built once a slot is ours: a structured-output mode learnt
+                # while this request waited (a server refusing json_schema) applies to it
+                structured = config.structured_output
+                if structured == "auto":
+                    structured = _STRUCTURED_LEARNT.get(learnt, "json_schema")
+                body = request_body(config, request, attempt=attempt, structured=structured)
+                estimate = estimate_tokens(body)
                 await run.limiter.acquire(estimate)
                 calls += 1
                 run.usage.requests_sent += 1

@@ -284,39 +284,50 @@ def _messages_tokens(tokenizer: Any, bodies: Sequence[dict[str, Any]]) -> list[i
     return out
 
 
-def cache_step_stats(cache: ResponseCache | None) -> dict[str, dict[str, float]]:
-    """Per step: answers in the cache, their mean completion tokens, and the mean tries a
-    request took (answers: ``attempt`` + 1; failures: their ``attempts``)."""
+def cache_step_stats(cache: ResponseCache | None, model: str | None = None) -> dict[str, dict[str, Any]]:
+    """Per step: answers in the cache, their mean completion tokens, the mean tries a
+    request took (answers: ``attempt`` + 1; failures: their ``attempts``) and the
+    structured-output mode most answers came with. Answers of ``model`` (the served or
+    answering model) are used when the cache holds some, else all answers."""
     if cache is None:
         return {}
     cache.refresh()
+    entries = [e for e in (cache.get(k) for k in cache) if e is not None]
+    if model is not None:
+        mine = [e for e in entries if model in (e.get("served_model"), e.get("model"))]
+        entries = mine or entries
     completion: dict[str, list[int]] = {}
     tries: dict[str, list[int]] = {}
-    for key in cache:
-        entry = cache.get(key)
-        if entry is None:
-            continue
+    modes: dict[str, Counter[str]] = {}
+    for entry in entries:
         step = str(entry.get("step", ""))
         completion.setdefault(step, []).append(
             int((entry.get("usage") or {}).get("completion_tokens", 0))
         )
         tries.setdefault(step, []).append(int(entry.get("attempt", 0)) + 1)
+        if entry.get("structured_output"):
+            modes.setdefault(step, Counter())[str(entry["structured_output"])] += 1
     for failure in cache.failures():
         tries.setdefault(str(failure.get("step", "")), []).append(int(failure.get("attempts") or 1))
-    out = {}
+    out: dict[str, dict[str, Any]] = {}
     for step, values in completion.items():
         t = tries.get(step, [1])
         out[step] = {
             "answers": len(values),
             "mean_completion": sum(values) / len(values),
             "mean_tries": sum(t) / len(t),
+            "structured": modes[step].most_common(1)[0][0] if step in modes else None,
         }
     return out
 
 
-def _structured(config: ClientConfig) -> str:
-    """The structured-output mode the first call will use (auto starts with json_schema)."""
-    return "json_schema" if config.structured_output == "auto" else config.structured_output
+def _structured(config: ClientConfig, learnt: str | None = None) -> str:
+    """The structured-output mode calls will use: the configured one, or for ``auto``
+    what the cache's answers came with (a server that refuses json_schema falls back to
+    json_object, which puts the schema in the prompt), else json_schema."""
+    if config.structured_output != "auto":
+        return config.structured_output
+    return learnt or "json_schema"
 
 
 def plan_llm_steps(
@@ -364,9 +375,8 @@ def plan_llm_steps(
                 if e.parent is None and e.descriptions
             }
             preference_rows(rows, PreferenceConfig(seed=seed), runner, descriptions)
-    stats = cache_step_stats(cache)
+    stats = cache_step_stats(cache, config.model)
     steps = {s: StepPlan(s) for s in STEPS}
-    structured = _structured(config)
     sent_keys: set[str] = set()
     bodies: dict[str, list[dict[str, Any]]] = {s: [] for s in STEPS}
     for planned in runner.seen:
@@ -381,8 +391,9 @@ def plan_llm_steps(
             sent_keys.add(planned.key)
             step.to_send += 1
             src["to_send"] += 1
+            learnt = (stats.get(planned.step) or {}).get("structured")
             bodies.setdefault(planned.step, []).append(
-                request_body(config, planned.request, structured=structured)
+                request_body(config, planned.request, structured=_structured(config, learnt))
             )
     for name, step in steps.items():
         per_request = _messages_tokens(tokenizer, bodies.get(name, []))
@@ -413,11 +424,13 @@ def plan_llm_steps(
                 / 1e6,
                 6,
             )
-    if structured == "json_schema" and config.structured_output == "auto":
+    if config.structured_output == "auto" and not all(
+        (stats.get(name) or {}).get("structured") for name, step in steps.items() if step.to_send
+    ):
         notes.append(
-            "structured output 'auto' starts with json_schema (no schema text in the prompt); a "
-            "server that refuses it (llama.cpp) gets the schema as a system hint instead, which "
-            "adds prompt tokens: set HUM_LLM_STRUCTURED_OUTPUT=json_object for such a server"
+            "structured output 'auto' with no cached answer to learn from: prompts are counted "
+            "as json_schema requests (no schema text in the prompt); a server that refuses "
+            "json_schema (llama.cpp) gets the schema as a system hint, which adds prompt tokens"
         )
     return steps, rows_by_source, notes
 
