@@ -376,6 +376,10 @@ def plan_llm_steps(
             }
             preference_rows(rows, PreferenceConfig(seed=seed), runner, descriptions)
     stats = cache_step_stats(cache, config.model)
+    # the mode a server takes is the server's, not the step's: a step with no cached answer
+    # yet takes the mode most of the model's cached answers came with
+    modes = Counter(v["structured"] for v in stats.values() if v.get("structured"))
+    server_mode = modes.most_common(1)[0][0] if modes else None
     steps = {s: StepPlan(s) for s in STEPS}
     sent_keys: set[str] = set()
     bodies: dict[str, list[dict[str, Any]]] = {s: [] for s in STEPS}
@@ -391,7 +395,7 @@ def plan_llm_steps(
             sent_keys.add(planned.key)
             step.to_send += 1
             src["to_send"] += 1
-            learnt = (stats.get(planned.step) or {}).get("structured")
+            learnt = (stats.get(planned.step) or {}).get("structured") or server_mode
             bodies.setdefault(planned.step, []).append(
                 request_body(config, planned.request, structured=_structured(config, learnt))
             )
@@ -424,9 +428,7 @@ def plan_llm_steps(
                 / 1e6,
                 6,
             )
-    if config.structured_output == "auto" and not all(
-        (stats.get(name) or {}).get("structured") for name, step in steps.items() if step.to_send
-    ):
+    if config.structured_output == "auto" and server_mode is None:
         notes.append(
             "structured output 'auto' with no cached answer to learn from: prompts are counted "
             "as json_schema requests (no schema text in the prompt); a server that refuses "

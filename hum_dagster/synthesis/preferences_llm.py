@@ -182,6 +182,8 @@ def preference_step_report(
         report.failures[reason_category(reason)] += int(n)
     if report.requests:  # only a run that asked: the runner's last usage is this step's
         report.count_usage(getattr(runner, "last_usage", None))
+    elif getattr(getattr(runner, "config", None), "priced", False):
+        report.cost_usd = 0.0  # nothing asked, at a known price
     for r in rejections:
         if r.get("source") != "llm":
             continue

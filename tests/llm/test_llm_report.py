@@ -117,3 +117,32 @@ def test_thresholds_and_prices_are_checked():
     for bad in ("gpt-4o-mini=0.15", "=1/2", "m=a/b", "m=-1/2"):
         with pytest.raises(ValueError, match="price"):
             parse_prices(bad)
+
+
+def test_preference_step_report_counts_answers_rejections_and_cost(tmp_path):
+    from hum_dagster.llm.client import ClientConfig, OpenAIRunner
+    from hum_dagster.synthesis.preferences_llm import preference_step_report
+
+    runner = OpenAIRunner(
+        ClientConfig(model="m", price_in_per_m=0.0, price_out_per_m=0.0), str(tmp_path), "live"
+    )
+    idle = preference_step_report({"mode": "live", "requests": 0}, [], runner)
+    assert idle.requests == 0 and idle.cost_usd == 0.0  # a known price: $0, not "unknown"
+    hint = {
+        "mode": "live",
+        "requests": 4,
+        "responses": 3,
+        "cached": 1,
+        "failures_by_reason": {"timeout (gave up after 7 calls)": 1},
+    }
+    rejections = [
+        {"source": "llm", "reason": "label_not_in_schema", "label": "a", "detail": "x"},
+        {"source": "llm", "reason": "llm_failure", "label": "b", "detail": "timeout"},
+        {"source": "rule", "reason": "unchanged_output", "label": "c", "detail": "y"},
+    ]
+    step = preference_step_report(hint, rejections, runner)
+    assert (step.requests, step.cached, step.answered, step.failed) == (4, 1, 2, 1)
+    assert dict(step.failures) == {"timeout": 1}
+    assert dict(step.rejections) == {"label_not_in_schema": 1}  # rule rejections are not the LLM's
+    assert step.values == 3 and step.accepted == 2
+    assert preference_step_report({"mode": "offline"}, rejections, None).mode == "offline"

@@ -195,3 +195,54 @@ def test_hum_plan_command(tmp_path, monkeypatch, capsys):
     row = next(line for line in out.splitlines() if line.startswith("dictionary.describe "))
     assert row.split()[1:4] == ["4", "0", "4"]  # 4 labels: 4 requests, none cached
     assert main(["plan", "--sources", "nope"]) == 2
+
+
+def test_auto_structured_mode_is_learnt_from_the_cache_for_every_step(server, tmp_path):
+    """A server that refuses json_schema gets the schema in the prompt: once the cache
+    holds answers that came that way, the plan counts every step's prompts so."""
+    server.reject_json_schema = True
+    server.reject_status = 500  # as llama-cpp-python answers
+    cfg = config(server, structured_output="auto")
+    root = str(tmp_path / "cache")
+    entry = entries()[0]
+    result = read_source(entry)
+    build_dictionary(
+        entry.name,
+        entry.task,
+        entry.language,
+        result.records,
+        result.schema,
+        select_seeds(load_seed_book(), entry.name, entry.options),
+        runner=OpenAIRunner(cfg, root, "live"),
+    )
+    plan = make_plan([entry], cfg, root, tokenizer(), gpu=False)
+    prefer = plan.steps["synthesis.preference_rules"]
+    assert prefer.to_send > 0 and not plan.notes
+    before = len(server.chat_requests())
+    runner = OpenAIRunner(cfg, root, "live")
+    rows = list(synthesize_basic(result.records, result.schema, BasicConfig(mode="train")))
+    dictionary, _ = build_dictionary(
+        entry.name,
+        entry.task,
+        entry.language,
+        result.records,
+        result.schema,
+        select_seeds(load_seed_book(), entry.name, entry.options),
+        runner=runner,
+    )
+    descriptions = {
+        e.label: e.descriptions[0].value
+        for e in dictionary.entries.values()
+        if e.parent is None and e.descriptions
+    }
+    preference_rows(rows, PreferenceConfig(), runner, descriptions)
+    sent = server.chat_requests()[before:]
+    assert len(sent) == prefer.to_send
+    assert all("JSON schema" in r.body["messages"][0]["content"] for r in sent)  # the hint
+    tokens = sum(
+        int(sum(tokenizer().count([m["content"] for m in r.body["messages"]])))
+        + 5 * len(r.body["messages"])
+        + 3
+        for r in sent
+    )
+    assert tokens == prefer.prompt_tokens
