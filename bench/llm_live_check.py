@@ -124,13 +124,12 @@ def step_metadata(home: Path, sources: list[str]) -> list[tuple[str, dict]]:
                     dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset), asset_partitions=[key]),
                     limit=1,
                 ).records
+                where = f"{asset}[{key}]"
                 if records:
                     meta = records[0].asset_materialization.metadata
-                    out.append(
-                        (f"{asset}[{key}]", {k: v for k, v in meta.items() if k.startswith("llm/")})
-                    )
-                else:
-                    out.append((f"{asset}[{key}]", {}))
+                    out.append((where, {k: v for k, v in meta.items() if k.startswith("llm/")}))
+                else:  # a partition that failed on its step: the failure carries the metadata
+                    out.append((where, failure_metadata(instance, where)))
     finally:
         instance.dispose()
     return out
@@ -138,6 +137,21 @@ def step_metadata(home: Path, sources: list[str]) -> list[tuple[str, dict]]:
 
 def ratio(planned: float, measured: float) -> str:
     return f"{(planned - measured) / measured:+.1%}" if measured else "n/a"
+
+
+def failure_metadata(instance, where: str) -> dict:
+    """The ``llm/*`` metadata of the latest step failure whose description names ``where``."""
+    import dagster as dg
+    from dagster._core.events import DagsterEventType
+
+    records = instance.get_event_records(
+        dg.EventRecordsFilter(event_type=DagsterEventType.STEP_FAILURE), limit=500, ascending=False
+    )
+    for record in records:
+        data = record.event_log_entry.dagster_event.step_failure_data.user_failure_data
+        if data is not None and (data.description or "").startswith(f"{where}:"):
+            return {k: v for k, v in data.metadata.items() if k.startswith("llm/")}
+    return {}
 
 
 def value(meta: dict, key: str, default=0):
@@ -154,6 +168,11 @@ def main() -> int:
     parser.add_argument("--n-ctx", type=int, default=2048)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--keep", help="work folder (kept); default: a temporary one")
+    parser.add_argument(
+        "--skip-calibrate",
+        action="store_true",
+        help="the cache in --keep already holds the calibration run",
+    )
     args = parser.parse_args()
     work = Path(args.keep or tempfile.mkdtemp(prefix="hum-live-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -181,7 +200,8 @@ def main() -> int:
     )
     results: dict = {"server": base, "work": str(work), "phases": []}
     try:
-        for phase, sources in (("calibrate", args.calibrate), ("check", args.check)):
+        phases = [("calibrate", args.calibrate), ("check", args.check)]
+        for phase, sources in phases[1:] if args.skip_calibrate else phases:
             rc, out, secs = hum(
                 ["plan", "--sources", *sources, "--no-gpu", "--format", "json"],
                 env,

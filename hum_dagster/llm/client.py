@@ -467,6 +467,9 @@ class OpenAIRunner:
         config = self.config
         attempts = 0
         reason = "unknown"
+        # what the answers of this request cost, rejected ones included (kept with the
+        # entry or the failure: ``hum plan`` learns calls and tokens per request from it)
+        spent = {"answers": 0, "prompt_tokens": 0, "completion_tokens": 0}
         for attempt in range(config.max_invalid_retries + 1):
             if attempt:
                 run.usage.retries += 1
@@ -477,6 +480,9 @@ class OpenAIRunner:
                 reason = redact(give.reason, config)
                 break
             attempts += calls
+            spent["answers"] += 1
+            for name in ("prompt_tokens", "completion_tokens"):
+                spent[name] += int(answer["usage"].get(name, 0))
             parsed, problem = parse_and_validate(answer["content"], run.validate, request.expect_json)
             if problem is None:
                 entry = {
@@ -490,6 +496,7 @@ class OpenAIRunner:
                     "attempt": attempt,
                     "prompt": prompt_preview(request),
                     "served_model": self.served_model,
+                    "spent": spent,
                 }
                 self.cache.put(entry)
                 run.usage.responses += 1
@@ -508,6 +515,7 @@ class OpenAIRunner:
                 "attempts": attempts,
                 "at": time.time(),
                 "prompt": prompt_preview(request),
+                "spent": spent,
             }
         )
         return LLMFailure(key=key, step=request.step, reason=reason, attempts=attempts)

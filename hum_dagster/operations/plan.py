@@ -285,10 +285,12 @@ def _messages_tokens(tokenizer: Any, bodies: Sequence[dict[str, Any]]) -> list[i
 
 
 def cache_step_stats(cache: ResponseCache | None, model: str | None = None) -> dict[str, dict[str, Any]]:
-    """Per step: answers in the cache, their mean completion tokens, the mean tries a
-    request took (answers: ``attempt`` + 1; failures: their ``attempts``) and the
-    structured-output mode most answers came with. Answers of ``model`` (the served or
-    answering model) are used when the cache holds some, else all answers."""
+    """Per step, from the cache's answers and failures: how many there are, the answers
+    (calls that came back with a completion) a request took, rejected ones included, the
+    mean completion tokens of such an answer, and the structured-output mode most answers
+    came with. Entries written before their ``spent`` record count one answer each
+    (``attempt`` + 1 for the calls). Answers of ``model`` (served or answering) are used
+    when the cache holds some, else all."""
     if cache is None:
         return {}
     cache.refresh()
@@ -296,26 +298,46 @@ def cache_step_stats(cache: ResponseCache | None, model: str | None = None) -> d
     if model is not None:
         mine = [e for e in entries if model in (e.get("served_model"), e.get("model"))]
         entries = mine or entries
-    completion: dict[str, list[int]] = {}
-    tries: dict[str, list[int]] = {}
+    calls: dict[str, list[int]] = {}
+    completion: dict[str, list[float]] = {}  # (tokens, answers) summed per step
+    answers: Counter[str] = Counter()
     modes: dict[str, Counter[str]] = {}
     for entry in entries:
         step = str(entry.get("step", ""))
-        completion.setdefault(step, []).append(
-            int((entry.get("usage") or {}).get("completion_tokens", 0))
-        )
-        tries.setdefault(step, []).append(int(entry.get("attempt", 0)) + 1)
+        answers[step] += 1
+        spent = entry.get("spent")
+        if spent and spent.get("answers"):
+            calls.setdefault(step, []).append(int(spent["answers"]))
+            completion.setdefault(step, [0.0, 0.0])
+            completion[step][0] += float(spent.get("completion_tokens", 0))
+            completion[step][1] += float(spent["answers"])
+        else:
+            calls.setdefault(step, []).append(int(entry.get("attempt", 0)) + 1)
+            completion.setdefault(step, [0.0, 0.0])
+            completion[step][0] += float((entry.get("usage") or {}).get("completion_tokens", 0))
+            completion[step][1] += 1.0
         if entry.get("structured_output"):
             modes.setdefault(step, Counter())[str(entry["structured_output"])] += 1
     for failure in cache.failures():
-        tries.setdefault(str(failure.get("step", "")), []).append(int(failure.get("attempts") or 1))
+        step = str(failure.get("step", ""))
+        spent = failure.get("spent")
+        if spent and spent.get("answers"):  # answers came back and were all rejected
+            calls.setdefault(step, []).append(int(spent["answers"]))
+            completion.setdefault(step, [0.0, 0.0])
+            completion[step][0] += float(spent.get("completion_tokens", 0))
+            completion[step][1] += float(spent["answers"])
+        elif spent is None and failure.get("attempts"):  # written before ``spent``: its calls
+            calls.setdefault(step, []).append(int(failure["attempts"]))
     out: dict[str, dict[str, Any]] = {}
-    for step, values in completion.items():
-        t = tries.get(step, [1])
+    for step in sorted(set(answers) | set(calls)):
+        n = answers[step]
+        c = calls.get(step, [1])
+        tokens, count = completion.get(step, [0.0, 0.0])
         out[step] = {
-            "answers": len(values),
-            "mean_completion": sum(values) / len(values),
-            "mean_tries": sum(t) / len(t),
+            "answers": n,
+            "requests_seen": len(c),
+            "mean_completion": tokens / count if count else 0.0,
+            "mean_tries": sum(c) / len(c),
             "structured": modes[step].most_common(1)[0][0] if step in modes else None,
         }
     return out
@@ -402,14 +424,16 @@ def plan_llm_steps(
     for name, step in steps.items():
         per_request = _messages_tokens(tokenizer, bodies.get(name, []))
         known = stats.get(name)
-        if known and known["answers"]:
+        if known and known["requests_seen"] and known["mean_completion"]:
             mean_completion = known["mean_completion"]
             step.calls_per_request = known["mean_tries"]
             step.completion_basis = (
-                f"the mean of {known['answers']} cached answers ({mean_completion:,.0f} tokens)"
+                f"the mean answer of {known['requests_seen']} requests in the cache "
+                f"({mean_completion:,.0f} tokens, rejected answers included)"
             )
             step.calls_basis = (
-                f"{step.calls_per_request:.2f} calls per request (the cache's answers and failures)"
+                f"{step.calls_per_request:.2f} answers per request (the cache's answers and "
+                "failures: rejected answers are asked again)"
             )
         else:
             mean_completion = float(config.max_tokens or 1024)

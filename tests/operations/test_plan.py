@@ -25,6 +25,8 @@ SOURCES = ("ner_en_conll", "re_zh_iepile")
 ANSWER = json.dumps(
     {"descriptions": ["A label of the data, as the text uses it."], "synonyms": ["tag"]}
 )
+BAD_JSON = "Sure! Here it is: {not json at all"  # the loopback server's bad_json answer
+BAD_WORDS = len(BAD_JSON.split(" "))
 RULE = json.dumps({"description": "d", "original_rule": "o", "new_rule": "n", "relabelled": {}})
 
 
@@ -128,7 +130,9 @@ def test_plan_counts_the_prompts_the_run_sends_then_learns_from_the_cache(server
     warm = make_plan(entries(), cfg, str(tmp_path / "cache"), tokenizer(), gpu=False)
     again = warm.steps["dictionary.describe"]
     assert again.cached == describe.requests and again.to_send == 0 and again.prompt_tokens == 0
-    assert again.completion_basis.startswith(f"the mean of {describe.requests} cached answers")
+    assert again.completion_basis.startswith(
+        f"the mean answer of {describe.requests} requests in the cache"
+    )
     text = warm.to_text()
     assert "dictionary.describe" in text and "synthesis.preference_rules" in text
 
@@ -151,15 +155,15 @@ def test_completion_estimate_is_the_cached_mean_and_retries_are_counted(server, 
         select_seeds(load_seed_book(), entry.name, entry.options),
         runner=runner,
     )
-    stats = planmod.cache_step_stats(planmod.ResponseCache(root))
-    words = len(ANSWER.split())
-    assert stats["dictionary.describe"]["mean_completion"] == words
-    assert stats["dictionary.describe"]["mean_tries"] == 5 / 4  # 2 + 1 + 1 + 1 tries
+    stats = planmod.cache_step_stats(planmod.ResponseCache(root))["dictionary.describe"]
+    words, bad = len(ANSWER.split()), BAD_WORDS
+    assert stats["mean_tries"] == 5 / 4  # 2 + 1 + 1 + 1 answers for 4 requests
+    assert stats["mean_completion"] == (bad + 4 * words) / 5  # the rejected answer counts
     plan = make_plan(entries(), cfg, root, tokenizer(), gpu=False)
     describe = plan.steps["dictionary.describe"]
     assert describe.cached == len(result.schema.types) and describe.to_send > 0
-    assert describe.calls_per_request == 1.25 and "1.25 calls per request" in describe.calls_basis
-    assert describe.completion_tokens == round(describe.to_send * words * 1.25)
+    assert describe.calls_per_request == 1.25 and "1.25 answers per request" in describe.calls_basis
+    assert describe.completion_tokens == round(describe.to_send * stats["mean_completion"] * 1.25)
     assert describe.cost_usd is None and "unknown" in plan.to_text()  # no price set
 
 
@@ -246,3 +250,23 @@ def test_auto_structured_mode_is_learnt_from_the_cache_for_every_step(server, tm
         for r in sent
     )
     assert tokens == prefer.prompt_tokens
+
+
+def test_requests_that_failed_teach_the_plan_their_retries(server, tmp_path):
+    """Answers rejected until the request failed were paid for: the plan counts them."""
+    from hum_dagster.llm.types import LLMFailure, LLMRequest
+
+    server.default = {"kind": "bad_json"}
+    root = str(tmp_path / "cache")
+    runner = OpenAIRunner(config(server, max_invalid_retries=2), root, "live")
+    request = LLMRequest(
+        step="dictionary.describe",
+        template="t",
+        template_version="1",
+        messages=({"role": "user", "content": "describe"},),
+    )
+    [failed] = runner.run([request])
+    assert isinstance(failed, LLMFailure) and len(server.chat_requests()) == 3
+    stats = planmod.cache_step_stats(planmod.ResponseCache(root))["dictionary.describe"]
+    assert stats["answers"] == 0 and stats["requests_seen"] == 1
+    assert stats["mean_tries"] == 3 and stats["mean_completion"] == BAD_WORDS
