@@ -11,7 +11,12 @@ value that fails one is dropped and the reason is kept (``Rejection``). The rule
   ``'Narodny Light Festival, Oslo'`` (``entity_not_description``) and not a piece of an
   input copied out (``span_of_input``); not a label name (``label_name_not_description``);
   at least 4 words (English) or 5 Chinese characters (``fragment``); at most
-  ``MAX_DESCRIPTION`` characters (``too_long``);
+  ``MAX_DESCRIPTION`` characters (``too_long``); and it names its label: it shares a word
+  stem with the label's name or a known variant, or (Chinese) holds a two-character piece
+  of the label or a variant, or half of the label's characters (``does_not_name_label``:
+  SmolLM2's
+  fluent sentences about some instance, such as ``'Brendon Bay has a single island in the
+  River Thames.'`` for ``located in or next to body of water``);
 - a **synonym** is a label name: the same first four rules; a name, not a sentence (at
   most 5 words or 12 Chinese characters, no sentence punctuation: ``sentence_not_name``);
   not the label itself (``same_as_label``); not another label's name or accepted
@@ -21,7 +26,10 @@ value that fails one is dropped and the reason is kept (``Rejection``). The rule
   the label (its name, seeded descriptions and variants) and that the inputs never
   write in lower case, such as ``'Elena Petrova'`` for ``organisation``
   (``proper_name``; a common noun such as ``'Organization'`` occurs in lower case in
-  running text, a name does not);
+  running text, a name does not); for a Chinese label, a name sharing at least one
+  character with the label or a known variant (``shares_nothing_with_label``: Chinese has
+  no case to tell a name from a word, so this gate prefers refusing a true synonym such
+  as 绰号 for 别名 to letting in SmolLM2's 停车协议 for 死亡地点);
 - an **example** obeys the validation of mined examples: its text is non-empty, a
   positive's span (or pair) occurs in its text (``span_not_in_text``), a negative is not
   a gold annotation of the label (``negative_is_gold``), and for a symmetric relation a
@@ -35,6 +43,7 @@ source's labels, their gold values and the input texts.
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -63,6 +72,8 @@ INPUT_SPAN = "span_of_input"
 LABEL_NAME = "label_name_not_description"
 FRAGMENT = "fragment"
 TOO_LONG = "too_long"
+OFF_LABEL = "does_not_name_label"
+UNRELATED_NAME = "shares_nothing_with_label"
 NOT_A_NAME = "sentence_not_name"
 SAME_AS_LABEL = "same_as_label"
 OTHER_LABEL = "other_label_name"
@@ -138,6 +149,23 @@ _STOPWORDS = _CONNECTORS | frozenset(
         "e.g",
         "i.e",
         "etc",
+        "has",
+        "have",
+        "had",
+        "their",
+        "they",
+        "them",
+        "his",
+        "her",
+        "one",
+        "ones",
+        "some",
+        "many",
+        "more",
+        "most",
+        "each",
+        "can",
+        "may",
     ]
 )
 _SCHEMA_KEYS = frozenset(
@@ -229,12 +257,15 @@ def _name_norm(value: str) -> str:
     return norm(re.sub(r"[_\-/]+", " ", str(value)))
 
 
-def _prefixes(text: str) -> set[str]:
-    """The first four letters of each English word of three letters or more."""
+def _prefixes(text: str, lowercase_only: bool = False) -> set[str]:
+    """The first four letters of each English word of three letters or more (with
+    ``lowercase_only``, of the words written in lower case: no names)."""
     return {
         w.casefold()[:4]
         for w in _EN_WORD.findall(text)
-        if len(w) >= 3 and w.casefold() not in _STOPWORDS
+        if len(w) >= 3
+        and w.casefold() not in _STOPWORDS
+        and not (lowercase_only and not w.islower())
     }
 
 
@@ -271,7 +302,8 @@ class GateContext:
     values: dict[str, set[str]] = field(default_factory=dict)  # gold value form -> keys
     gold_spans: dict[str, set[str]] = field(default_factory=dict)  # key -> gold value forms
     gold_pairs: dict[str, set[tuple[str, str]]] = field(default_factory=dict)
-    vocabulary: dict[str, set[str]] = field(default_factory=dict)  # key -> word prefixes
+    vocabulary: dict[str, set[str]] = field(default_factory=dict)  # key -> word stems known
+    name_stems: dict[str, set[str]] = field(default_factory=dict)  # key -> its names' stems
     corpus: str = ""  # every input text, joined by newlines
 
     @classmethod
@@ -285,16 +317,25 @@ class GateContext:
         ``instances`` (``mine.collect_instances``: key -> objects with ``.value``) and
         the input texts."""
         ctx = cls(language=dictionary.language)
+        own: dict[str, set[str]] = {}
+        known: dict[str, set[str]] = {}
         for key, entry in sorted(dictionary.entries.items()):
             ctx.names.setdefault(_name_norm(entry.label), key)
-            vocab = _prefixes(entry.label.replace("_", " "))
+            own[key] = _prefixes(entry.label.replace("_", " "))
+            vocab: set[str] = set()
             for t in entry.variants:
                 ctx.variants.setdefault(_name_norm(t.value), key)
                 vocab |= _prefixes(t.value)
+            ctx.name_stems[key] = own[key] | vocab
             for t in entry.descriptions:
                 if t.provenance != "mined":  # mined descriptions list values
-                    vocab |= _prefixes(t.value)
-            ctx.vocabulary[key] = vocab
+                    vocab |= _prefixes(t.value, lowercase_only=True)  # no example names
+            known[key] = vocab
+        # stems most labels share ("subject", "object", "names") say nothing of one label
+        spread = Counter(p for key in known for p in known[key] | own[key])
+        common = {p for p, n in spread.items() if len(known) >= 4 and n > 0.3 * len(known)}
+        for key in known:
+            ctx.vocabulary[key] = own[key] | (known[key] - common)
         for key, found in sorted((instances or {}).items()):
             for inst in found:
                 value = getattr(inst, "value", inst)
@@ -427,7 +468,44 @@ def check_description(value: Any, entry: LabelEntry, ctx: GateContext) -> Reject
         return Rejection(
             DESCRIPTION, key, value, TOO_LONG, f"longer than {MAX_DESCRIPTION} characters"
         )
+    if not _names_label(text, entry, ctx, want_cjk):
+        return Rejection(
+            DESCRIPTION,
+            key,
+            value,
+            OFF_LABEL,
+            "does not name its label: no word of the label's name or of its variants"
+            + (" (no two-character piece of the label or a variant)" if want_cjk else ""),
+        )
     return None
+
+
+def _pieces(text: str) -> set[str]:
+    """The label's two-character Chinese pieces (the whole of a one-character label)."""
+    runs = re.findall(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+", text)
+    out: set[str] = set()
+    for run in runs:
+        out |= {run} if len(run) == 1 else {run[i : i + 2] for i in range(len(run) - 1)}
+    return out
+
+
+def _names_label(text: str, entry: LabelEntry, ctx: GateContext, want_cjk: bool) -> bool:
+    """A description about its label says so: it shares a word stem (English) with the
+    label's name or one of its known variants, or (Chinese) holds a two-character piece of
+    the label or a variant, or half of the label's characters. Seeded descriptions do not count here: their many words (and
+    example names) would let almost any sentence through."""
+    if want_cjk:
+        pieces = _pieces(entry.label)
+        for t in entry.variants:
+            pieces |= _pieces(t.value)
+        if not pieces:  # a Latin label in a Chinese source: its stems, as in English
+            return bool(_prefixes(text) & ctx.name_stems.get(entry.key, _prefixes(entry.label)))
+        if any(p in text for p in pieces):
+            return True
+        chars = set(_CJK.findall(entry.label))  # 父亲或母亲 names 父母 without its bigram
+        return len(chars) >= 2 and 2 * len(chars & set(_CJK.findall(text))) >= len(chars)
+    stems = ctx.name_stems.get(entry.key) or _prefixes(entry.label.replace("_", " "))
+    return bool(_prefixes(text) & stems)
 
 
 # --------------------------------------------------------------------------- synonyms
@@ -467,6 +545,27 @@ def check_synonym(value: Any, entry: LabelEntry, ctx: GateContext) -> Rejection 
         )
     if any(ch.isupper() for ch in text) and ctx.in_inputs(text):
         return Rejection(SYNONYM, key, value, INPUT_SPAN, "a capitalised span of the inputs")
+    if (
+        words
+        and text.islower()
+        and not ctx.in_inputs(text)
+        and (ctx.in_inputs(text[:1].upper() + text[1:]) or ctx.in_inputs(text.title()))
+    ):
+        return Rejection(
+            SYNONYM, key, value, PROPER_NAME, "a name the inputs only write capitalised"
+        )
+    if label_cjk > 0:
+        known = set(_CJK.findall(entry.label))
+        for t in entry.variants:
+            known |= set(_CJK.findall(t.value))
+        if not known & set(_CJK.findall(text)):
+            return Rejection(
+                SYNONYM,
+                key,
+                value,
+                UNRELATED_NAME,
+                "a Chinese name sharing no character with the label or its variants",
+            )
     if (
         words
         and _title_case(text)

@@ -90,6 +90,21 @@ BAD_DESCRIPTIONS = [
     ("re_zh_iepile", "作者", "写作者", g.FRAGMENT),
     ("re_zh_iepile", "作者", "沈青禾", g.ENTITY),  # a gold value (an object of 作者)
     ("re_zh_iepile", "作者", "出版社", g.LABEL_NAME),
+    # fluent sentences about something else (SmolLM2's commonest kind on FewRel and IEPile)
+    (
+        "ner_en_conll",
+        "person",
+        "This information can be extracted from one of the instances.",
+        g.OFF_LABEL,
+    ),
+    (
+        "ner_en_conll",
+        "organisation",
+        "Fiction novels and tales of the sea written long ago.",
+        g.OFF_LABEL,
+    ),
+    ("re_zh_iepile", "出生地", "1823年，他作为批评家的名声在第二帝国时期达到顶峰。", g.OFF_LABEL),
+    ("re_zh_iepile", "作者", "真正的生母是英照皇太后。", g.OFF_LABEL),
 ]
 GOOD_DESCRIPTIONS = [
     ("ner_en_conll", "person", "A person, real or fictional, named in the text."),
@@ -101,6 +116,7 @@ GOOD_DESCRIPTIONS = [
     ),
     ("re_zh_iepile", "作者", "作品与创作它的作者之间的关系。"),
     ("re_zh_iepile", "出生日期", "人物与其出生日期之间的关系，例如1990年5月。"),
+    ("re_zh_iepile", "出版社", "出版作品的机构，即其出版单位。"),  # half the label's characters
 ]
 
 
@@ -124,6 +140,7 @@ BAD_SYNONYMS = [
     ("ner_en_conll", "person", "Lindqvist and Aiko Mori", g.INPUT_SPAN),  # a piece of an input
     ("ner_en_conll", "organisation", "Ravi Kumaran", g.PROPER_NAME),  # a name the data lacks
     ("ner_en_conll", "location", "Chickentown", g.PROPER_NAME),
+    ("ner_en_conll", "location", "harbour", g.PROPER_NAME),  # the inputs write it Harbour
     ("ner_en_conll", "organisation", "Maria Okafor", g.LABEL_VALUE),  # a gold person
     ("ner_en_conll", "organisation", "Leeds", g.LABEL_VALUE),  # a gold location
     ("ner_en_conll", "organisation", "person", g.OTHER_LABEL),  # another label's name
@@ -138,6 +155,7 @@ BAD_SYNONYMS = [
     ("re_zh_iepile", "作者", "writer", g.WRONG_LANGUAGE),
     ("re_zh_iepile", "作者", "江南文艺出版社", g.LABEL_VALUE),
     ("re_zh_iepile", "作者", "导演", g.OTHER_LABEL),
+    ("re_zh_iepile", "出生地", "停车协议", g.UNRELATED_NAME),  # SmolLM2's, for a place of death
 ]
 GOOD_SYNONYMS = [
     ("ner_en_conll", "organisation", "company or agency"),
