@@ -32,11 +32,10 @@ def main() -> int:
     parser.add_argument("--show", type=int, default=12, help="accepted values shown per source")
     args = parser.parse_args()
     os.environ.setdefault("HUM_SHARED_DATA", str(ROOT.parent / "shared" / "data"))
-    from hum_dagster.dictionary import build_dictionary, load_seed_book, select_seeds
     from hum_dagster.llm.client import ClientConfig, OpenAIRunner
+    from hum_dagster.operations.plan import source_dictionary
     from hum_dagster.readers import read_source
     from hum_dagster.readers.catalog import load_catalog
-    from hum_dagster.readers.fewrel import load_pid2name
 
     entries = {e.name: e for e in load_catalog(args.catalog)}
     config = ClientConfig(
@@ -51,18 +50,8 @@ def main() -> int:
     for name in args.sources:
         entry = entries[name]
         result = read_source(entry)
-        pid = entry.option("pid2name")
         runner = OpenAIRunner(config, str(Path(args.storage_root) / "llm_cache"), "replay")
-        dictionary, report = build_dictionary(
-            entry.name,
-            entry.task,
-            entry.language,
-            result.records,
-            result.schema,
-            select_seeds(load_seed_book(), entry.name, entry.options),
-            runner=runner,
-            pid2name=load_pid2name(entry.resolve(pid)) if pid else None,
-        )
+        dictionary, report = source_dictionary(entry, result, runner)
         step = report.llm["step_report"]
         total_values += step["values"]
         total_accepted += step["accepted"]

@@ -284,7 +284,9 @@ def _messages_tokens(tokenizer: Any, bodies: Sequence[dict[str, Any]]) -> list[i
     return out
 
 
-def cache_step_stats(cache: ResponseCache | None, model: str | None = None) -> dict[str, dict[str, Any]]:
+def cache_step_stats(
+    cache: ResponseCache | None, model: str | None = None
+) -> dict[str, dict[str, Any]]:
     """Per step, from the cache's answers and failures: how many there are, the answers
     (calls that came back with a completion) a request took, rejected ones included, the
     mean completion tokens of such an answer, and the structured-output mode most answers
@@ -352,6 +354,50 @@ def _structured(config: ClientConfig, learnt: str | None = None) -> str:
     return learnt or "json_schema"
 
 
+def source_dictionary(
+    entry: CatalogEntry, result: Any, runner: Any = None, *, seed: int = 42, book: Any = None
+) -> tuple[Any, Any]:
+    """``build_dictionary`` for a catalog entry as the ``schema_dictionary`` asset calls
+    it: the entry's seed sets and its pid2name file; ``result`` is ``read_source(entry)``.
+    Returns the dictionary and its report."""
+    pid = entry.option("pid2name")
+    return build_dictionary(
+        entry.name,
+        entry.task,
+        entry.language,
+        result.records,
+        result.schema,
+        select_seeds(book or load_seed_book(), entry.name, entry.options),
+        runner=runner,
+        pid2name=load_pid2name(entry.resolve(pid)) if pid else None,
+        seed=seed,
+    )
+
+
+def first_descriptions(dictionary: Any) -> dict[str, str]:
+    """What preference prompts get as a label's description (as ``compound_instructions``
+    passes it): the first description of each top-level label."""
+    return {
+        e.label: e.descriptions[0].value
+        for e in dictionary.entries.values()
+        if e.parent is None and e.descriptions
+    }
+
+
+def source_steps(
+    entry: CatalogEntry, result: Any, runner: Any, *, seed: int = 42, book: Any = None
+) -> tuple[Any, list[dict[str, Any]]]:
+    """The LLM steps of one source as the graph runs them, through ``runner``: its
+    dictionary, then (train splits) the preference-rule requests on its basic rows.
+    Returns the dictionary and the basic rows."""
+    dictionary, _ = source_dictionary(entry, result, runner, seed=seed, book=book)
+    mode = "train" if entry.split == "train" else "test"
+    rows = list(synthesize_basic(result.records, result.schema, BasicConfig(mode=mode, seed=seed)))
+    if mode == "train" and dictionary.entries:
+        preference_rows(rows, PreferenceConfig(seed=seed), runner, first_descriptions(dictionary))
+    return dictionary, rows
+
+
 def plan_llm_steps(
     entries: Iterable[CatalogEntry],
     config: ClientConfig,
@@ -372,31 +418,8 @@ def plan_llm_steps(
         except (OSError, ValueError) as exc:
             notes.append(f"{entry.name}: not read ({exc}); left out of the plan")
             continue
-        pid = entry.option("pid2name")
         runner.source = entry.name
-        dictionary, _ = build_dictionary(
-            entry.name,
-            entry.task,
-            entry.language,
-            result.records,
-            result.schema,
-            select_seeds(book, entry.name, entry.options),
-            runner=runner,
-            pid2name=load_pid2name(entry.resolve(pid)) if pid else None,
-            seed=seed,
-        )
-        mode = "train" if entry.split == "train" else "test"
-        rows = list(
-            synthesize_basic(result.records, result.schema, BasicConfig(mode=mode, seed=seed))
-        )
-        rows_by_source[entry.name] = rows
-        if mode == "train" and dictionary.entries:
-            descriptions = {
-                e.label: e.descriptions[0].value
-                for e in dictionary.entries.values()
-                if e.parent is None and e.descriptions
-            }
-            preference_rows(rows, PreferenceConfig(seed=seed), runner, descriptions)
+        _, rows_by_source[entry.name] = source_steps(entry, result, runner, seed=seed, book=book)
     stats = cache_step_stats(cache, config.model)
     # the mode a server takes is the server's, not the step's: a step with no cached answer
     # yet takes the mode most of the model's cached answers came with

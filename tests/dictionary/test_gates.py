@@ -23,10 +23,10 @@ from hum_dagster.dictionary.mine import collect_instances
 from hum_dagster.dictionary.model import Example
 from hum_dagster.llm import client as client_mod
 from hum_dagster.llm.client import ClientConfig, OpenAIRunner
+from hum_dagster.operations.plan import source_dictionary
 from hum_dagster.paths import ASSETS_DIR
 from hum_dagster.readers import read_source
 from hum_dagster.readers.catalog import load_catalog
-from hum_dagster.readers.fewrel import load_pid2name
 from hum_dagster.synthesis.basic import BasicConfig, synthesize_basic
 from hum_dagster.synthesis.guidelines import GuidelineConfig, synthesize_guidelines
 
@@ -39,16 +39,7 @@ def sample(name: str):
 
 def offline(name: str):
     entry, result = sample(name)
-    pid = entry.option("pid2name")
-    return build_dictionary(
-        entry.name,
-        entry.task,
-        entry.language,
-        result.records,
-        result.schema,
-        select_seeds(load_seed_book(), entry.name, entry.options or {}),
-        pid2name=load_pid2name(entry.resolve(pid)) if pid else None,
-    )[0]
+    return source_dictionary(entry, result)[0]
 
 
 @cache
@@ -435,16 +426,7 @@ def test_good_answers_for_the_shared_sources_pass(shared_data, monkeypatch):
     for name, labels in SHARED_GOOD.items():
         entry = entries[name]
         result = read_source(entry)
-        pid = entry.option("pid2name")
-        dictionary, _ = build_dictionary(
-            entry.name,
-            entry.task,
-            entry.language,
-            result.records,
-            result.schema,
-            select_seeds(load_seed_book(), entry.name, entry.options or {}),
-            pid2name=load_pid2name(entry.resolve(pid)) if pid else None,
-        )
+        dictionary, _ = source_dictionary(entry, result)
         ctx = GateContext.build(
             dictionary,
             collect_instances(entry.task, result.records),

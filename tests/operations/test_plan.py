@@ -10,7 +10,6 @@ import pytest
 from openai_server import LoopbackOpenAI
 
 from hum_dagster.corpus.tokens import load_tokenizer
-from hum_dagster.dictionary import build_dictionary, load_seed_book, select_seeds
 from hum_dagster.llm import client as client_mod
 from hum_dagster.llm.client import ClientConfig, OpenAIRunner
 from hum_dagster.operations import plan as planmod
@@ -18,8 +17,6 @@ from hum_dagster.operations.plan import Assumptions, make_plan
 from hum_dagster.paths import ASSETS_DIR
 from hum_dagster.readers import read_source
 from hum_dagster.readers.catalog import load_catalog
-from hum_dagster.synthesis.basic import BasicConfig, synthesize_basic
-from hum_dagster.synthesis.preferences import PreferenceConfig, preference_rows
 
 SOURCES = ("ner_en_conll", "re_zh_iepile")
 ANSWER = json.dumps(
@@ -74,23 +71,7 @@ def live_run(cfg: ClientConfig, cache_root: str) -> None:
     """What the graph's LLM steps do for each source: describe, then preference rules."""
     runner = OpenAIRunner(cfg, cache_root, "live")
     for entry in entries():
-        result = read_source(entry)
-        dictionary, _ = build_dictionary(
-            entry.name,
-            entry.task,
-            entry.language,
-            result.records,
-            result.schema,
-            select_seeds(load_seed_book(), entry.name, entry.options),
-            runner=runner,
-        )
-        rows = list(synthesize_basic(result.records, result.schema, BasicConfig(mode="train")))
-        descriptions = {
-            e.label: e.descriptions[0].value
-            for e in dictionary.entries.values()
-            if e.parent is None and e.descriptions
-        }
-        preference_rows(rows, PreferenceConfig(), runner, descriptions)
+        planmod.source_steps(entry, read_source(entry), runner)
 
 
 def sent_tokens(server) -> dict[str, int]:
@@ -143,18 +124,9 @@ def test_completion_estimate_is_the_cached_mean_and_retries_are_counted(server, 
     # one source answered (the loopback counts completion tokens as words), its first
     # answer only on the second try
     server.queue("bad_json")
-    runner = OpenAIRunner(cfg, root, "live")
     entry = entries()[0]
     result = read_source(entry)
-    build_dictionary(
-        entry.name,
-        entry.task,
-        entry.language,
-        result.records,
-        result.schema,
-        select_seeds(load_seed_book(), entry.name, entry.options),
-        runner=runner,
-    )
+    planmod.source_dictionary(entry, result, OpenAIRunner(cfg, root, "live"))
     stats = planmod.cache_step_stats(planmod.ResponseCache(root))["dictionary.describe"]
     words, bad = len(ANSWER.split()), BAD_WORDS
     assert stats["mean_tries"] == 5 / 4  # 2 + 1 + 1 + 1 answers for 4 requests
@@ -210,36 +182,12 @@ def test_auto_structured_mode_is_learnt_from_the_cache_for_every_step(server, tm
     root = str(tmp_path / "cache")
     entry = entries()[0]
     result = read_source(entry)
-    build_dictionary(
-        entry.name,
-        entry.task,
-        entry.language,
-        result.records,
-        result.schema,
-        select_seeds(load_seed_book(), entry.name, entry.options),
-        runner=OpenAIRunner(cfg, root, "live"),
-    )
+    planmod.source_dictionary(entry, result, OpenAIRunner(cfg, root, "live"))
     plan = make_plan([entry], cfg, root, tokenizer(), gpu=False)
     prefer = plan.steps["synthesis.preference_rules"]
     assert prefer.to_send > 0 and not plan.notes
     before = len(server.chat_requests())
-    runner = OpenAIRunner(cfg, root, "live")
-    rows = list(synthesize_basic(result.records, result.schema, BasicConfig(mode="train")))
-    dictionary, _ = build_dictionary(
-        entry.name,
-        entry.task,
-        entry.language,
-        result.records,
-        result.schema,
-        select_seeds(load_seed_book(), entry.name, entry.options),
-        runner=runner,
-    )
-    descriptions = {
-        e.label: e.descriptions[0].value
-        for e in dictionary.entries.values()
-        if e.parent is None and e.descriptions
-    }
-    preference_rows(rows, PreferenceConfig(), runner, descriptions)
+    planmod.source_steps(entry, result, OpenAIRunner(cfg, root, "live"))
     sent = server.chat_requests()[before:]
     assert len(sent) == prefer.to_send
     assert all("JSON schema" in r.body["messages"][0]["content"] for r in sent)  # the hint
