@@ -16,7 +16,7 @@ from hum_dagster.defs.operations.automation import JOBS as OPS_JOBS
 from hum_dagster.defs.operations.automation import SCHEDULES, SENSORS
 from hum_dagster.defs.resources.io_manager import TableIOManager
 from hum_dagster.defs.resources.launchers import EvalLauncher
-from hum_dagster.defs.resources.llm import LLMResource
+from hum_dagster.defs.resources.llm import LLMResource, llm_resource_from_env
 from hum_dagster.defs.resources.settings import HumSettings, storage_root
 from hum_dagster.defs.sources.assets import raw_sources
 from hum_dagster.defs.sources.jobs import synthesize_source_job
@@ -28,13 +28,8 @@ from hum_dagster.defs.training.jobs import base_model_job, finetune_job
 
 
 def llm_resource() -> LLMResource:
-    """The LLM endpoint from the environment; offline (no LLM, no key) unless HUM_LLM_MODE says."""
-    return LLMResource(
-        mode=os.environ.get("HUM_LLM_MODE", "offline"),
-        base_url=os.environ.get("HUM_LLM_BASE_URL") or None,
-        model=os.environ.get("HUM_LLM_MODEL", "gpt-4o-mini"),
-        api_key_env=os.environ.get("HUM_LLM_API_KEY_ENV", "OPENAI_API_KEY"),
-    )
+    """The LLM endpoint from the HUM_LLM_* variables (dg.EnvVar); offline unless HUM_LLM_MODE says."""
+    return llm_resource_from_env()
 
 
 def eval_settings() -> EvalSettings:

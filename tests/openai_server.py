@@ -1,6 +1,6 @@
 """A real OpenAI-compatible HTTP server on loopback, for tests and the benchmark.
 
-It speaks ``POST /v1/chat/completions``, ``POST /v1/files``,
+It speaks ``GET /v1/models``, ``POST /v1/chat/completions``, ``POST /v1/files``,
 ``GET /v1/files/{id}/content``, ``POST /v1/batches`` and ``GET /v1/batches/{id}`` over
 aiohttp, in a background thread with its own event loop (or as a process:
 ``python tests/openai_server.py --port 8000 --latency 0.1``).
@@ -17,6 +17,13 @@ in order (then the default again), ``default`` what every other one gets. Behavi
 - ``{"kind": "bad_json"}``: 200 whose answer text is not JSON
 - ``{"kind": "malformed_body"}``: 200 whose HTTP body is not JSON at all
 - ``{"kind": "drop"}``: the connection is closed without an answer
+- ``{"kind": "by_prompt", "answers": [[text, content], ...], "otherwise": "..."}``: the
+  content of the first pair whose text occurs in the last user message (else
+  ``otherwise``, else the echo): one behaviour that answers each prompt its own way,
+  e.g. junk for one label and a good answer for another
+
+``models`` is the model list ``GET /v1/models`` answers (None: 404, a server without a
+list, which is the default).
 
 ``latency`` delays every chat answer, ``headers`` is added to every chat answer (e.g.
 ``x-ratelimit-remaining-requests``), ``reject_json_schema`` answers 400 to a request with
@@ -61,6 +68,7 @@ class LoopbackOpenAI:
     batch_polls_to_complete: int = 2  # GETs of a batch before it reports "completed"
     batch_fail_marker: str = "[[batch-fail]]"  # batch lines with this in a message fail
     record: bool = True
+    models: list[str] | None = None  # GET /v1/models; None answers 404
 
     def __post_init__(self) -> None:
         self.requests: list[Recorded] = []
@@ -99,6 +107,11 @@ class LoopbackOpenAI:
         self.headers = {}
         self.reject_json_schema = False
         self.reject_status = 400
+        self.models = None
+
+    def model_requests(self) -> list[Recorded]:
+        with self._lock:
+            return [r for r in self.requests if r.path.endswith("/models")]
 
     def chat_requests(self) -> list[Recorded]:
         with self._lock:
@@ -139,6 +152,7 @@ class LoopbackOpenAI:
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=256 * 1024**2)
+        app.router.add_get("/v1/models", self._models)
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_post("/v1/files", self._upload)
         app.router.add_get("/v1/files/{file_id}/content", self._file_content)
@@ -167,6 +181,13 @@ class LoopbackOpenAI:
         with self._lock:
             self.chat_count += 1
             return self._queue.popleft() if self._queue else dict(self.default)
+
+    async def _models(self, request: web.Request) -> web.Response:
+        self._record(request, None)
+        if self.models is None:
+            return _error(404, "this server has no model list")
+        data = [{"id": m, "object": "model", "owned_by": "loopback"} for m in self.models]
+        return web.json_response({"object": "list", "data": data})
 
     async def _chat(self, request: web.Request) -> web.StreamResponse:
         raw = await request.read()
@@ -216,6 +237,10 @@ class LoopbackOpenAI:
             content = "Sure! Here it is: {not json at all"
         elif kind == "content":
             content = behaviour["content"]
+        elif kind == "by_prompt":
+            prompt = last_user_message(body)
+            found = [c for text, c in behaviour.get("answers", ()) if text in prompt]
+            content = found[0] if found else behaviour.get("otherwise") or echo_content(body)
         else:
             content = echo_content(body)
         return web.json_response(completion(body, content), headers=self.headers)
@@ -330,7 +355,7 @@ class LoopbackOpenAI:
 
     async def _control(self, request: web.Request) -> web.Response:
         body = await request.json()
-        for name in ("latency", "default", "headers", "reject_json_schema", "record"):
+        for name in ("latency", "default", "headers", "reject_json_schema", "record", "models"):
             if name in body:
                 setattr(self, name, body[name])
         if "queue" in body:

@@ -324,6 +324,8 @@ def build_parser() -> argparse.ArgumentParser:
     audit_cli.add_parser(sub)
     from hum_dagster.cli import score as score_cli
     score_cli.add_parser(sub)
+    from hum_dagster.cli import plan as plan_cli
+    plan_cli.add_parser(sub)
 
     sub.add_parser("convert", help="IEPile-compatible converter (see `hum convert --help`)", add_help=False)
     return parser

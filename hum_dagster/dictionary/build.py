@@ -26,6 +26,7 @@ from hum_dagster.dictionary.enrich import (
     enrich_with_llm,
     load_prompt,
 )
+from hum_dagster.dictionary.gates import GateContext
 from hum_dagster.dictionary.mine import (
     MINED,
     collect_instances,
@@ -178,7 +179,10 @@ def build_dictionary(
     template = None
     if runner is not None and getattr(runner, "mode", "offline") != "offline" and ask:
         template = load_prompt(DESCRIBE_TEMPLATE, prompts_dir)
-    answers, usage = enrich_with_llm(ask, task, language, runner, template)
+    gates = None
+    if template is not None:  # what the LLM's values are checked against
+        gates = GateContext.build(dictionary, instances, (r.text for r in records))
+    answers, usage = enrich_with_llm(ask, task, language, runner, template, gates)
     for key, entry in dictionary.entries.items():
         descriptions, synonyms = answers.get(key, ([], []))
         _add_texts(entry.descriptions, descriptions)

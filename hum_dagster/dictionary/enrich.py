@@ -5,27 +5,33 @@ Prompt templates are files in ``assets/prompts/`` (``<name>.json`` with ``system
 sha256 of the file's bytes, so editing the file changes every cache key. This module
 only builds ``LLMRequest`` values and reads results through the ``LLMRunner``
 protocol; an offline runner (or none) means no request is built at all.
+
+An answer's shape is checked by ``validate_description`` (a wrong shape is asked again);
+then every description and synonym in it goes through the gates of
+``hum_dagster.dictionary.gates``: what a gate refuses never reaches the dictionary, and
+the step report (``LLMUsage.report``) counts it by reason and keeps a sample.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hum_dagster.dictionary.model import LabelEntry, Text
+from hum_dagster.dictionary.gates import GateContext, gate_answer
+from hum_dagster.dictionary.model import LabelEntry, SchemaDictionary, Text
+from hum_dagster.llm.report import StepReport
 from hum_dagster.llm.types import LLMFailure, LLMRequest, LLMResponse, LLMRunner
+from hum_dagster.llm.usage import reason_category
 from hum_dagster.paths import ASSETS_DIR
 
 PROMPTS_DIR = ASSETS_DIR / "prompts"
 DESCRIBE_STEP = "dictionary.describe"
 DESCRIBE_TEMPLATE = "describe_label"
 LANGUAGE_NAMES = {"en": "English", "zh": "Chinese (简体中文)"}
-MAX_DESCRIPTION = 400
 
 
 @dataclass(frozen=True)
@@ -54,7 +60,8 @@ def load_prompt(name: str, directory: str | Path | None = None) -> PromptTemplat
 
 
 def validate_description(parsed: Any) -> str | None:
-    """Validator for ``describe_label`` answers: None when usable, else the reason."""
+    """Validator for ``describe_label`` answers (their shape; a wrong shape is asked
+    again): None when usable, else the reason. Each value then goes through the gates."""
     if not isinstance(parsed, dict):
         return "answer is not a JSON object"
     descriptions = parsed.get("descriptions")
@@ -63,11 +70,6 @@ def validate_description(parsed: Any) -> str | None:
         return "descriptions must be a non-empty list"
     if not isinstance(synonyms, list):
         return "synonyms must be a list"
-    for value in [*descriptions, *synonyms]:
-        if not isinstance(value, str) or not value.strip():
-            return "descriptions and synonyms must be non-empty strings"
-    if any(len(d) > MAX_DESCRIPTION for d in descriptions):
-        return f"a description is longer than {MAX_DESCRIPTION} characters"
     return None
 
 
@@ -107,34 +109,51 @@ def describe_request(
 
 @dataclass
 class LLMUsage:
-    """What the LLM step did for one dictionary."""
+    """What the LLM step did for one dictionary: the step report (requests, cache hits,
+    failures, sent tokens, values accepted and rejected by the gates) plus the failures
+    by label and the cache keys of the answers used."""
 
     mode: str = "offline"
-    requests: int = 0
-    responses: int = 0
-    cached: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    failures_by_reason: dict[str, int] = field(default_factory=dict)
     failures: list[dict[str, Any]] = field(default_factory=list)  # key, label, reason, attempts
     cache_keys: list[str] = field(default_factory=list)
+    report: StepReport = field(default_factory=lambda: StepReport(DESCRIBE_STEP))
+
+    @property
+    def requests(self) -> int:
+        return self.report.requests
+
+    @property
+    def responses(self) -> int:
+        return self.report.cached + self.report.answered
+
+    @property
+    def cached(self) -> int:
+        return self.report.cached
+
+    @property
+    def failures_by_reason(self) -> dict[str, int]:
+        return dict(sorted(self.report.failures.items()))
 
     def to_json(self) -> dict[str, Any]:
+        r = self.report
         return {
             "mode": self.mode,
-            "requests": self.requests,
+            "requests": r.requests,
             "responses": self.responses,
-            "cached": self.cached,
-            "prompt_tokens": self.prompt_tokens,
-            "completion_tokens": self.completion_tokens,
-            "failures_by_reason": dict(sorted(self.failures_by_reason.items())),
+            "cached": r.cached,
+            "failures_by_reason": self.failures_by_reason,
             "failures": self.failures,
+            "values": r.values,
+            "accepted": r.accepted,
+            "rejected_by_reason": dict(sorted(r.rejections.items())),
+            "rejected_sample": r.rejected_sample,
+            "step_report": r.to_json(),
         }
 
 
 def _reason_class(reason: str) -> str:
     """``"invalid: descriptions must be ..."`` counts under ``"invalid"``."""
-    return reason.split(":", 1)[0].strip() or reason
+    return reason_category(reason)
 
 
 def enrich_with_llm(
@@ -143,25 +162,37 @@ def enrich_with_llm(
     language: str,
     runner: LLMRunner | None,
     template: PromptTemplate | None = None,
+    gates: GateContext | None = None,
 ) -> tuple[dict[str, tuple[list[Text], list[Text]]], LLMUsage]:
-    """Ask the LLM to describe each entry; returns key -> (descriptions, synonyms), each
-    value with provenance ``"llm:<cache key>"``, and the usage. Offline: nothing asked."""
-    usage = LLMUsage(mode=getattr(runner, "mode", "offline") if runner is not None else "offline")
-    if runner is None or usage.mode == "offline" or not entries:
+    """Ask the LLM to describe each entry; returns key -> (descriptions, synonyms) that
+    passed the gates (``dictionary.gates``), each value with provenance
+    ``"llm:<cache key>"``, and the usage. Offline: nothing asked.
+
+    ``gates`` knows the source (labels, gold values, input texts); without it the gates
+    know only ``entries``, so the value rules that need the data cannot say no."""
+    mode = getattr(runner, "mode", "offline") if runner is not None else "offline"
+    usage = LLMUsage(mode=mode, report=StepReport(DESCRIBE_STEP, mode=mode))
+    if runner is None or mode == "offline" or not entries:
         return {}, usage
+    if gates is None:
+        known = SchemaDictionary(source="", task=task, language=language)
+        known.entries = {e.key: e for e in entries}
+        gates = GateContext.build(known)
     template = template or load_prompt(DESCRIBE_TEMPLATE)
     requests = [describe_request(e, task, language, template) for e in entries]
-    usage.requests = len(requests)
     results = runner.run(requests, validate_description)
     if len(results) != len(requests):
         raise RuntimeError(
             f"LLM runner returned {len(results)} results for {len(requests)} requests"
         )
+    report = usage.report
+    report.model = str(getattr(runner, "served_model", "") or "")
+    report.count_usage(getattr(runner, "last_usage", None))
     out: dict[str, tuple[list[Text], list[Text]]] = {}
-    reasons: Counter[str] = Counter()
     for entry, result in zip(entries, results, strict=True):
+        report.requests += 1
         if isinstance(result, LLMFailure):
-            reasons[_reason_class(result.reason)] += 1
+            report.failures[_reason_class(result.reason)] += 1
             usage.failures.append(
                 {
                     "key": result.key,
@@ -175,7 +206,7 @@ def enrich_with_llm(
             raise TypeError(f"LLM runner returned {type(result).__name__}, not a response")
         problem = validate_description(result.parsed)
         if problem is not None:  # a runner that skipped validation: count, do not use
-            reasons["invalid"] += 1
+            report.failures["invalid"] += 1
             usage.failures.append(
                 {
                     "key": result.key,
@@ -185,16 +216,21 @@ def enrich_with_llm(
                 }
             )
             continue
-        usage.responses += 1
-        usage.cached += int(result.cached)
-        usage.prompt_tokens += int(result.usage.get("prompt_tokens", 0))
-        usage.completion_tokens += int(result.usage.get("completion_tokens", 0))
+        if result.cached:
+            report.cached += 1
+        else:
+            report.answered += 1
+        gated = gate_answer(entry, result.parsed["descriptions"], result.parsed["synonyms"], gates)
+        for rejection in gated.rejections:
+            report.reject(rejection.reason, rejection.to_json() | {"cache_key": result.key})
+        report.accept(len(gated.descriptions) + len(gated.synonyms))
+        if not (gated.descriptions or gated.synonyms):
+            continue
         usage.cache_keys.append(result.key)
         provenance = f"llm:{result.key}"
         out[entry.key] = (
-            [Text(d.strip(), provenance) for d in result.parsed["descriptions"]],
-            [Text(s.strip(), provenance) for s in result.parsed["synonyms"]],
+            [Text(d, provenance) for d in gated.descriptions],
+            [Text(v, provenance) for v in gated.synonyms],
         )
-    usage.failures_by_reason = dict(reasons)
     usage.cache_keys.sort()
     return out, usage

@@ -33,7 +33,19 @@ from typing import Any, TypeVar
 import openai
 
 from hum_dagster.llm.cache import ResponseCache, cache_key
+from hum_dagster.llm.errors import (  # re-exported: callers import them from here
+    EndpointAuthError,
+    EndpointError,
+    EndpointUnreachableError,
+    LLMConfigError,
+    LLMError,
+    LLMFailedError,
+    LLMOfflineError,
+    ModelNotServedError,
+    ReplayMissError,
+)
 from hum_dagster.llm.extract import ExtractError, extract_json
+from hum_dagster.llm.probe import EndpointInfo, aprobe, check_model_setting
 from hum_dagster.llm.ratelimit import RateLimiter, backoff_delay, retry_after
 from hum_dagster.llm.types import (
     MODES,
@@ -45,32 +57,30 @@ from hum_dagster.llm.types import (
 )
 from hum_dagster.llm.usage import Usage, reason_category
 
+__all__ = [
+    "ClientConfig",
+    "EndpointAuthError",
+    "EndpointError",
+    "EndpointInfo",
+    "EndpointUnreachableError",
+    "LLMConfigError",
+    "LLMError",
+    "LLMFailedError",
+    "LLMOfflineError",
+    "ModelNotServedError",
+    "OpenAIRunner",
+    "ReplayMissError",
+    "raise_for_failures",
+    "request_body",
+    "request_key",
+]
+
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 STRUCTURED_MODES = ("auto", "json_schema", "json_object", "none")
 SEED_STRIDE = 1000  # seed sent = seed + sample_index * SEED_STRIDE + invalid attempt
 JSON_HINT = "Answer with one JSON value only, no prose."
-
-
-class LLMError(RuntimeError):
-    """Base of the LLM layer's errors; messages never hold the API key."""
-
-
-class LLMConfigError(LLMError):
-    pass
-
-
-class LLMOfflineError(LLMError):
-    """``run`` was called in offline mode."""
-
-
-class LLMFailedError(LLMError):
-    """Some requests failed (``raise_for_failures``)."""
-
-
-class ReplayMissError(LLMFailedError):
-    """Replay mode found no cached answer for some requests."""
 
 
 @dataclass(frozen=True)
@@ -95,10 +105,13 @@ class ClientConfig:
     extra_params: dict[str, Any] = field(default_factory=dict)  # e.g. {"presence_penalty": 0}
     structured_output: str = "auto"  # auto | json_schema | json_object | none
     strict_schema: bool = False  # response_format.json_schema.strict
-    price_in_per_m: float = 0.0  # USD per million prompt tokens
-    price_out_per_m: float = 0.0  # USD per million completion tokens
+    price_in_per_m: float | None = None  # USD per million prompt tokens (None: unknown)
+    price_out_per_m: float | None = None  # USD per million completion tokens (None: unknown)
     batch_discount: float = 0.5
     flush_every: int = 200  # cache entries buffered before a shard is written
+    # "strict": probe GET /models before the first live request; an unreachable endpoint
+    # or a model the list does not hold is an error. "off": no probe.
+    check_model: str = "strict"
 
     def __post_init__(self) -> None:
         if self.structured_output not in STRUCTURED_MODES:
@@ -107,6 +120,7 @@ class ClientConfig:
             )
         if self.max_in_flight < 1:
             raise LLMConfigError("max_in_flight must be at least 1")
+        check_model_setting(self.check_model)
 
     def generation_params(self, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         params: dict[str, Any] = {
@@ -119,11 +133,16 @@ class ClientConfig:
         }
         return {k: v for k, v in params.items() if v is not None}
 
+    @property
+    def priced(self) -> bool:
+        return self.price_in_per_m is not None and self.price_out_per_m is not None
+
     def new_usage(self) -> Usage:
         return Usage(
-            price_in_per_m=self.price_in_per_m,
-            price_out_per_m=self.price_out_per_m,
+            price_in_per_m=self.price_in_per_m or 0.0,
+            price_out_per_m=self.price_out_per_m or 0.0,
             batch_discount=self.batch_discount,
+            priced=self.priced,
         )
 
     def api_key(self) -> str:
@@ -333,6 +352,12 @@ class OpenAIRunner:
         self.cache = cache
         self.usage = config.new_usage()  # all runs of this runner
         self.last_usage = config.new_usage()  # the latest run
+        self.endpoint: EndpointInfo | None = None  # what the probe found (live mode)
+
+    @property
+    def served_model(self) -> str:
+        """The model the endpoint said it serves (the configured name until probed)."""
+        return self.endpoint.served_model if self.endpoint is not None else self.config.model
 
     def key(self, request: LLMRequest) -> str:
         return request_key(self.config, request)
@@ -398,6 +423,18 @@ class OpenAIRunner:
         results: list[LLMResponse | LLMFailure | None],
     ) -> None:
         client = self.config.async_client()
+        if self.config.check_model == "strict" and self.endpoint is None:
+            try:
+                self.endpoint = await aprobe(
+                    client,
+                    self.config.model,
+                    self.config.base_url,
+                    timeout_s=self.config.timeout_s,
+                    backoff_s=self.config.backoff_base_s,
+                )
+            except BaseException:
+                await client.close()
+                raise
         run = _Run(
             client=client,
             semaphore=asyncio.Semaphore(self.config.max_in_flight),
@@ -430,6 +467,9 @@ class OpenAIRunner:
         config = self.config
         attempts = 0
         reason = "unknown"
+        # what the answers of this request cost, rejected ones included (kept with the
+        # entry or the failure: ``hum plan`` learns calls and tokens per request from it)
+        spent = {"answers": 0, "prompt_tokens": 0, "completion_tokens": 0}
         for attempt in range(config.max_invalid_retries + 1):
             if attempt:
                 run.usage.retries += 1
@@ -440,6 +480,9 @@ class OpenAIRunner:
                 reason = redact(give.reason, config)
                 break
             attempts += calls
+            spent["answers"] += 1
+            for name in ("prompt_tokens", "completion_tokens"):
+                spent[name] += int(answer["usage"].get(name, 0))
             parsed, problem = parse_and_validate(answer["content"], run.validate, request.expect_json)
             if problem is None:
                 entry = {
@@ -452,6 +495,8 @@ class OpenAIRunner:
                     "sample_index": request.sample_index,
                     "attempt": attempt,
                     "prompt": prompt_preview(request),
+                    "served_model": self.served_model,
+                    "spent": spent,
                 }
                 self.cache.put(entry)
                 run.usage.responses += 1
@@ -470,6 +515,7 @@ class OpenAIRunner:
                 "attempts": attempts,
                 "at": time.time(),
                 "prompt": prompt_preview(request),
+                "spent": spent,
             }
         )
         return LLMFailure(key=key, step=request.step, reason=reason, attempts=attempts)
@@ -483,13 +529,15 @@ class OpenAIRunner:
         calls = 0
         transport_try = 0
         while True:
-            structured = config.structured_output
-            if structured == "auto":
-                structured = _STRUCTURED_LEARNT.get(learnt, "json_schema")
-            body = request_body(config, request, attempt=attempt, structured=structured)
-            estimate = estimate_tokens(body)
             wait: float | None = None
             async with run.semaphore:  # then the budgets, so a pause holds back every slot
+                # the body is built once a slot is ours: a structured-output mode learnt
+                # while this request waited (a server refusing json_schema) applies to it
+                structured = config.structured_output
+                if structured == "auto":
+                    structured = _STRUCTURED_LEARNT.get(learnt, "json_schema")
+                body = request_body(config, request, attempt=attempt, structured=structured)
+                estimate = estimate_tokens(body)
                 await run.limiter.acquire(estimate)
                 calls += 1
                 run.usage.requests_sent += 1

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 
 
 def reason_category(reason: str) -> str:
-    """``"invalid: missing key"`` -> ``"invalid"``: the part before the first colon."""
-    return reason.split(":", 1)[0].strip() or "unknown"
+    """``"invalid: missing key"`` -> ``"invalid"``, ``"timeout (gave up after 7 calls)"``
+    -> ``"timeout"``: the leading word of the reason."""
+    found = re.match(r"\s*([A-Za-z0-9_]+)", reason or "")
+    return found.group(1) if found else "unknown"
 
 
 @dataclass
@@ -31,6 +34,7 @@ class Usage:
     price_in_per_m: float = 0.0
     price_out_per_m: float = 0.0
     batch_discount: float = 0.5
+    priced: bool = True  # False: no price is known for the model, so cost_usd means nothing
 
     def fail(self, reason: str) -> None:
         self.failures[reason_category(reason)] += 1
@@ -80,7 +84,29 @@ class Usage:
             "llm_batch_requests": self.batch_requests,
             "llm_rate_limit_wait_s": round(self.rate_limit_wait_s, 3),
             "llm_cost_usd": round(self.cost_usd, 6),
+            "llm_priced": self.priced,
         }
         if self.failures:
             meta["llm_failures_by_reason"] = json.dumps(dict(sorted(self.failures.items())))
         return meta
+
+
+def parse_prices(text: str | None) -> dict[str, tuple[float, float]]:
+    """``"gpt-4o-mini=0.15/0.60, smollm2-135m=0/0"`` -> ``{model: (in, out)}``, USD per
+    million prompt and completion tokens. Raises ValueError naming the bad item."""
+    prices: dict[str, tuple[float, float]] = {}
+    for item in filter(None, (part.strip() for part in (text or "").split(","))):
+        model, sep, pair = item.rpartition("=")
+        parts = pair.split("/")
+        try:
+            if not sep or not model.strip() or len(parts) != 2:
+                raise ValueError
+            price_in, price_out = float(parts[0]), float(parts[1])
+        except ValueError:
+            raise ValueError(
+                f"price {item!r} is not MODEL=IN/OUT (USD per million prompt/completion tokens)"
+            ) from None
+        if price_in < 0 or price_out < 0:
+            raise ValueError(f"price {item!r} is negative")
+        prices[model.strip()] = (price_in, price_out)
+    return prices

@@ -9,9 +9,10 @@ relabelling exists, so the two can be cross-checked), examples of the label, the
 sample and its annotation; it answers
 ``{"description", "original_rule", "new_rule", "relabelled": <output structure>}``.
 
-This module only builds ``LLMRequest`` values and checks the shape of answers; the
-content checks (spans, labels, change) are done in ``preferences`` for LLM and
-rule-based relabellings alike.
+This module only builds ``LLMRequest`` values, checks the shape of answers and counts
+the step (``preference_step_report``); the content checks (spans, labels, change) are
+done in ``preferences`` for LLM and rule-based relabellings alike, and are this step's
+gates: an LLM relabelling that fails one is rejected with its reason.
 """
 
 from __future__ import annotations
@@ -23,7 +24,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hum_dagster.llm.report import StepReport
 from hum_dagster.llm.types import LLMRequest
+from hum_dagster.llm.usage import reason_category
 from hum_dagster.paths import ASSETS_DIR
 from hum_dagster.store.jsonfile import read_json_object
 
@@ -151,3 +154,54 @@ def build_request(
         ),
         json_schema=prompt.json_schema,
     )
+
+
+LLM_FAILURE_REASON = "llm_failure"  # preferences.REJECT_LLM_FAILURE: counted as failed
+
+
+def preference_step_report(
+    usage_hint: Mapping[str, Any],
+    rejections: Sequence[Mapping[str, Any]],
+    runner: Any = None,
+) -> StepReport:
+    """The step report of ``synthesis.preference_rules`` from ``preference_rows``' result
+    (``llm_usage_hint`` and ``rejections``) and the runner that ran it.
+
+    Each answer of the LLM is one value: accepted when its relabelling became an
+    instruction, rejected with the reason of the check that refused it
+    (``label_not_in_schema``, ``span_not_in_input``, ``llm_disagrees_with_rule``...)."""
+    mode = str(usage_hint.get("mode") or getattr(runner, "mode", "offline") or "offline")
+    report = StepReport(PREFERENCE_STEP, mode=mode)
+    if mode == "offline":
+        return report
+    report.model = str(getattr(runner, "served_model", "") or "")
+    report.requests = int(usage_hint.get("requests") or 0)
+    report.cached = int(usage_hint.get("cached") or 0)
+    report.answered = int(usage_hint.get("responses") or 0) - report.cached
+    for reason, n in sorted((usage_hint.get("failures_by_reason") or {}).items()):
+        report.failures[reason_category(reason)] += int(n)
+    if report.requests:  # only a run that asked: the runner's last usage is this step's
+        report.count_usage(getattr(runner, "last_usage", None))
+    elif getattr(getattr(runner, "config", None), "priced", False):
+        report.cost_usd = 0.0  # nothing asked, at a known price
+    for r in rejections:
+        if r.get("source") != "llm":
+            continue
+        if r.get("reason") == LLM_FAILURE_REASON:
+            if len(report.failure_sample) < report.sample_size:
+                report.failure_sample.append(
+                    {"label": r.get("label", ""), "reason": str(r.get("detail", ""))[:300]}
+                )
+            continue
+        report.reject(
+            str(r.get("reason")),
+            {
+                "kind": "relabelling",
+                "label": r.get("label", ""),
+                "value": r.get("variant", ""),
+                "detail": str(r.get("detail", ""))[:300],
+                "base_instruction_id": r.get("base_instruction_id", ""),
+            },
+        )
+    report.accept(max(0, report.cached + report.answered - report.rejected))
+    return report

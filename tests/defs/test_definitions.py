@@ -95,6 +95,8 @@ def test_every_partition_materializes_and_checks_pass(built):
             "outputs_parse_with_own_labels",
             "spans_occur_in_input",
             "labels_have_descriptions",
+            "llm_requests_answered",
+            "llm_values_accepted",
         }
         bad = [(c.check_name, c.metadata) for c in checks if not c.passed]
         assert not bad, (key, bad)
@@ -106,6 +108,7 @@ def test_every_partition_materializes_and_checks_pass(built):
             assert {c.check_name for c in compound} == {
                 "outputs_match_own_labels", "no_example_is_own_input",
                 "no_own_answer_in_guidelines", "outputs_follow_stated_format",
+                "llm_requests_answered", "llm_values_accepted",
             }
             bad = [(c.check_name, c.metadata) for c in compound if not c.passed]
             assert not bad, (key, strategy, bad)

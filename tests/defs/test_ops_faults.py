@@ -36,6 +36,9 @@ for name in sys.argv[1:]:
     print(f"DONE {name} {'ok' if result.success else 'FAILED'}", flush=True)
     if not result.success:
         failed.append(name)
+        for event in result.all_events:
+            if event.is_step_failure and event.step_failure_data.user_failure_data:
+                print(f"REASON {event.step_failure_data.user_failure_data.description}", flush=True)
 sys.exit(1 if failed else 0)
 """
 
@@ -202,36 +205,40 @@ def _llm_report(root: Path, source: str) -> dict:
             dg.AssetRecordsFilter(asset_key=dg.AssetKey("schema_dictionary"), asset_partitions=[source]),
             limit=1,
         ).records
-        return records[0].asset_materialization.metadata["llm"].value
+        meta = records[0].asset_materialization.metadata
+        return {k[len("llm/"):]: getattr(v, "value", v) for k, v in meta.items() if k.startswith("llm/")}
     finally:
         instance.dispose()
 
 
 def test_endpoint_down_fails_cleanly_then_the_next_run_finishes(tmp_path, server):
-    """The dictionary's LLM enrichment is optional: with the endpoint down the partition
-    still succeeds from data and seeds, its report names the failures, nothing is cached,
-    and the next run (endpoint back) asks exactly what failed."""
+    """With the endpoint down the dictionary partition fails, loudly and in one line (its
+    output would be the offline dictionary: a live run must not look like success),
+    nothing is cached, and the next run (endpoint back) asks exactly what failed."""
     env = env_for(tmp_path, "down", server)
     root = tmp_path / "down" / "storage"
     server.default = {"kind": "server_error"}
     down = run(env, SOURCES[0])
-    assert down.returncode == 0, down.stdout + down.stderr
-    report = _llm_report(root, SOURCES[0])
-    assert report["responses"] == 0 and report["failures_by_reason"], report
+    assert down.returncode == 1, down.stdout + down.stderr
+    [reason] = [line for line in down.stdout.splitlines() if line.startswith("REASON ")]
+    assert f"schema_dictionary[{SOURCES[0]}]: dictionary.describe" in reason
+    assert "requests failed (server_error" in reason and "FAILED" in reason, reason
+    requests = int(reason.split(": ", 2)[2].split(" requests", 1)[0].split()[-1])
     attempts = len(server.chat_requests())
-    assert 0 < attempts <= report["requests"] * 10  # bounded retries per request
-    # rate limited hard (429 + retry-after): the same bounded, clean outcome
+    assert 0 < attempts <= requests * 10  # bounded retries per request
+    # rate limited hard (429 + retry-after): the same bounded, loud outcome
     server.reset()
     server.default = {"kind": "rate_limit", "retry_after": 0.05}
     limited = run(env, SOURCES[0])
-    assert limited.returncode == 0 and _llm_report(root, SOURCES[0])["responses"] == 0
+    assert limited.returncode == 1 and "rate_limited" in limited.stdout
     assert not list((root / "llm_cache").rglob("shards/*.jsonl"))  # failures are never cached
     # the endpoint is back: the next run finishes the rest
     server.reset()
     server.default = {"kind": "content", "content": ANSWER}
     ok = run(env, SOURCES[0])
     assert ok.returncode == 0, ok.stdout + ok.stderr
-    assert _llm_report(root, SOURCES[0])["responses"] == report["requests"]
+    report = _llm_report(root, SOURCES[0])
+    assert report["answered"] == report["requests"] == requests and report["failed"] == 0
     sent = len(server.chat_requests())
     assert run(env, SOURCES[0]).returncode == 0
     assert len(server.chat_requests()) == sent  # what succeeded stays cached

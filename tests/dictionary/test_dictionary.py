@@ -380,7 +380,7 @@ def test_llm_results_merge_with_provenance_and_failures_are_counted():
     assert usage["requests"] == 4 and usage["responses"] == 2 and usage["cached"] == 1
     assert usage["failures_by_reason"] == {"invalid": 1, "rate_limited": 1}
     assert {f["label"] for f in usage["failures"]} == {"person", "organisation"}
-    assert usage["prompt_tokens"] == 20
+    assert usage["values"] == 4 and usage["accepted"] == 4  # 2 answers x (description, synonym)
     assert len(usage["cache_keys"]) == 2
     # same answers, same bytes
     d2, _ = _build(

@@ -210,6 +210,18 @@ def test_structured_output_falls_back_once_and_remembers(fake, tmp_path, status)
     assert hinted.startswith("You echo.") and json.dumps(SCHEMA) in hinted
 
 
+def test_requests_waiting_for_a_slot_use_the_mode_learnt_meanwhile(fake, tmp_path):
+    """One request at a time (a local server): the refusal of json_schema is learnt on the
+    first call, and the requests that were queued behind it do not repeat it."""
+    fake.reject_json_schema = True
+    fake.reject_status = 500
+    runner = OpenAIRunner(config(fake, max_in_flight=1), str(tmp_path), "live")
+    results = runner.run([req(f"queued {i}") for i in range(6)], needs_echo)
+    assert all(isinstance(r, LLMResponse) for r in results)
+    formats = [(r.body.get("response_format") or {}).get("type") for r in fake.chat_requests()]
+    assert formats == ["json_schema"] + ["json_object"] * 6
+
+
 def test_forced_json_schema_rejected_is_a_failure(fake, tmp_path):
     fake.reject_json_schema = True
     runner = OpenAIRunner(config(fake, structured_output="json_schema"), str(tmp_path), "live")

@@ -157,3 +157,105 @@ def test_runner_against_llamacpp(llama_server, tmp_path, monkeypatch):
     again = warm.run(requests, has_capital)
     assert warm.last_usage.requests_sent == 0 and all(r.cached for r in again)
     assert [r.parsed for r in again] == [r.parsed for r in results]
+
+
+def test_probe_finds_what_llamacpp_really_serves(llama_server, tmp_path, monkeypatch):
+    """llama.cpp answers chat requests under any model name; the probe reads /v1/models,
+    so a wrong name is an error before any request and the right one is recorded."""
+    from hum_dagster.llm.client import ModelNotServedError
+
+    monkeypatch.setenv("HUM_LLAMACPP_KEY", "sk-local-unused")
+    request = LLMRequest(
+        step="it.probe",
+        template="t",
+        template_version="1",
+        messages=({"role": "user", "content": "Say OK."},),
+        expect_json=False,
+    )
+    wrong = OpenAIRunner(
+        ClientConfig(
+            model="gpt-4o-mini", base_url=llama_server, api_key_env="HUM_LLAMACPP_KEY", max_tokens=4
+        ),
+        str(tmp_path),
+        "live",
+    )
+    with pytest.raises(ModelNotServedError, match="'smollm2-135m'"):
+        wrong.run([request])
+    assert wrong.last_usage.requests_sent == 0
+    right = OpenAIRunner(
+        ClientConfig(
+            model="smollm2-135m",
+            base_url=llama_server,
+            temperature=0.0,
+            api_key_env="HUM_LLAMACPP_KEY",
+            max_tokens=4,
+        ),
+        str(tmp_path),
+        "live",
+    )
+    [answer] = right.run([request])
+    assert isinstance(answer, LLMResponse)
+    assert right.endpoint.models == ("smollm2-135m",) and right.served_model == "smollm2-135m"
+
+
+@pytest.mark.slow
+def test_describe_step_through_the_gates_on_smollm2(llama_server, tmp_path, monkeypatch):
+    """The dictionary step on the real model (4 labels of the English NER sample): whatever
+    SmolLM2 writes, every value in the dictionary passed the gates, every other one is
+    counted with its reason, and the counts add up."""
+    from hum_dagster.dictionary import build_dictionary, load_seed_book, select_seeds
+    from hum_dagster.dictionary.gates import GateContext, check_description, check_synonym
+    from hum_dagster.dictionary.mine import collect_instances
+    from hum_dagster.paths import ASSETS_DIR
+    from hum_dagster.readers import read_source
+    from hum_dagster.readers.catalog import load_catalog
+
+    monkeypatch.setenv("HUM_LLAMACPP_KEY", "sk-local-unused")
+    client_mod._STRUCTURED_LEARNT.clear()
+    entry = next(e for e in load_catalog(ASSETS_DIR / "catalog.yaml") if e.name == "ner_en_conll")
+    result = read_source(entry)
+    seeds = select_seeds(load_seed_book(), entry.name, entry.options)
+    config = ClientConfig(
+        model="smollm2-135m",
+        base_url=llama_server,
+        api_key_env="HUM_LLAMACPP_KEY",
+        temperature=0.0,
+        max_tokens=160,
+        max_in_flight=1,
+        timeout_s=300,
+        max_invalid_retries=1,
+    )
+    runner = OpenAIRunner(config, str(tmp_path), "live")
+    dictionary, report = build_dictionary(
+        entry.name, entry.task, entry.language, result.records, result.schema, seeds, runner=runner
+    )
+    step = report.llm["step_report"]
+    assert step["requests"] == 4 and step["model"] == "smollm2-135m"
+    assert step["answered"] + step["failed"] == 4 and step["sent"] >= 4
+    assert step["values"] == step["accepted"] + sum(step["rejected_by_reason"].values())
+    assert step["sent_prompt_tokens"] > 0
+    offline, _ = build_dictionary(
+        entry.name, entry.task, entry.language, result.records, result.schema, seeds
+    )
+    ctx = GateContext.build(
+        offline, collect_instances(entry.task, result.records), [r.text for r in result.records]
+    )
+    written = 0
+    for key, e in dictionary.entries.items():
+        for t in e.descriptions:
+            if t.provenance.startswith("llm:"):
+                written += 1
+                assert check_description(t.value, offline.entries[key], ctx) is None, t
+        for t in e.variants:
+            if t.provenance.startswith("llm:"):
+                written += 1
+                assert check_synonym(t.value, offline.entries[key], ctx) is None, t
+    assert written <= step["accepted"]  # duplicates of seeds merge into the seed value
+    rejected = {r["value"] for r in step["rejected_sample"]}
+    kept = {
+        t.value
+        for e in dictionary.entries.values()
+        for t in [*e.descriptions, *e.variants]
+        if t.provenance.startswith("llm:")
+    }
+    assert not rejected & kept

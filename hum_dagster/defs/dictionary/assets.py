@@ -6,7 +6,15 @@ import dagster as dg
 import polars as pl
 
 from hum_dagster.defs.metadata import markdown_table
-from hum_dagster.defs.resources.llm import LLM_CACHE_DIR, LLM_POOL, LLMResource
+from hum_dagster.defs.resources.llm import (
+    LLM_CACHE_DIR,
+    LLM_POOL,
+    LLMResource,
+    llm_check_results,
+    llm_check_specs,
+    llm_step_metadata,
+    raise_for_step,
+)
 from hum_dagster.defs.resources.settings import HumSettings, catalog
 from hum_dagster.defs.sources.partitions import source_partitions
 from hum_dagster.dictionary import (
@@ -15,6 +23,9 @@ from hum_dagster.dictionary import (
     load_seed_book,
     select_seeds,
 )
+from hum_dagster.dictionary.enrich import DESCRIBE_STEP
+from hum_dagster.llm.client import LLMError
+from hum_dagster.llm.report import StepReport
 from hum_dagster.readers.fewrel import load_pid2name
 from hum_dagster.records import LabelSchema, Record
 from hum_dagster.store import fsio
@@ -38,6 +49,7 @@ def dictionary_frame(rows: list[dict]) -> pl.DataFrame:
     check_specs=[
         dg.AssetCheckSpec(COVERAGE_CHECK, asset="schema_dictionary",
                           description="Every top-level label has at least one description."),
+        *llm_check_specs("schema_dictionary"),
     ],
     pool=LLM_POOL,
     code_version="1",
@@ -54,11 +66,18 @@ def schema_dictionary(
         pid2name = load_pid2name(entry.resolve(entry.option("pid2name")))
     hard = _hard_negatives(settings)
     runner = None if llm.mode == "offline" else llm.runner(fsio.join(settings.storage_root, LLM_CACHE_DIR))
-    dictionary, report = build_dictionary(
-        entry.name, entry.task, entry.language, records, schema, seeds,
-        hard_negatives=hard, runner=runner, pid2name=pid2name, seed=settings.seed,
-    )
-    usage = runner.usage.as_metadata() if runner is not None else {"mode": "offline"}
+    where = f"schema_dictionary[{context.partition_key}]"
+    try:
+        dictionary, report = build_dictionary(
+            entry.name, entry.task, entry.language, records, schema, seeds,
+            hard_negatives=hard, runner=runner, pid2name=pid2name, seed=settings.seed,
+        )
+    except LLMError as exc:  # an unreachable endpoint, a model it does not serve, ...
+        raise dg.Failure(description=f"{where} {DESCRIBE_STEP}: {exc}", allow_retries=False) from exc
+    step = StepReport.from_json(report.llm.get("step_report"), DESCRIBE_STEP)
+    step.mode = llm.mode
+    thresholds = llm.thresholds()
+    raise_for_step(step, thresholds, where)
     frame = dictionary_frame(dictionary.to_rows())
     summary = report.coverage_summary
     undescribed = sorted(
@@ -79,8 +98,7 @@ def schema_dictionary(
                 markdown_table(report.coverage, list(report.coverage[0]) if report.coverage else [])
             ),
             "unseeded_labels": dg.MetadataValue.json(report.unseeded),
-            "llm": dg.MetadataValue.json(report.llm),
-            "llm_usage": dg.MetadataValue.json(usage),
+            **llm_step_metadata(step, thresholds),
             "entries": dg.MetadataValue.md(dictionary.to_markdown(3)),
             "dagster/row_count": frame.height,
         },
@@ -90,7 +108,8 @@ def schema_dictionary(
                 passed=not undescribed,
                 severity=dg.AssetCheckSeverity.WARN,
                 metadata={"labels_without_description": dg.MetadataValue.json(undescribed[:50])},
-            )
+            ),
+            *llm_check_results(step, thresholds),
         ],
     )
 

@@ -8,10 +8,20 @@ import dagster as dg
 import polars as pl
 
 from hum_dagster.defs.metadata import count_table, markdown_table
-from hum_dagster.defs.resources.llm import LLM_CACHE_DIR, LLM_POOL, LLMResource
+from hum_dagster.defs.resources.llm import (
+    LLM_CACHE_DIR,
+    LLM_POOL,
+    LLMResource,
+    llm_check_results,
+    llm_check_specs,
+    llm_step_metadata,
+    raise_for_step,
+)
 from hum_dagster.defs.resources.settings import HumSettings, catalog
 from hum_dagster.defs.synthesis.partitions import compound_partitions
 from hum_dagster.dictionary import SchemaDictionary
+from hum_dagster.llm.client import LLMError
+from hum_dagster.llm.report import StepReport
 from hum_dagster.store import fsio
 from hum_dagster.store.tables import Table
 from hum_dagster.synthesis.columns import COMPOUND_COLUMNS, instruction_frame
@@ -31,6 +41,7 @@ from hum_dagster.synthesis.guidelines import (
 )
 from hum_dagster.synthesis.own_answers import OWN_ANSWER_CHECK, check_own_answers, record_spans
 from hum_dagster.synthesis.preferences import PreferenceConfig, preference_rows
+from hum_dagster.synthesis.preferences_llm import PREFERENCE_STEP, preference_step_report
 
 PREFERENCE_STRATEGY = "preference_rules"
 FORMAT_STRATEGY = "format_variants"
@@ -65,6 +76,9 @@ def synthesize_strategy(
             "by_variant": result.counts_by_variant,
             "rejections_by_reason": result.rejections_by_reason(),
             "rejections": result.rejections[:REJECTIONS_KEPT],
+            "llm_step": preference_step_report(
+                result.llm_usage_hint, result.rejections, runner
+            ).to_json(),
         }
         return result.rows, lambda: report
     if strategy == FORMAT_STRATEGY:
@@ -97,6 +111,7 @@ def synthesize_strategy(
         dg.AssetCheckSpec(FORMAT_CHECK, asset="compound_instructions",
                           description="Format variants state their own layout once, in place of the "
                           "JSON reply sentence, and their outputs read back strictly as stated."),
+        *llm_check_specs("compound_instructions"),
     ],
     pool=LLM_POOL,
     code_version="1",
@@ -118,7 +133,11 @@ def compound_instructions(
     rows = basic_instructions.df.to_dicts()
     started = time.perf_counter()
     runner = None if llm.mode == "offline" else llm.runner(fsio.join(settings.storage_root, LLM_CACHE_DIR))
-    out, make_report = synthesize_strategy(strategy, rows, dictionary, settings, runner)
+    where = f"compound_instructions[{keys['source']}|{strategy}]"
+    try:
+        out, make_report = synthesize_strategy(strategy, rows, dictionary, settings, runner)
+    except LLMError as exc:  # an unreachable endpoint, a model it does not serve, ...
+        raise dg.Failure(description=f"{where} {PREFERENCE_STEP}: {exc}", allow_retries=False) from exc
     problems: dict[str, list[dict]] = {
         LABELS_CHECK: [], OWN_INPUT_CHECK: [], OWN_ANSWER_CHECK: [], FORMAT_CHECK: []
     }
@@ -145,20 +164,28 @@ def compound_instructions(
     del out, buffer
     frame = pl.concat(chunks, rechunk=False)
     report = make_report()
+    # only preference rules ask the LLM; other strategies report an offline step
+    step = StepReport.from_json(report.get("llm_step"), PREFERENCE_STEP)
+    thresholds = llm.thresholds()
+    raise_for_step(step, thresholds, where)
     seconds = time.perf_counter() - started
     per_task = dict(frame.group_by("task").len().sort("task").iter_rows()) if frame.height else {}
     sample = frame.head(3).select("task", "instruction", "output").to_dicts()
     return dg.MaterializeResult(
-        value=Table(frame, {"hum.strategy": strategy, "hum.report": json.dumps(report, ensure_ascii=False)}),
+        # the footer keeps what the rows are, not how they were fetched (llm_step counts
+        # cache hits), so a re-run over a warm cache writes the same bytes
+        value=Table(frame, {"hum.strategy": strategy, "hum.report": json.dumps(
+            {k: v for k, v in report.items() if k != "llm_step"}, ensure_ascii=False
+        )}),
         metadata={
             "instructions": frame.height,
             "basic_rows_in": len(rows),
             "strategy": strategy,
             "skipped": dg.MetadataValue.json(report.get("skipped", {})),
-            "report": dg.MetadataValue.json({k: v for k, v in report.items() if k != "rejections"}),
-            "llm_usage": dg.MetadataValue.json(
-                runner.last_usage.as_metadata() if runner is not None else {"mode": "offline"}
+            "report": dg.MetadataValue.json(
+                {k: v for k, v in report.items() if k not in ("rejections", "llm_step")}
             ),
+            **(llm_step_metadata(step, thresholds) if strategy == PREFERENCE_STRATEGY else {}),
             "per_task": dg.MetadataValue.md(count_table(per_task, "task")),
             "sample": dg.MetadataValue.md(markdown_table(sample, ["task", "instruction", "output"], 400)),
             "rows_per_second": round(frame.height / seconds, 1) if seconds > 0 else 0.0,
@@ -172,5 +199,5 @@ def compound_instructions(
                           "examples": dg.MetadataValue.md(markdown_table(found[:10], ["instruction_id", "problem"]))},
             )
             for name, found in problems.items()
-        ],
+        ] + llm_check_results(step, thresholds),
     )
