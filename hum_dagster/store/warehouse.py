@@ -6,24 +6,10 @@ import os
 
 import duckdb
 
-from hum_dagster.store import fsio
+from hum_dagster.store import fsio, layout
+from hum_dagster.store.layout import VIEWS, warehouse_path
 
-# view name -> asset key path under the storage root
-VIEWS = {
-    "raw_records": "raw_sources",
-    "quarantine": "source_quarantine",
-    "basic_instructions": "basic_instructions",
-    "schema_dictionary": "schema_dictionary",
-    "compound_instructions": "compound_instructions",
-    "corpus": "hum_corpus",
-}
-
-
-def warehouse_path(storage_root: str) -> str:
-    """The database file: inside a local root, else ``.hum/hum.duckdb`` in the cwd."""
-    if "://" not in storage_root:
-        return os.path.join(storage_root, "hum.duckdb")
-    return os.path.join(os.getcwd(), ".hum", "hum.duckdb")
+__all__ = ["VIEWS", "connect", "refresh_views", "warehouse_path"]
 
 
 def connect(storage_root: str, database: str | None = None) -> duckdb.DuckDBPyConnection:
@@ -43,7 +29,7 @@ def refresh_views(storage_root: str, database: str | None = None) -> list[str]:
     created = []
     try:
         for view, folder in VIEWS.items():
-            directory = fsio.join(storage_root, folder)
+            directory = layout.table_dir(storage_root, folder)
             fs, path = fsio.filesystem(directory)
             if not fs.exists(path) or not fs.glob(f"{path}/**/*.parquet"):
                 con.execute(f"DROP VIEW IF EXISTS {view}")

@@ -20,7 +20,7 @@ import dagster as dg
 
 from hum_dagster.defs.resources.settings import HumSettings
 from hum_dagster.operations.audit import Audit, Section, file_version, lineage, render_markdown
-from hum_dagster.store import fsio
+from hum_dagster.store import fsio, layout
 
 INPUT_POINTER = "dagster/input_event_pointer/"
 PAGE = 1000
@@ -270,7 +270,7 @@ def _md(section: Section | None, limit: int = 50) -> dg.MetadataValue:
 )
 def lineage_audit(context: dg.AssetExecutionContext, settings: HumSettings) -> dg.MaterializeResult:
     audit = full_audit(context.instance, context.repository_def.asset_graph, settings.storage_root)
-    paths = write_audit(audit, fsio.join(settings.storage_root, "audit"))
+    paths = write_audit(audit, layout.audit_dir(settings.storage_root))
     counts: dict[str, Any] = {s.title: len(s.rows) for s in audit.sections}
     return dg.MaterializeResult(
         metadata={

@@ -22,7 +22,9 @@ LLM_CACHE_DIR = "llm_cache"
 class LLMResource(dg.ConfigurableResource):
     """Endpoint, model, throughput, retries, generation parameters, cache and prices."""
 
-    mode: Literal["live", "replay", "offline"] = "offline"  # offline: the embedded default
+    # live | replay | offline (the embedded default); a str, not a Literal, so that a
+    # dg.EnvVar can feed it (OpenAIRunner rejects any other value)
+    mode: str = "offline"
     base_url: str | None = None  # None: the OpenAI API; e.g. http://vllm:8000/v1
     model: str = "gpt-4o-mini"
     api_key_env: str = "OPENAI_API_KEY"  # the variable's NAME; "" when the server needs none
@@ -44,7 +46,7 @@ class LLMResource(dg.ConfigurableResource):
     def client_config(self) -> ClientConfig:
         return ClientConfig(
             model=self.model,
-            base_url=self.base_url,
+            base_url=self.base_url or None,  # an empty HUM_LLM_BASE_URL: the OpenAI API
             api_key_env=self.api_key_env,
             max_in_flight=self.max_in_flight,
             rpm=self.rpm,

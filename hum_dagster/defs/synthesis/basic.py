@@ -7,17 +7,14 @@ from collections import Counter
 
 import dagster as dg
 
+from hum_dagster.defs.checks import require_upstream_checks
 from hum_dagster.defs.metadata import count_table, markdown_table
-from hum_dagster.defs.resources.settings import HumSettings, catalog
+from hum_dagster.defs.resources.settings import HumSettings
 from hum_dagster.defs.sources.partitions import source_partitions
 from hum_dagster.records import LabelSchema, Record
 from hum_dagster.store.tables import Table
-from hum_dagster.synthesis.basic import BasicConfig, synthesize_basic, validate_basic_row
+from hum_dagster.synthesis.basic import BasicConfig, synthesize_basic
 from hum_dagster.synthesis.columns import instruction_frame
-
-PARSE_CHECK = "outputs_parse_with_own_labels"
-SPAN_CHECK = "spans_occur_in_input"
-
 
 
 def basic_config(settings: HumSettings, split: str) -> BasicConfig:
@@ -38,28 +35,19 @@ def basic_config(settings: HumSettings, split: str) -> BasicConfig:
     )
 
 
-def _problem_kind(problem: str) -> str:
-    return SPAN_CHECK if "not in input" in problem or "does not occur" in problem else PARSE_CHECK
-
-
 @dg.asset(
     partitions_def=source_partitions,
     group_name="synthesis",
     kinds={"polars", "parquet"},
     description="Basic instructions in the IEPile/OneKE structure: one row per record, task "
     "and schema chunk, with provenance (source, record id, template version).",
-    check_specs=[
-        dg.AssetCheckSpec(PARSE_CHECK, asset="basic_instructions",
-                          description="Every output parses and uses exactly its own schema's labels."),
-        dg.AssetCheckSpec(SPAN_CHECK, asset="basic_instructions",
-                          description="Every extracted span occurs in the instruction's input."),
-    ],
     code_version="1",
 )
 def basic_instructions(
     context: dg.AssetExecutionContext, settings: HumSettings, raw_sources: Table
 ):
-    entry = catalog()[context.partition_key]
+    require_upstream_checks(context, dg.AssetKey("raw_sources"), [context.partition_key])
+    entry = settings.entry(context.partition_key)
     schema = LabelSchema.from_json(raw_sources.meta.get("hum.label_schema", "{}"))
     config = basic_config(settings, entry.split)
     started = time.perf_counter()
@@ -67,28 +55,8 @@ def basic_instructions(
     rows = list(synthesize_basic(records, schema, config))
     seconds = time.perf_counter() - started
     frame = instruction_frame(rows)
-
-    problems: dict[str, list[dict]] = {PARSE_CHECK: [], SPAN_CHECK: []}
-    for row in rows:
-        for problem in validate_basic_row(row):
-            problems[_problem_kind(problem)].append(
-                {"instruction_id": row["instruction_id"], "record_id": row["record_id"], "problem": problem}
-            )
     per_task = Counter(frame["task"].to_list()) if frame.height else Counter()
     sample = frame.head(4).select("task", "instruction", "output").to_dicts() if frame.height else []
-    check_results = [
-        dg.AssetCheckResult(
-            check_name=name,
-            passed=not found,
-            metadata={
-                "failures": len(found),
-                "examples": dg.MetadataValue.md(
-                    markdown_table(found[:10], ["instruction_id", "record_id", "problem"])
-                ),
-            },
-        )
-        for name, found in problems.items()
-    ]
     return dg.MaterializeResult(
         value=Table(frame, {"hum.basic_config": json.dumps(_config_dict(config), sort_keys=True)}),
         metadata={
@@ -101,7 +69,6 @@ def basic_instructions(
             "instructions_per_second": round(frame.height / seconds, 1) if seconds > 0 else 0.0,
             "dagster/row_count": frame.height,
         },
-        check_results=check_results,
     )
 
 
