@@ -80,7 +80,7 @@ def upstream_check_failures(
             keys, partition_filter=PartitionKeyFilter(key=partition)
         )
         for key in sorted(latest, key=lambda k: k.name):
-            evaluation = latest[key].evaluation
+            evaluation = evaluation_of(latest[key])
             if evaluation is None or evaluation.passed:
                 continue
             if evaluation.severity != dg.AssetCheckSeverity.ERROR:
@@ -103,3 +103,14 @@ def require_upstream_checks(
             description="; ".join(lines) + ": fix it and re-materialize it first",
             allow_retries=False,
         )
+
+
+def evaluation_of(record):
+    """The check's evaluation, or None while it is only planned."""
+    from dagster._core.storage.asset_check_execution_record import (
+        AssetCheckExecutionRecordStatus as Status,
+    )
+
+    if record.status not in (Status.SUCCEEDED, Status.FAILED):
+        return None
+    return record.evaluation

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
+from contextlib import contextmanager
 
 import duckdb
 
@@ -23,8 +25,27 @@ def connect(storage_root: str, database: str | None = None) -> duckdb.DuckDBPyCo
     return con
 
 
+@contextmanager
+def _exclusive(database: str):
+    """One writer at a time: DuckDB refuses a second process's connection while another
+    holds the file (concurrent corpus runs each refresh the views)."""
+    os.makedirs(os.path.dirname(database) or ".", exist_ok=True)
+    with open(f"{database}.lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def refresh_views(storage_root: str, database: str | None = None) -> list[str]:
     """(Re)create a view per output whose Parquet files exist; return the view names."""
+    database = database or warehouse_path(storage_root)
+    with _exclusive(database):
+        return _refresh(storage_root, database)
+
+
+def _refresh(storage_root: str, database: str) -> list[str]:
     con = connect(storage_root, database)
     created = []
     try:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from hum_dagster.paths import PROJECT_DIR, shared_data_dir
+from hum_dagster.paths import DEFAULT_CATALOG, PROJECT_DIR, shared_data_dir
 from hum_dagster.readers.catalog import CatalogEntry, CatalogError, load_catalog
 from hum_dagster.store import fsio
 
@@ -87,7 +87,8 @@ class HumSettings(dg.ConfigurableResource):
     """Storage, catalog and synthesis settings shared by the assets."""
 
     storage_root: str  # a folder or an s3:// prefix (HUM_STORAGE_ROOT)
-    catalog: str  # the source catalog YAML (HUM_CATALOG); one entry = one source partition
+    # the source catalog YAML (HUM_CATALOG); one entry = one source partition
+    catalog: str = str(DEFAULT_CATALOG)
     landing: str = ""  # a folder or s3:// prefix where new sources land (HUM_LANDING)
     base_models: str = DEFAULT_BASE_MODELS  # name=spec,... (HUM_BASE_MODELS)
     seed: int = 42

@@ -23,8 +23,12 @@ import dagster as dg
 
 from hum_dagster.defs.corpus.assets import hum_corpus
 from hum_dagster.defs.resources.launchers import PipesLauncher
-from hum_dagster.defs.resources.settings import HumSettings
-from hum_dagster.defs.training.partitions import base_model_partitions, training_partitions
+from hum_dagster.defs.resources.settings import HumSettings, base_model_specs
+from hum_dagster.defs.training.partitions import (
+    CORPUS_VARIANTS,
+    base_model_partitions,
+    training_partitions,
+)
 from hum_dagster.store import fsio, layout
 from hum_dagster.train import artifacts, launch
 from hum_dagster.train.config import TrainingConfig, TrainingJob, llamafactory_yaml
@@ -270,3 +274,4 @@ def llamafactory_config(
 
 
 training_assets = [base_models, finetuned_checkpoint, llamafactory_config]
+__all__ = ["CORPUS_VARIANTS", "TrainingLauncher", "base_model_specs", "training_assets"]

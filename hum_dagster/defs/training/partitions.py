@@ -5,6 +5,7 @@ import dagster as dg
 
 from hum_dagster.corpus.mix import VARIANTS
 
+CORPUS_VARIANTS = tuple(VARIANTS)
 BASE_MODELS = "base_models"
 base_model_partitions = dg.DynamicPartitionsDefinition(name=BASE_MODELS)
 corpus_variant_partitions = dg.StaticPartitionsDefinition(list(VARIANTS))

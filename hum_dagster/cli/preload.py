@@ -1,0 +1,9 @@
+"""Imported once by the code server's forkserver (``hum_dagster.cli.code_server``): what
+every run process needs, loaded before the fork."""
+
+import dagster._grpc.impl  # noqa: F401  (the run entry point)
+from dagster._core.execution.api import execute_run_iterator  # noqa: F401
+
+from hum_dagster.definitions import defs
+
+defs().get_repository_def()
