@@ -32,6 +32,9 @@ def install() -> None:
 
 
 def main() -> None:
+    from hum_dagster.cli.orphans import exit_with_parent
+
+    exit_with_parent()
     install()
     from dagster._cli import main as dagster_main
 

@@ -18,6 +18,9 @@ import sys
 def main() -> None:
     from dagster._daemon import controller
 
+    from hum_dagster.cli.orphans import exit_with_parent
+
+    exit_with_parent()
     controller.DEFAULT_DAEMON_INTERVAL_SECONDS = int(os.environ.get("HUM_DAEMON_INTERVAL", "2"))
     from dagster._daemon.cli import main as daemon_main
 

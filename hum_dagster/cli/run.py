@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 import time
 from collections import defaultdict
@@ -69,6 +70,10 @@ def run_config(args: argparse.Namespace, env: dict[str, str]) -> dict:
             "sample_size": args.eval_sample_size, "max_new_tokens": args.eval_max_new_tokens,
         }},
     }}
+
+
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
 
 
 def _say(text: str = "") -> None:
@@ -128,6 +133,8 @@ def cmd_run(args: argparse.Namespace) -> int:
          f"({_reasons_line(reasons)})")
     backfill_id = None
     services = Services(home, env, cwd=PROJECT_DIR)
+    signal.signal(signal.SIGTERM, _interrupt)  # a kill ends like Ctrl-C: cancel, stop services
+    signal.signal(signal.SIGHUP, _interrupt)
     try:
         services.start()
         backfill_id = submit(instance, graph, todo, run_config(args, env))
@@ -204,6 +211,7 @@ def plan(graph, instance, wanted: dict) -> tuple[dict, dict]:
     from dagster._core.definitions.events import AssetKeyPartitionKey
     from dagster._core.definitions.partitions.context import partition_loading_context
 
+    from hum_dagster.defs.checks import failed_attempt
     from hum_dagster.defs.operations.audit import latest_by_partition, materialization_audit
 
     reasons: dict[str, int] = defaultdict(int)
@@ -213,14 +221,13 @@ def plan(graph, instance, wanted: dict) -> tuple[dict, dict]:
     stale_set = {(r["asset"], str(r["partition"])) for r in stale.rows}
     for key in keys:
         latest = latest_by_partition(instance, key)
-        failed = _latest_failures(instance, key)
         checks = _failed_checks(instance, graph, key)
         for partition in wanted[key]:
             text = None if partition is None else str(partition)
             record = latest.get(text)
             if record is None:
                 why = "missing"
-            elif failed.get(text, 0) > record.timestamp:
+            elif failed_attempt(instance, key, text, record.storage_id):
                 why = "failed"
             elif (key.to_user_string(), str(text)) in stale_set:
                 why = "stale"
@@ -250,18 +257,6 @@ def plan(graph, instance, wanted: dict) -> tuple[dict, dict]:
     for item in chosen:
         todo[item.asset_key].append(item.partition_key)
     return dict(todo), dict(reasons)
-
-
-def _latest_failures(instance, key) -> dict:
-    out: dict = {}
-    cursor = None
-    while True:
-        result = instance.fetch_failed_materializations(key, limit=1000, cursor=cursor)
-        for record in result.records:
-            out.setdefault(record.partition_key, record.timestamp)
-        if not result.has_more:
-            return out
-        cursor = result.cursor
 
 
 def _failed_checks(instance, graph, key) -> set:

@@ -36,7 +36,7 @@ class Services:
 
     def __init__(self, home: Path, env: dict[str, str], cwd: Path, daemon_interval: int = 2):
         self.home = home
-        self.env = dict(env, HUM_DAEMON_INTERVAL=str(daemon_interval))
+        self.env = dict(env, HUM_DAEMON_INTERVAL=str(daemon_interval), HUM_PARENT_PID=str(os.getpid()))
         self.cwd = cwd
         self.logs = home / "logs"
         self.procs: dict[str, subprocess.Popen] = {}

@@ -62,12 +62,20 @@ def check_result(
     )
 
 
+def full_graph(context: dg.AssetExecutionContext):
+    """The code location's whole asset graph (a run's job may hold only a subset of it,
+    without the checks of the assets it reads)."""
+    from hum_dagster.definitions import defs  # built once per process
+
+    return defs().resolve_asset_graph()
+
+
 def upstream_check_failures(
     context: dg.AssetExecutionContext, upstream: dg.AssetKey, partitions: Iterable[str | None]
 ) -> list[str]:
     """One line per (partition, blocking check) of ``upstream`` whose latest evaluation
     failed with error severity."""
-    graph = context.job_def.asset_layer.asset_graph  # the whole graph, in any run
+    graph = full_graph(context)
     keys = [
         k for k in graph.get_check_keys_for_assets({upstream}) if graph.get_check_spec(k).blocking
     ]
@@ -114,3 +122,20 @@ def evaluation_of(record):
     if record.status not in (Status.SUCCEEDED, Status.FAILED):
         return None
     return record.evaluation
+
+
+def failed_attempt(
+    instance: dg.DagsterInstance, key: dg.AssetKey, partition: str | None, after_storage_id: int
+) -> str | None:
+    """The run id of the latest attempt at ``key[partition]`` when it came after the
+    materialization ``after_storage_id`` and failed (or was canceled) without
+    materializing it; None otherwise."""
+    from dagster._core.storage.dagster_run import DagsterRunStatus
+
+    planned = instance.get_latest_planned_materialization_info(key, partition)
+    if planned is None or planned.storage_id <= after_storage_id:
+        return None
+    run = instance.get_run_by_id(planned.run_id)
+    if run is not None and run.status in (DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED):
+        return planned.run_id
+    return None

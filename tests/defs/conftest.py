@@ -46,12 +46,19 @@ def run(definitions: dg.Definitions, instance, keys, partition=None, run_config=
 
 
 def run_check(definitions: dg.Definitions, instance, asset, check: str, partition=None):
-    """Execute one asset check (only) against what is stored."""
+    """Execute one asset check (only) against what is stored, as the UI's "Execute" on a
+    check of a partition does: a run selecting the check alone."""
     key = dg.AssetCheckKey(dg.AssetKey.from_coercible(asset), check)
-    job = definitions.resolve_implicit_global_asset_job_def().get_subset(
-        asset_selection=set(), asset_check_selection={key}
+    partitions_def = definitions.resolve_asset_graph().get(key.asset_key).partitions_def
+    job = dg.define_asset_job("one_check", selection=dg.AssetSelection.checks(key),
+                              partitions_def=partitions_def)
+    merged = dg.Definitions.merge(definitions, dg.Definitions(jobs=[job]))
+    # by tag: execute_in_process's partition_key wants a selected asset to take the
+    # partitions definition from, and this run selects a check only
+    result = merged.resolve_job_def("one_check").execute_in_process(
+        tags={"dagster/partition": partition} if partition else None,
+        instance=instance, raise_on_error=False,
     )
-    result = job.execute_in_process(partition_key=partition, instance=instance, raise_on_error=False)
     evaluations = [e for e in result.get_asset_check_evaluations() if e.check_name == check]
     assert len(evaluations) == 1, (check, result.success)
     return evaluations[0]

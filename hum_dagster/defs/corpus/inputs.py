@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 
 import dagster as dg
 
-from hum_dagster.defs.checks import upstream_check_failures
+from hum_dagster.defs.checks import failed_attempt, upstream_check_failures
 from hum_dagster.operations.audit import file_version
 from hum_dagster.store.tables import TableRef
 
@@ -27,15 +27,6 @@ def _latest(instance: dg.DagsterInstance, key: dg.AssetKey, partition: str):
         dg.AssetRecordsFilter(asset_key=key, asset_partitions=[partition]), limit=1
     ).records
     return records[0] if records else None
-
-
-def _failed_after(instance: dg.DagsterInstance, key: dg.AssetKey, partition: str, since: float) -> str | None:
-    failed = instance.fetch_failed_materializations(
-        dg.AssetRecordsFilter(asset_key=key, asset_partitions=[partition]), limit=1
-    ).records
-    if failed and failed[0].timestamp > since:
-        return failed[0].run_id
-    return None
 
 
 def _when(ts: float) -> str:
@@ -65,7 +56,7 @@ def input_problems(
             problems.append(f"raw_sources[{source}] was never materialized")
             blocked.add(source)
             continue
-        run = _failed_after(instance, RAW, source, raw.timestamp)
+        run = failed_attempt(instance, RAW, source, raw.storage_id)
         if run:
             problems.append(
                 f"raw_sources[{source}] failed in run {run[:8]} after its last materialization "
@@ -102,7 +93,7 @@ def input_problems(
                 continue
             latest = _latest(instance, key, partition)
             if latest is not None:
-                run = _failed_after(instance, key, partition, latest.timestamp)
+                run = failed_attempt(instance, key, partition, latest.storage_id)
                 if run:
                     problems.append(f"{name} failed in run {run[:8]} after its last materialization")
                     continue

@@ -45,8 +45,10 @@ class TableIOManager(dg.ConfigurableIOManager):
             path = self.path_for(key, None)
             return TableRef(path) if lazy else read_table(path)
         keys = list(context.asset_partition_keys)
-        downstream_partitioned = context.has_partition_key if hasattr(context, "has_partition_key") else False
-        if len(keys) == 1 and downstream_partitioned:
+        # The same partition (identity mapping): that table. Anything else is a fan-in
+        # (all partitions, even when only one exists): references by partition.
+        same = context.has_partition_key and len(keys) == 1 and str(keys[0]) == str(context.partition_key)
+        if same:
             path = self.path_for(key, keys[0])
             if lazy:
                 if not fsio.exists(path):
