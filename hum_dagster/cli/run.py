@@ -132,7 +132,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     _say(f"{sum(len(p) for p in todo.values())} partitions of {len(todo)} assets to materialize "
          f"({_reasons_line(reasons)})")
     backfill_id = None
-    services = Services(home, env, cwd=PROJECT_DIR)
+    services = Services(home, env, project=PROJECT_DIR)
     signal.signal(signal.SIGTERM, _interrupt)  # a kill ends like Ctrl-C: cancel, stop services
     signal.signal(signal.SIGHUP, _interrupt)
     try:

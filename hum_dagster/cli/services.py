@@ -34,10 +34,13 @@ class ServiceError(RuntimeError):
 class Services:
     """``with Services(home, env) as services:`` a code server and the daemon."""
 
-    def __init__(self, home: Path, env: dict[str, str], cwd: Path, daemon_interval: int = 2):
+    def __init__(self, home: Path, env: dict[str, str], project: Path, daemon_interval: int = 2):
         self.home = home
+        self.project = project
+        # Started in HUM_HOME, not the project: Dagster's commands load a `.env` file from
+        # their working directory over the environment, and the settings given here win.
+        self.cwd = home
         self.env = dict(env, HUM_DAEMON_INTERVAL=str(daemon_interval), HUM_PARENT_PID=str(os.getpid()))
-        self.cwd = cwd
         self.logs = home / "logs"
         self.procs: dict[str, subprocess.Popen] = {}
         self.port = free_port()
@@ -64,7 +67,7 @@ class Services:
         self._start("code_server", [
             python, "-m", "hum_dagster.cli.code_server", "-m", "hum_dagster.definitions",
             "-h", "127.0.0.1", "-p", str(self.port), "--location-name", LOCATION,
-            "--working-directory", str(self.cwd), "--log-level", "warning",
+            "--working-directory", str(self.project), "--log-level", "warning",
         ])
         self._wait_for_code_server()
         self._start("daemon", [

@@ -69,7 +69,7 @@ def hum_corpus(
     }
     problems, inputs = input_problems(context, wanted)
     if problems:
-        shown = problems[:12] + ([f"... and {len(problems) - 12} more"] if len(problems) > 12 else [])
+        shown = problems[:5] + ([f"... and {len(problems) - 5} more"] if len(problems) > 5 else [])
         raise dg.Failure(
             description=f"the corpus is not built: {len(problems)} input partition(s) cannot "
             "be used: " + "; ".join(shown),

@@ -51,7 +51,9 @@ def _dep_partitions(
         return [None]
     if partition is None or child_def is None:
         return None
-    if child_def == parent_def:
+    if child_def == parent_def or isinstance(
+        asset_graph.get_partition_mapping(child, parent), dg.IdentityPartitionMapping
+    ):
         return [partition]
     if isinstance(child_def, dg.MultiPartitionsDefinition):
         keys = child_def.get_partition_key_from_str(str(partition))
