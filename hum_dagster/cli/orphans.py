@@ -25,7 +25,7 @@ def exit_with_parent(interval: float = 2.0) -> None:
             try:
                 os.kill(parent, 0)
             except ProcessLookupError:
-                os.killpg(os.getpgrp(), signal.SIGTERM)
+                os.killpg(os.getpgrp(), signal.SIGKILL)  # as abrupt as the parent's end
                 return
 
     threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()

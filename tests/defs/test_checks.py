@@ -268,7 +268,7 @@ def test_corpus_refuses_failed_and_outdated_sources(tmp_path, graph):
     result = run(defs, instance, ["hum_corpus"], "full")
     assert not result.success
     message = result.get_step_failure_events()[0].step_failure_data.user_failure_data.description
-    assert f"raw_sources[tc_en_csv]" in message and "older than its source file" in message
+    assert "raw_sources[tc_en_csv]" in message and "older than its source file" in message
 
     # the source now fails to read: its stored rows are out of date, and named
     with open(data, "wb") as handle:

@@ -8,12 +8,12 @@ import pytest
 from dagster._core.instance.config import dagster_instance_config
 
 from hum_dagster.definitions import defs
-from hum_dagster.defs.synthesis.compound import compound_key
-from hum_dagster.defs.synthesis.partitions import sync_partitions
 from hum_dagster.defs.operations.audit import full_audit, materialization_audit
 from hum_dagster.defs.resources.io_manager import TableIOManager
 from hum_dagster.defs.resources.llm import LLMResource
 from hum_dagster.defs.resources.settings import HumSettings
+from hum_dagster.defs.synthesis.compound import compound_key
+from hum_dagster.defs.synthesis.partitions import sync_partitions
 from hum_dagster.operations.audit import lineage, render_markdown
 from hum_dagster.paths import PROJECT_DIR
 
