@@ -1,5 +1,5 @@
 """Imported once by the code server's forkserver (``hum_dagster.cli.code_server``): what
-every run process needs, loaded before the fork."""
+every run process needs, loaded before the fork (imports only: no thread is started)."""
 
 import dagster._grpc.impl  # noqa: F401  (the run entry point)
 from dagster._core.execution.api import execute_run_iterator  # noqa: F401
@@ -7,3 +7,10 @@ from dagster._core.execution.api import execute_run_iterator  # noqa: F401
 from hum_dagster.definitions import defs
 
 defs().get_repository_def()
+
+try:  # the evaluation runs generate with transformers (the `eval` extra): 2 CPU-s each
+    import torch  # noqa: F401
+    import transformers  # noqa: F401
+    from transformers import AutoModelForCausalLM, AutoTokenizer  # noqa: F401
+except ImportError:
+    pass

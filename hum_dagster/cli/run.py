@@ -45,12 +45,13 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                      help="stop after the corpus (no training, no evaluation)")
     run.add_argument("--all-variants", action="store_true",
                      help="train and evaluate every corpus variant (default: the full corpus only)")
-    run.add_argument("--train-steps", type=int, default=10,
-                     help="LoRA optimizer steps in the embedded run (default 10)")
-    run.add_argument("--eval-sample-size", type=int, default=2,
-                     help="records per benchmark in the embedded run (default 2)")
-    run.add_argument("--eval-max-new-tokens", type=int, default=48,
-                     help="generated tokens per instruction in the embedded run (default 48)")
+    run.add_argument("--train-steps", type=int, default=4,
+                     help="LoRA optimizer steps of the training smoke test "
+                     "(resources/training/smoke.yaml; default 4)")
+    run.add_argument("--eval-sample-size", type=int, default=1,
+                     help="records per benchmark in the embedded run (default 1)")
+    run.add_argument("--eval-max-new-tokens", type=int, default=32,
+                     help="generated tokens per instruction in the embedded run (default 32)")
     run.add_argument("--timeout", type=float, default=0,
                      help="give up after this many seconds (default: never)")
     run.set_defaults(func=cmd_run)
@@ -64,7 +65,11 @@ def run_config(args: argparse.Namespace, env: dict[str, str]) -> dict:
         "settings": {"config": {"storage_root": root, "catalog": catalog}},
         "io_manager": {"config": {"root": root}},
         "training_launcher": {"config": {
-            "config_overrides_json": json.dumps({"max_steps": args.train_steps}),
+            "training_config": "smoke.yaml",
+            "config_overrides_json": json.dumps({
+                "max_steps": args.train_steps, "save_steps": args.train_steps,
+                "eval_steps": args.train_steps,
+            }),
         }},
         "eval_settings": {"config": {
             "sample_size": args.eval_sample_size, "max_new_tokens": args.eval_max_new_tokens,
