@@ -47,9 +47,10 @@ PAPER_TASK_SHARES = {
 }
 # Table 3 of the paper: which compound strategies each ablation corpus leaves out (whole
 # families of the strategy registry; guidelines include their paraphrases).
+GUIDELINE_STRATEGIES = in_families(("guidelines", "paraphrase"))
 VARIANTS: dict[str, tuple[str, ...]] = {
     "full": (),
-    "no_guidelines": in_families(("guidelines", "paraphrase")),
+    "no_guidelines": GUIDELINE_STRATEGIES,
     "no_preference_rules": in_families(("preference_rules",)),
     "no_format_variants": in_families(("format_variants",)),
 }
