@@ -41,6 +41,11 @@ class Services:
         # their working directory over the environment, and the settings given here win.
         self.cwd = home
         self.env = dict(env, HUM_DAEMON_INTERVAL=str(daemon_interval), HUM_PARENT_PID=str(os.getpid()))
+        # One core per concurrent run (the run queue admits one run per core): math
+        # libraries that take every core in every run only fight each other.
+        for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+            self.env.setdefault(name, "1")
+        self.env.setdefault("TOKENIZERS_PARALLELISM", "false")
         self.logs = home / "logs"
         self.procs: dict[str, subprocess.Popen] = {}
         self.port = free_port()

@@ -3,6 +3,7 @@
 import json
 import shutil
 import tempfile
+from functools import cache
 
 import dagster as dg
 import polars as pl
@@ -31,6 +32,7 @@ CORPUS_INS = {
 }
 
 
+@cache  # once per run process: the corpus and its no_overlap check share it
 def benchmark_index() -> tuple[BenchmarkIndex | None, str]:
     try:
         return BenchmarkIndex.build(benchmark_texts(), DecontamConfig()), "ok"
