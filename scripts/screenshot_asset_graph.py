@@ -43,7 +43,7 @@ def wait_for(url: str, seconds: float = 180) -> None:
             time.sleep(1)
 
 
-async def shoot(debug_port: int, page_url: str) -> bytes:
+async def shoot(debug_port: int, page_url: str, wait: float = 12) -> bytes:
     targets = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{debug_port}/json").read())
     ws_url = next(t["webSocketDebuggerUrl"] for t in targets if t["type"] == "page")
     async with websockets.connect(ws_url, max_size=50_000_000) as ws:
@@ -60,7 +60,7 @@ async def shoot(debug_port: int, page_url: str) -> bytes:
         await call("Emulation.setDeviceMetricsOverride", width=1600, height=900,
                    deviceScaleFactor=1, mobile=False)
         await call("Page.navigate", url=page_url)
-        await asyncio.sleep(12)
+        await asyncio.sleep(wait)
         skip = ("[...document.querySelectorAll('button')]"
                 ".find(b => b.textContent.trim() === 'Skip')?.click()")
         await call("Runtime.evaluate", expression=skip)
@@ -76,6 +76,7 @@ def main() -> None:
     parser.add_argument("--hum-home", help="an existing HUM_HOME (default: a throwaway one)")
     parser.add_argument("--page", nargs=2, action="append", metavar=("PATH", "PNG"),
                         help="a UI path and the file to write (default: the asset graph)")
+    parser.add_argument("--wait", type=float, default=12, help="seconds a page gets to load")
     args = parser.parse_args()
     pages = args.page or [("/asset-groups", str(OUT))]
     home = Path(args.hum_home).resolve() if args.hum_home else Path(tempfile.mkdtemp(prefix="hum-shot-"))
@@ -98,7 +99,7 @@ def main() -> None:
         wait_for(f"http://127.0.0.1:{port}/server_info")
         wait_for(f"http://127.0.0.1:{debug_port}/json/version", 30)
         for path, target in pages:
-            png = asyncio.run(shoot(debug_port, f"http://127.0.0.1:{port}{path}"))
+            png = asyncio.run(shoot(debug_port, f"http://127.0.0.1:{port}{path}", args.wait))
             Path(target).write_bytes(png)
             print(f"wrote {target} ({len(png):,} bytes)")
     finally:
