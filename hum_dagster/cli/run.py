@@ -157,7 +157,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         services.stop()
     report = summary.collect(instance, graph, wanted, backfill_id, log_path)
     if outcome:
-        report.problems.insert(0, outcome)
+        report.problems.insert(0, summary.Failure(None, None, outcome))
     code = summary.show(report, env, home, time.perf_counter() - started, backfill_id)
     _say(f"services' logs:  {services.log('daemon')}, {services.log('code_server')}")
     return code

@@ -18,7 +18,18 @@ import dagster as dg
 
 from hum_dagster.defs.checks import evaluation_of
 
-SOURCE_ASSETS = ("raw_sources", "basic_instructions", "schema_dictionary")
+SOURCE_ASSETS = ("raw_sources", "source_quarantine", "basic_instructions", "schema_dictionary",
+                 "compound_instructions")
+CHECK_FAILED = "DagsterAssetCheckFailedError"  # a blocking check's step: reported as the check
+
+
+@dataclass(frozen=True)
+class Failure:
+    """One failure: where (asset key string and partition, when known) and the line."""
+
+    asset: str | None
+    partition: str | None
+    line: str
 
 
 @dataclass
@@ -27,7 +38,7 @@ class Report:
     corpus: list[str] = field(default_factory=list)
     training: list[str] = field(default_factory=list)
     evaluation: list[str] = field(default_factory=list)
-    problems: list[str] = field(default_factory=list)  # failures: exit code 1
+    problems: list[Failure] = field(default_factory=list)  # exit code 1
     warnings: list[str] = field(default_factory=list)
     runs: dict[str, int] = field(default_factory=dict)
     log_path: Path | None = None
@@ -53,9 +64,10 @@ def _innermost(error) -> str:
     return f"{error.cls_name}: {error.message.strip()}"
 
 
-def run_failures(instance, graph, backfill_id: str, log) -> list[str]:
-    """One line per failed step (or failed run without a step failure) of the backfill's
-    latest attempt at each partition; the stack traces are written to ``log``."""
+def run_failures(instance, graph, backfill_id: str, log) -> list[Failure]:
+    """One failure per failed step (or failed run without a step failure) of the
+    backfill's latest attempt at each partition; the stack traces are written to ``log``.
+    A blocking check's failed step is left out: its check result says it."""
     from dagster._core.events import DagsterEventType
     from dagster._core.storage.dagster_run import DagsterRunStatus, RunsFilter
     from dagster._core.storage.tags import BACKFILL_ID_TAG
@@ -63,7 +75,7 @@ def run_failures(instance, graph, backfill_id: str, log) -> list[str]:
     by_step = {k.to_python_identifier(): k for k in graph.materializable_asset_keys}
     runs = instance.get_runs(filters=RunsFilter(tags={BACKFILL_ID_TAG: backfill_id}))
     retried = {r.tags.get("dagster/parent_run_id") for r in runs}
-    lines: list[str] = []
+    failures: list[Failure] = []
     for run in sorted(runs, key=lambda r: r.run_id):
         if run.status != DagsterRunStatus.FAILURE or run.run_id in retried:
             continue
@@ -72,37 +84,37 @@ def run_failures(instance, graph, backfill_id: str, log) -> list[str]:
             dims = {k.split("/")[-1]: v for k, v in run.tags.items()
                     if k.startswith("dagster/partition/")}
             partition = "|".join(dims[d] for d in sorted(dims)) if dims else None
-        found = False
+        explained = False
         for record in instance.all_logs(run.run_id, of_type=DagsterEventType.STEP_FAILURE):
             event = record.dagster_event
             data = event.step_failure_data
+            explained = True
+            if data.error is not None and data.error.cls_name == CHECK_FAILED:
+                continue
             key = by_step.get(event.step_key)
-            where = _where(key, partition) if key else f"{event.step_key}[{partition}]"
+            name = key.to_user_string() if key else event.step_key
             if data.user_failure_data and data.user_failure_data.description:
                 reason = data.user_failure_data.description
             else:
                 reason = _innermost(data.error)
-            if "DagsterAssetCheckFailedError" in reason or "blocking" in reason.lower() and "check" in reason.lower():
-                continue  # reported with the check's own result
-            lines.append(f"{where}: {reason}")
+            where = f"{name}[{partition}]" if partition else name
+            failures.append(Failure(name, partition, f"{where}: {reason}"))
             log.write(f"==== run {run.run_id} {where}\n{data.error.to_string() if data.error else reason}\n")
-            found = True
-        if not found:
-            for record in instance.all_logs(run.run_id, of_type=DagsterEventType.RUN_FAILURE):
-                message = record.dagster_event.message or record.message or "run failed"
-                data = record.dagster_event.event_specific_data
-                error = getattr(data, "error", None)
-                if any("check" in line for line in [message]) and "blocking" in message:
-                    break
-                names = ", ".join(k.to_user_string() for k in sorted(run.asset_selection or []))
-                lines.append(f"run {run.run_id[:8]} ({names}{'[' + partition + ']' if partition else ''}): "
-                             f"{_innermost(error) if error else message.splitlines()[0]}")
-                log.write(f"==== run {run.run_id}\n{error.to_string() if error else message}\n")
-                break
-    return lines
+        if explained:
+            continue
+        for record in instance.all_logs(run.run_id, of_type=DagsterEventType.RUN_FAILURE):
+            message = record.dagster_event.message or record.message or "run failed"
+            error = getattr(record.dagster_event.event_specific_data, "error", None)
+            names = ", ".join(k.to_user_string() for k in sorted(run.asset_selection or []))
+            where = f"{names}[{partition}]" if partition else names
+            failures.append(Failure(None, partition, f"run {run.run_id[:8]} ({where}): "
+                                    f"{_innermost(error) if error else message.splitlines()[0]}"))
+            log.write(f"==== run {run.run_id}\n{error.to_string() if error else message}\n")
+            break
+    return failures
 
 
-def check_results(instance, graph, wanted: dict) -> tuple[list[str], list[str]]:
+def check_results(instance, graph, wanted: dict) -> tuple[list[Failure], list[str]]:
     """(failed error checks, failed warnings): the latest evaluation of each check on each
     partition ``hum run`` covers."""
     errors, warnings = [], []
@@ -119,27 +131,20 @@ def check_results(instance, graph, wanted: dict) -> tuple[list[str], list[str]]:
                 if evaluation is None or evaluation.passed:
                     continue
                 meta = {k: getattr(v, "value", v) for k, v in evaluation.metadata.items()}
-                detail = _check_detail(meta)
-                line = f"{_where(key, record.partition)}: check {check_key.name} failed{detail}"
+                line = f"{_where(key, record.partition)}: check {check_key.name} failed{_check_detail(meta)}"
                 if evaluation.severity == dg.AssetCheckSeverity.ERROR:
-                    errors.append(line)
+                    errors.append(Failure(key.to_user_string(), record.partition, line))
                 else:
                     warnings.append(line)
     return errors, warnings
 
 
 def _check_detail(meta: dict) -> str:
-    if "status" in meta and isinstance(meta["status"], str):
+    if isinstance(meta.get("status"), str):
         return f": {meta['status']}"
-    failures = meta.get("failures")
-    example = meta.get("examples")
-    first = ""
-    if isinstance(example, str):
-        rows = [r for r in example.splitlines()[2:] if r.startswith("|")]
-        if rows:
-            cells = [c.strip() for c in rows[0].strip("|").split("|")]
-            first = f"; e.g. {cells[0]}: {cells[-1]}" if len(cells) > 1 else ""
-    return f" ({failures} problems{first})" if failures else ""
+    failures, first = meta.get("failures"), meta.get("first_problem")
+    example = f"; e.g. {first}" if first else ""
+    return f" ({failures} problems{example})" if failures else ""
 
 
 def collect(instance, graph, wanted: dict, backfill_id: str | None, log_path: Path) -> Report:
@@ -174,13 +179,14 @@ def collect(instance, graph, wanted: dict, backfill_id: str | None, log_path: Pa
                 for k in compound if source in {str(p) for p in wanted[k]}
             ),
         }
-        bad = [p for p in report.problems if f"[{source}]" in p]
+        bad = [f for f in report.problems if f.partition == source and f.asset
+               and f.asset.split("/")[0] in SOURCE_ASSETS]
         row["status"] = "FAILED" if bad else "ok"
         report.sources.append(row)
     corpus_key = by_name.get("hum_corpus")
     for variant in wanted.get(corpus_key, []) if corpus_key else []:
         meta = _latest_meta(instance, corpus_key, str(variant))
-        failed = [p for p in report.problems if p.startswith(f"hum_corpus[{variant}]")]
+        failed = [f for f in report.problems if f.asset == "hum_corpus" and f.partition == str(variant)]
         if failed or not meta:
             report.corpus.append(f"corpus {variant}: not built" + ("" if failed else " (an upstream partition failed)"))
             continue
@@ -233,8 +239,8 @@ def show(report: Report, env: dict, home: Path, elapsed: float, backfill_id: str
             say(f"  warning: {line}")
     if report.problems:
         say(f"FAILED ({len(report.problems)}):")
-        for line in report.problems:
-            say(f"  FAILED {line}")
+        for failure in report.problems:
+            say(f"  FAILED {failure.line}")
         say(f"stack traces:   {report.log_path}")
     root = env["HUM_STORAGE_ROOT"]
     say(f"outputs:        {root}")

@@ -47,6 +47,8 @@ def check_result(
             markdown_table([p.to_row() for p in problems[:EXAMPLES]], ["record", "reason"])
         ),
     }
+    if problems:
+        meta["first_problem"] = f"{problems[0].record}: {problems[0].reason}"[:300]
     if rows is not None:
         meta["rows_checked"] = rows
     if len(reasons) > 1:

@@ -286,3 +286,33 @@ def test_corpus_of_an_empty_catalog_says_so(graph):
     result = run(defs, instance, ["hum_corpus"], "full")
     message = result.get_step_failure_events()[0].step_failure_data.user_failure_data.description
     assert "no source partitions are registered" in message
+
+
+def test_the_run_summary_counts_a_failed_error_check_as_a_failure_and_a_warning_as_one(
+    tmp_path, graph
+):
+    from hum_dagster.cli import summary
+
+    defs, instance, root, set_catalog = graph
+    bad = tmp_path / "reviews.csv"
+    bad.write_text("label,text\npositive,fine film\nneutral,meh\nnegative,awful\n", encoding="utf-8")
+    set_catalog([{"name": "reviews", "task": "TC", "language": "en", "format": "csv",
+                  "location": str(bad), "options": {"text_column": "text", "label_column": "label",
+                                                    "labels": ["negative", "positive"]}},
+                 shipped(tmp_path, "ner_en_conll")])
+    run(defs, instance, SOURCE_KEYS, "reviews")
+    assert run(defs, instance, SOURCE_KEYS, "ner_en_conll").success
+    path = layout.table_path(str(root), "schema_dictionary", "ner_en_conll")
+    rewrite(path, lambda rows: [dict(r, descriptions="[]") for r in rows])
+    run_check(defs, instance, "schema_dictionary", "labels_have_descriptions", "ner_en_conll")
+    graph_ = defs.resolve_asset_graph()
+    wanted = {dg.AssetKey(k): ["reviews", "ner_en_conll"] for k in ("raw_sources", "schema_dictionary")}
+    errors, warnings = summary.check_results(instance, graph_, wanted)
+    assert [(f.asset, f.partition) for f in errors] == [("raw_sources", "reviews")]
+    assert "check quarantine_rate_below_threshold failed (1 problems; e.g. reviews: 1 of 3" in errors[0].line
+    assert len(warnings) == 1 and "schema_dictionary[ner_en_conll]: check labels_have_descriptions" in warnings[0]
+    report = summary.collect(instance, graph_, wanted, None, tmp_path / "log.txt")
+    status = {row["source"]: row["status"] for row in report.sources}
+    assert status == {"reviews": "FAILED", "ner_en_conll": "ok"}
+    env = {"HUM_STORAGE_ROOT": str(root), "DAGSTER_HOME": str(tmp_path)}
+    assert summary.show(report, env, tmp_path, 1.0, None) == 1  # the exit code
