@@ -50,8 +50,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                      "(resources/training/smoke.yaml; default 4)")
     run.add_argument("--eval-sample-size", type=int, default=1,
                      help="records per benchmark in the embedded run (default 1)")
-    run.add_argument("--eval-max-new-tokens", type=int, default=32,
-                     help="generated tokens per instruction in the embedded run (default 32)")
+    run.add_argument("--eval-max-new-tokens", type=int, default=48,
+                     help="generated tokens per instruction in the embedded run (default 48)")
     run.add_argument("--timeout", type=float, default=0,
                      help="give up after this many seconds (default: never)")
     run.set_defaults(func=cmd_run)
