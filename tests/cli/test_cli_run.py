@@ -154,7 +154,7 @@ def test_a_killed_run_is_marked_failed_and_the_next_run_resumes(tmp_path):
     answer = json.dumps({"descriptions": ["A label of the sample data."], "synonyms": ["tag"]})
     with LoopbackOpenAI() as server:
         server.default = {"kind": "content", "content": answer}
-        server.latency = 2.0
+        server.latency = 30.0  # the run is still waiting for answers when it is killed
         env = _env(tmp_path, HUM_LLM_MODE="live", HUM_LLM_BASE_URL=server.base_url,
                    HUM_LLM_MODEL="test-model", HUM_LLM_API_KEY_ENV="HUM_FAKE_KEY", HUM_FAKE_KEY="k")
         args = [sys.executable, "-m", "hum_dagster.cli.main", "run", "--catalog", str(catalog),
