@@ -276,46 +276,65 @@ def _peak_rss_mb() -> float:
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
+def _failure(result) -> str:
+    for event in result.all_events:
+        if event.is_step_failure:
+            data = event.step_failure_data
+            if data.user_failure_data and data.user_failure_data.description:
+                return data.user_failure_data.description
+            error = data.error
+            while error.cause is not None:
+                error = error.cause
+            return f"{error.cls_name}: {error.message.strip()}"
+    return "" if result.success else "run failed"
+
+
+def _meta(result, asset: str) -> dict:
+    for event in result.get_asset_materialization_events():
+        mat = event.materialization
+        if mat.asset_key.to_user_string() == asset:
+            return {k: getattr(v, "value", v) for k, v in mat.metadata.items()}
+    return {}
+
+
 def run_source(name: str) -> dict:
-    """One source's jobs, as ``hum run`` does them (in a worker process)."""
+    """One source's runs, each job of it in-process (in a worker process)."""
     import dagster as dg
 
-    from hum_dagster.cli.main import _failure, _materialization_counts
     from hum_dagster.definitions import defs
-    from hum_dagster.defs.synthesis.partitions import COMPOUND_STRATEGIES
+    from hum_dagster.defs.resources.settings import HumSettings
+    from hum_dagster.synthesis.strategies import applicable
 
+    definitions = defs()
     instance = dg.DagsterInstance.get()
+    entry = HumSettings(storage_root=os.environ["HUM_STORAGE_ROOT"],
+                        catalog=os.environ["HUM_CATALOG"]).entry(name)
     seconds: dict[str, float] = {}
     t = time.perf_counter()
-    result = defs.resolve_job_def("synthesize_source").execute_in_process(
+    result = definitions.resolve_job_def("synthesize_source").execute_in_process(
         partition_key=name, instance=instance, raise_on_error=False, run_config=QUIET
     )
     seconds["source"] = time.perf_counter() - t
-    counts = _materialization_counts(result)
     out = {
         "name": name,
         "ok": result.success,
         "error": _failure(result),
-        "records": counts.get("raw_sources", {}).get("records", 0),
-        "basic": counts.get("basic_instructions", {}).get("instructions", 0),
+        "records": _meta(result, "raw_sources").get("records", 0),
+        "basic": _meta(result, "basic_instructions").get("instructions", 0),
         "compound": 0,
         "compound_s": 0.0,
     }
     if result.success:
-        job = defs.resolve_job_def("synthesize_compound")
-        for strategy in COMPOUND_STRATEGIES:
+        for strategy in applicable(entry.task, entry.split):
             t = time.perf_counter()
-            run = job.execute_in_process(
-                partition_key=dg.MultiPartitionKey({"source": name, "strategy": strategy}),
-                instance=instance,
-                raise_on_error=False,
-                run_config=QUIET,
+            run = definitions.resolve_job_def(f"synthesize_{strategy}").execute_in_process(
+                partition_key=name, instance=instance, raise_on_error=False, run_config=QUIET
             )
             out["compound_s"] += time.perf_counter() - t
             if not run.success:
                 out["ok"], out["error"] = False, f"{strategy}: {_failure(run)}"
                 continue
-            meta = _materialization_counts(run).get("compound_instructions", {})
+            meta = _meta(run, f"compound_instructions/{strategy}")
             out["compound"] += int(meta.get("instructions", 0))
     out["source_s"] = seconds["source"]
     out["peak_rss_mb"] = _peak_rss_mb()
@@ -325,13 +344,12 @@ def run_source(name: str) -> dict:
 def run_corpus(mix_mode: str, mix_total: int) -> dict:
     import dagster as dg
 
-    from hum_dagster.cli.main import _failure
     from hum_dagster.definitions import defs
 
     settings = {"mix_mode": mix_mode, "mix_total": mix_total}
     config = {**QUIET, "resources": {"settings": {"config": settings}}}
     t = time.perf_counter()
-    result = defs.resolve_job_def("build_corpus").execute_in_process(
+    result = defs().resolve_job_def("build_corpus").execute_in_process(
         partition_key="full",
         instance=dg.DagsterInstance.get(),
         raise_on_error=False,
@@ -409,7 +427,11 @@ def main() -> None:
         (home / "dagster.yaml").write_text(
             (Path(__file__).resolve().parent.parent / "resources" / "dagster.yaml").read_text()
         )
+    from hum_dagster.defs.resources.settings import HumSettings, env_defaults
+    from hum_dagster.defs.synthesis.partitions import sync_partitions
+
     env = {
+        **env_defaults(),  # what the code location gets from .env
         "DAGSTER_HOME": str(home),
         "HUM_HOME": str(tmp / "home"),
         "HUM_STORAGE_ROOT": str(tmp / "storage"),
@@ -419,7 +441,9 @@ def main() -> None:
     os.environ.update(env)
     import dagster as dg
 
-    dg.DagsterInstance.get()  # create the instance's storage once, before the workers race
+    instance = dg.DagsterInstance.get()  # create its storage once, before the workers race
+    sync_partitions(instance, HumSettings(storage_root=env["HUM_STORAGE_ROOT"],
+                                          catalog=env["HUM_CATALOG"]).entries().values())
     if args.corpus_only:
         with _fresh_process(env) as pool:
             corpus = pool.submit(

@@ -1,10 +1,13 @@
-"""Screenshot of the Dagster asset graph for the README (docs/asset_graph.png).
+"""Screenshots of the Dagster UI: the asset graph for the README (docs/asset_graph.png),
+or any page of an instance `hum run` used.
 
-Needs Debian's chromium (`apt-get install -y chromium`). Starts `dagster dev` on a
-throwaway instance on loopback, opens the lineage page in headless Chromium through the
-DevTools protocol, dismisses the first-visit dialog, and saves the screenshot.
+Needs Debian's chromium (`apt-get install -y chromium`). Starts `hum dev` on loopback (on a
+throwaway `HUM_HOME`, or the one given), opens each page in headless Chromium through the
+DevTools protocol, dismisses the first-visit dialog, and saves the screenshots.
 
     .venv/bin/python scripts/screenshot_asset_graph.py
+    .venv/bin/python scripts/screenshot_asset_graph.py --hum-home .hum \
+        --page /runs/b/<backfill id>?tab=partitions backfill.png --page /overview/activity/timeline timeline.png
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ def wait_for(url: str, seconds: float = 180) -> None:
             time.sleep(1)
 
 
-async def shoot(debug_port: int, page_url: str) -> bytes:
+async def shoot(debug_port: int, page_url: str, wait: float = 12) -> bytes:
     targets = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{debug_port}/json").read())
     ws_url = next(t["webSocketDebuggerUrl"] for t in targets if t["type"] == "page")
     async with websockets.connect(ws_url, max_size=50_000_000) as ws:
@@ -57,7 +60,7 @@ async def shoot(debug_port: int, page_url: str) -> bytes:
         await call("Emulation.setDeviceMetricsOverride", width=1600, height=900,
                    deviceScaleFactor=1, mobile=False)
         await call("Page.navigate", url=page_url)
-        await asyncio.sleep(12)
+        await asyncio.sleep(wait)
         skip = ("[...document.querySelectorAll('button')]"
                 ".find(b => b.textContent.trim() === 'Skip')?.click()")
         await call("Runtime.evaluate", expression=skip)
@@ -67,13 +70,22 @@ async def shoot(debug_port: int, page_url: str) -> bytes:
 
 
 def main() -> None:
-    home = Path(tempfile.mkdtemp(prefix="hum-shot-"))
-    shutil.copyfile(ROOT / "resources" / "dagster.yaml", home / "dagster.yaml")
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--hum-home", help="an existing HUM_HOME (default: a throwaway one)")
+    parser.add_argument("--page", nargs=2, action="append", metavar=("PATH", "PNG"),
+                        help="a UI path and the file to write (default: the asset graph)")
+    parser.add_argument("--wait", type=float, default=12, help="seconds a page gets to load")
+    args = parser.parse_args()
+    pages = args.page or [("/asset-groups", str(OUT))]
+    home = Path(args.hum_home).resolve() if args.hum_home else Path(tempfile.mkdtemp(prefix="hum-shot-"))
     port, debug_port = 3377, 9223
-    dagster = str(Path(sys.executable).parent / "dagster")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DAGSTER_")}
+    env["HUM_HOME"] = str(home)
     dev = subprocess.Popen(
-        [dagster, "dev", "-m", "hum_dagster.definitions", "-p", str(port), "-h", "127.0.0.1"],
-        cwd=ROOT, env=dict(os.environ, DAGSTER_HOME=str(home)), start_new_session=True,
+        [sys.executable, "-m", "hum_dagster.cli.main", "dev", "-p", str(port), "-h", "127.0.0.1"],
+        cwd=home, env=env, start_new_session=True,
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     profile = tempfile.mkdtemp(prefix="hum-chromium-")
@@ -86,14 +98,16 @@ def main() -> None:
     try:
         wait_for(f"http://127.0.0.1:{port}/server_info")
         wait_for(f"http://127.0.0.1:{debug_port}/json/version", 30)
-        png = asyncio.run(shoot(debug_port, f"http://127.0.0.1:{port}/asset-groups"))
-        OUT.write_bytes(png)
-        print(f"wrote {OUT} ({len(png):,} bytes)")
+        for path, target in pages:
+            png = asyncio.run(shoot(debug_port, f"http://127.0.0.1:{port}{path}", args.wait))
+            Path(target).write_bytes(png)
+            print(f"wrote {target} ({len(png):,} bytes)")
     finally:
         for proc in (browser, dev):
             os.killpg(proc.pid, signal.SIGTERM)
         shutil.rmtree(profile, ignore_errors=True)
-        shutil.rmtree(home, ignore_errors=True)
+        if not args.hum_home:
+            shutil.rmtree(home, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """``hum audit``: lineage and staleness of the outputs, as Markdown or JSON tables.
 
-Wired into ``hum`` by ``hum_dagster/cli.py``::
+Wired into ``hum`` by ``hum_dagster/cli/main.py``::
 
     from hum_dagster.cli import audit as audit_cli
     audit_cli.add_parser(sub)
@@ -70,8 +70,6 @@ def target_problem(target: str) -> str | None:
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
-    from hum_dagster.cli.main import _apply_settings, prepare_instance
-
     problem = target_problem(args.target)
     if problem is None and args.section:
         unknown = sorted(set(args.section) - set(SECTIONS))
@@ -81,22 +79,20 @@ def cmd_audit(args: argparse.Namespace) -> int:
         print(f"hum audit: error: {problem}", file=sys.stderr)
         return 2
 
-    _apply_settings(args)
-    from hum_dagster.defs.resources.settings import storage_root
+    from hum_dagster.cli.instance import hum_home, open_instance, settings_env
     from hum_dagster.operations.audit import lineage, render_markdown
 
-    root = storage_root()
+    home = hum_home()
+    env = settings_env(home, {"HUM_CATALOG": args.catalog, "HUM_STORAGE_ROOT": args.storage_root})
+    root = env["HUM_STORAGE_ROOT"]
     if args.no_event_log:
         audit = lineage(root, args.target)
     else:
-        prepare_instance()
-        import dagster as dg
-
         from hum_dagster.definitions import defs
         from hum_dagster.defs.operations.audit import full_audit
 
-        instance = dg.DagsterInstance.get()
-        audit = full_audit(instance, defs.resolve_asset_graph(), root, args.target)
+        instance = open_instance(home)
+        audit = full_audit(instance, defs().resolve_asset_graph(), root, args.target)
     if args.section:
         audit.sections = [s for s in audit.sections if s.title in set(args.section)]
     if args.output:

@@ -74,16 +74,22 @@ def _sizes(values: list[str] | None) -> dict[str, tuple[float, int, int]]:
 def cmd_plan(args: argparse.Namespace) -> int:
     import dataclasses
 
-    from hum_dagster.cli.main import _apply_settings
+    from hum_dagster.cli.instance import hum_home, settings_env
 
-    _apply_settings(args)
+    env = settings_env(hum_home(), {"HUM_CATALOG": args.catalog, "HUM_STORAGE_ROOT": args.storage_root})
     from hum_dagster.corpus.tokens import load_tokenizer
-    from hum_dagster.defs.resources.llm import LLM_CACHE_DIR, llm_resource_now
-    from hum_dagster.defs.resources.settings import catalog, storage_root
+    from hum_dagster.defs.resources.llm import llm_resource_now
+    from hum_dagster.defs.resources.settings import read_catalogs
     from hum_dagster.operations.plan import Assumptions, make_plan, plan_json
-    from hum_dagster.store import fsio
+    from hum_dagster.readers.catalog import CatalogError
+    from hum_dagster.store import layout
 
-    entries = catalog()
+    root = env["HUM_STORAGE_ROOT"]
+    try:
+        entries = read_catalogs(env["HUM_CATALOG"])
+    except CatalogError as exc:
+        print(f"hum plan: catalog error: {exc}", file=sys.stderr)
+        return 2
     names = sorted(entries)
     if args.sources:
         unknown = sorted(set(args.sources) - set(names))
@@ -91,9 +97,9 @@ def cmd_plan(args: argparse.Namespace) -> int:
             print(f"unknown sources: {', '.join(unknown)}; the catalog has {', '.join(names)}")
             return 2
         names = [n for n in names if n in args.sources]
-    resource = llm_resource_now()
+    resource = llm_resource_now(env)
     config = resource.client_config()
-    cache_root = resource.resolve_cache_root(fsio.join(storage_root(), LLM_CACHE_DIR))
+    cache_root = resource.resolve_cache_root(layout.llm_cache_dir(root))
     assumptions = Assumptions()
     if args.train_mfu:
         assumptions = dataclasses.replace(assumptions, train_mfu=args.train_mfu)

@@ -278,3 +278,24 @@ def contamination_report(
         "benchmarks": index.names,
         "examples": removed.head(examples).select(sample_cols).to_dicts() if sample_cols else [],
     }
+
+
+NO_OVERLAP_CHECK = "no_overlap_with_evaluation_sets"
+
+
+def contamination_problems(rows: pl.DataFrame, index: BenchmarkIndex) -> list:
+    """``records.Problem`` for each corpus row whose input overlaps an evaluation set
+    (the same n-gram match the corpus build removes rows with)."""
+    from hum_dagster.corpus.dedup import input_text_expr
+    from hum_dagster.records import Problem
+
+    if not rows.height:
+        return []
+    texts = rows.select(input_text_expr().alias("_t"))["_t"]
+    hits = index.match(texts)
+    ids = rows["instruction_id"].to_list()
+    return [
+        Problem(NO_OVERLAP_CHECK, ids[i], f"input overlaps the evaluation set {hit!r}")
+        for i, hit in enumerate(hits)
+        if hit is not None
+    ]

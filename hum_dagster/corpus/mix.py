@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from hum_dagster.synthesis.guidelines import GUIDELINE_STRATEGIES
+from hum_dagster.synthesis.strategies import in_families
 
 KINDS = ("basic", "compound")
 PAPER_KIND_SHARES = {"basic": 0.55, "compound": 0.45}
@@ -45,12 +45,14 @@ PAPER_TASK_SHARES = {
     "TC": 0.01,
     "IG": 0.08,
 }
-# Table 3 of the paper: which compound strategies each ablation corpus leaves out.
+# Table 3 of the paper: which compound strategies each ablation corpus leaves out (whole
+# families of the strategy registry; guidelines include their paraphrases).
+GUIDELINE_STRATEGIES = in_families(("guidelines", "paraphrase"))
 VARIANTS: dict[str, tuple[str, ...]] = {
     "full": (),
     "no_guidelines": GUIDELINE_STRATEGIES,
-    "no_preference_rules": ("preference_rules",),
-    "no_format_variants": ("format_variants",),
+    "no_preference_rules": in_families(("preference_rules",)),
+    "no_format_variants": in_families(("format_variants",)),
 }
 
 

@@ -25,20 +25,16 @@ from typing import Any
 
 import duckdb
 
-from hum_dagster.store import fsio
+from hum_dagster.store import fsio, layout
 
-# view name -> output folder under the storage root
+# view name -> output folder under the storage root: the warehouse's views (without the
+# quarantine) plus the evaluation scores
 VIEWS = {
-    "raw_records": "raw_sources",
-    "basic_instructions": "basic_instructions",
-    "schema_dictionary": "schema_dictionary",
-    "compound_instructions": "compound_instructions",
-    "corpus": "hum_corpus",
+    **{view: folder for view, folder in layout.VIEWS.items() if view != "quarantine"},
     "eval_scores": "eval_scores",
 }
 # provenance fields of compound rows whose keys are schema-dictionary entry keys
 DICTIONARY_FIELDS = ("descriptions", "examples", "variants")
-LLM_CACHE_DIR = "llm_cache"
 
 
 @dataclass
@@ -73,7 +69,7 @@ class Audit:
 
 
 def _parquet_files(root: str, folder: str) -> list[str]:
-    directory = fsio.join(root, folder)
+    directory = layout.table_dir(root, folder)
     fs, path = fsio.filesystem(directory)
     try:
         if not fs.exists(path):
@@ -323,7 +319,7 @@ def cache_key_uses(con: duckdb.DuckDBPyConnection, target: str = "corpus") -> di
 
 def cache_index(root: str) -> dict[str, dict[str, Any]]:
     """Cache key -> the shard file holding its first answer, the model and the template."""
-    shard_dir = fsio.join(root, LLM_CACHE_DIR, "shards")
+    shard_dir = fsio.join(layout.llm_cache_dir(root), "shards")
     fs, path = fsio.filesystem(shard_dir)
     try:
         names = sorted(p for p in fs.ls(path, detail=False) if p.endswith(".jsonl"))
@@ -388,7 +384,7 @@ def score_lineage(con: duckdb.DuckDBPyConnection, root: str, partition: str) -> 
     """Lineage stored with an ``eval_scores`` partition (``model|benchmark``)."""
     section = Section("score", ["field", "value"])
     model, _, bench = partition.partition("|")
-    path = fsio.join(root, "eval_scores", f"benchmark={bench}", f"model={model}.parquet")
+    path = layout.table_path(root, "eval_scores", {"benchmark": bench, "model": model})
     files = _parquet_files(root, "eval_scores")
     candidates = [f for f in files if f.endswith(f"model={model}.parquet") and bench in f] or [path]
     rows = (
@@ -423,7 +419,7 @@ def checkpoint_lineage(root: str, partition: str) -> Section:
     section = Section("checkpoint", ["field", "value"])
     model, _, variant = partition.partition("|")
     record = read_json(
-        fsio.join(root, "checkpoints", model, variant or "full", "training_record.json")
+        fsio.join(layout.checkpoint_dir(root, model, variant or "full"), "training_record.json")
     )
     if record is None:
         section.rows.append({"field": "error", "value": f"no training_record.json for {partition}"})

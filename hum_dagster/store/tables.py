@@ -61,6 +61,12 @@ class TableRef:
     def meta(self) -> dict[str, str]:
         return self._read().meta
 
+    def rows(self) -> int:
+        """The row count, from the Parquet footer (nothing else is read)."""
+        if self._table is not None:
+            return self._table.df.height
+        return int(self.scan().select(pl.len()).collect().item())
+
     def _read(self) -> Table:
         if self._table is None:
             self._table = read_table(self.path)

@@ -2,28 +2,16 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
+from contextlib import contextmanager
 
 import duckdb
 
-from hum_dagster.store import fsio
+from hum_dagster.store import fsio, layout
+from hum_dagster.store.layout import VIEWS, warehouse_path
 
-# view name -> asset key path under the storage root
-VIEWS = {
-    "raw_records": "raw_sources",
-    "quarantine": "source_quarantine",
-    "basic_instructions": "basic_instructions",
-    "schema_dictionary": "schema_dictionary",
-    "compound_instructions": "compound_instructions",
-    "corpus": "hum_corpus",
-}
-
-
-def warehouse_path(storage_root: str) -> str:
-    """The database file: inside a local root, else ``.hum/hum.duckdb`` in the cwd."""
-    if "://" not in storage_root:
-        return os.path.join(storage_root, "hum.duckdb")
-    return os.path.join(os.getcwd(), ".hum", "hum.duckdb")
+__all__ = ["VIEWS", "connect", "refresh_views", "warehouse_path"]
 
 
 def connect(storage_root: str, database: str | None = None) -> duckdb.DuckDBPyConnection:
@@ -37,13 +25,32 @@ def connect(storage_root: str, database: str | None = None) -> duckdb.DuckDBPyCo
     return con
 
 
+@contextmanager
+def _exclusive(database: str):
+    """One writer at a time: DuckDB refuses a second process's connection while another
+    holds the file (concurrent corpus runs each refresh the views)."""
+    os.makedirs(os.path.dirname(database) or ".", exist_ok=True)
+    with open(f"{database}.lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def refresh_views(storage_root: str, database: str | None = None) -> list[str]:
     """(Re)create a view per output whose Parquet files exist; return the view names."""
+    database = database or warehouse_path(storage_root)
+    with _exclusive(database):
+        return _refresh(storage_root, database)
+
+
+def _refresh(storage_root: str, database: str) -> list[str]:
     con = connect(storage_root, database)
     created = []
     try:
         for view, folder in VIEWS.items():
-            directory = fsio.join(storage_root, folder)
+            directory = layout.table_dir(storage_root, folder)
             fs, path = fsio.filesystem(directory)
             if not fs.exists(path) or not fs.glob(f"{path}/**/*.parquet"):
                 con.execute(f"DROP VIEW IF EXISTS {view}")

@@ -574,14 +574,17 @@ def check_basic_row(row: Mapping[str, Any]) -> list[Problem]:
     ]
 
 
-def validate_basic_row(row: Mapping[str, Any]) -> list[str]:
+def validate_basic_row(row: Mapping[str, Any], spans: list[str] | None = None) -> list[str]:
     """Problems with one basic-instruction row; an empty list when it is sound.
 
     Checks that the output parses as JSON, that its keys are exactly the labels of
-    the chunk's schema, and that every extracted span occurs in the input text.
+    the chunk's schema, and that every extracted span occurs in the input text. With
+    ``spans`` given, span problems go there instead of into the returned list (so the
+    two checks are told apart by where a problem went, never by its wording).
     """
     task = row.get("task")
     problems: list[str] = []
+    span_out = problems if spans is None else spans
     output_text = row.get("output")
     if task == IG:
         if not isinstance(output_text, str) or not output_text:
@@ -615,7 +618,7 @@ def validate_basic_row(row: Mapping[str, Any]) -> list[str]:
             if schema and answer not in schema:
                 problems.append(f"MRC answer {answer!r} is not one of the options")
             elif not schema and answer not in text:
-                problems.append(f"MRC answer {answer!r} does not occur in the passage")
+                span_out.append(f"MRC answer {answer!r} does not occur in the passage")
         return problems
     if task == TC:
         if not isinstance(output, dict) or output.get("label") not in schema:
@@ -645,7 +648,7 @@ def validate_basic_row(row: Mapping[str, Any]) -> list[str]:
             if not isinstance(value, list):
                 problems.append(f"{key!r}: expected a list")
                 continue
-            _span_problems("entity" if task == NER else "trigger", value, text, problems)
+            _span_problems("entity" if task == NER else "trigger", value, text, span_out)
         elif task in (RE, SPO):
             if not isinstance(value, list):
                 problems.append(f"{key!r}: expected a list")
@@ -654,8 +657,8 @@ def validate_basic_row(row: Mapping[str, Any]) -> list[str]:
                 if not isinstance(pair, dict) or set(pair) != {"subject", "object"}:
                     problems.append(f"{key!r}: {pair!r} is not a subject/object pair")
                     continue
-                _span_problems("subject", pair["subject"], text, problems)
-                _span_problems("object", pair["object"], text, problems)
+                _span_problems("subject", pair["subject"], text, span_out)
+                _span_problems("object", pair["object"], text, span_out)
         elif task in (EE, EEA):
             if not isinstance(value, list):
                 problems.append(f"{key!r}: expected a list")
@@ -671,26 +674,26 @@ def validate_basic_row(row: Mapping[str, Any]) -> list[str]:
                     ):
                         problems.append(f"{key!r}: event {event!r} is not {{trigger, arguments}}")
                         continue
-                    _span_problems("trigger", event["trigger"], text, problems)
+                    _span_problems("trigger", event["trigger"], text, span_out)
                     arguments = event["arguments"]
                 else:
                     arguments = event
                 for role, argument in arguments.items():
                     if role not in roles:
                         problems.append(f"{key!r}: role {role!r} is not in the schema item")
-                    _span_problems("argument", argument, text, problems)
+                    _span_problems("argument", argument, text, span_out)
         else:  # KGE
             if not isinstance(value, dict):
                 problems.append(f"{key!r}: expected an object of entities")
                 continue
             attributes = set(kge_attributes(item))
             for name, attrs in value.items():
-                _span_problems("entity", name, text, problems)
+                _span_problems("entity", name, text, span_out)
                 if not isinstance(attrs, dict):
                     problems.append(f"{key!r}: attributes of {name!r} are not an object")
                     continue
                 for attr, attr_value in attrs.items():
                     if attr not in attributes:
                         problems.append(f"{key!r}: attribute {attr!r} is not in the schema item")
-                    _span_problems("attribute value", attr_value, text, problems)
+                    _span_problems("attribute value", attr_value, text, span_out)
     return problems

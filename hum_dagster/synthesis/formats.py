@@ -2078,6 +2078,11 @@ def format_row_problems(
     if fmt is None or task not in fmt.tasks:
         return [f"{style!r} is not a format style for {task}"]
     problems = []
+    if inst.get("format") != style:
+        problems.append(
+            f"{row.get('variant')}: the instruction names format {inst.get('format')!r}, "
+            f"its output is {style!r}"
+        )
     task_text = templates.task_part(task, language, base_wording)
     if task_text is None:
         problems.append("the base wording has no reply sentence a format could replace")

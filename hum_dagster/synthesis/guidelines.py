@@ -843,13 +843,16 @@ def _example_texts(task: str, item: Any) -> Iterator[str]:
                 yield x
 
 
-def validate_compound_row(row: Mapping[str, Any]) -> list[str]:
+def validate_compound_row(
+    row: Mapping[str, Any], own_input: list[str] | None = None
+) -> list[str]:
     """Problems with one compound row; empty when sound.
 
     The output must parse and answer exactly the instruction's own label names
     (variants and placeholders included), spans must occur in the input, and no
-    example may be the instruction's own input (those messages contain
-    ``"is the instruction's own input"``).
+    example may be the instruction's own input. With ``own_input`` given, the
+    own-input problems go there instead of into the returned list (the two checks are
+    told apart by where a problem went, never by its wording).
     """
     task = row.get("task")
     try:
@@ -878,17 +881,18 @@ def validate_compound_row(row: Mapping[str, Any]) -> list[str]:
             }
         )
     )
+    own_out = problems if own_input is None else own_input
     for item in items:
         for example in _example_texts(task, item):
             if example == text:
-                problems.append(f"example text {example[:60]!r} {OWN_INPUT}")
+                own_out.append(f"example text {example[:60]!r} {OWN_INPUT}")
     try:
         prov = json.loads(row.get("provenance") or "{}")
     except ValueError:
         prov = {}
         problems.append("provenance is not valid JSON")
     if row.get("text_id") and row.get("text_id") in (prov.get("example_text_ids") or ()):
-        problems.append(f"an example comes from text {row['text_id'][:12]}..., which {OWN_INPUT}")
+        own_out.append(f"an example comes from text {row['text_id'][:12]}..., which {OWN_INPUT}")
     return problems
 
 

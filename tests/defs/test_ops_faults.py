@@ -26,10 +26,14 @@ SOURCES = ("ner_en_conll", "re_en_fewrel")
 ANSWER = json.dumps({"descriptions": ["A label of the sample data."], "synonyms": ["tag"]})
 
 RUNNER = """
-import sys, dagster as dg
+import os, sys, dagster as dg
 from hum_dagster.definitions import defs
-job = defs.resolve_job_def("synthesize_source")
+from hum_dagster.defs.resources.settings import HumSettings
+from hum_dagster.defs.synthesis.partitions import sync_partitions
+job = defs().resolve_job_def("synthesize_source")
 instance = dg.DagsterInstance.get()
+settings = HumSettings(storage_root=os.environ["HUM_STORAGE_ROOT"], catalog=os.environ["HUM_CATALOG"])
+sync_partitions(instance, settings.entries().values())
 failed = []
 for name in sys.argv[1:]:
     result = job.execute_in_process(partition_key=name, instance=instance, raise_on_error=False)
@@ -61,7 +65,9 @@ def catalog(tmp_path: Path) -> Path:
 
 
 def env_for(tmp_path: Path, name: str, server: LoopbackOpenAI, **extra) -> dict:
-    env = dict(os.environ)
+    from hum_dagster.defs.resources.settings import env_defaults
+
+    env = {**os.environ, **env_defaults()}  # what a code location gets from .env
     env.update(
         DAGSTER_HOME=str(tmp_path / name / "home"),
         HUM_CATALOG=str(catalog(tmp_path)),

@@ -63,7 +63,7 @@ def test_synthesis_graph_on_s3_and_rerun_from_s3(moto_s3, s3_bucket, tmp_path):
     for name in SOURCES:
         for asset in ("raw_sources", "basic_instructions", "schema_dictionary"):
             assert fs.exists(f"{bucket}/run/{asset}/{name}.parquet"), (asset, name)
-        assert fs.exists(f"{bucket}/run/compound_instructions/source={name}/strategy=description.parquet")
+        assert fs.exists(f"{bucket}/run/compound_instructions/description/{name}.parquet")
     export = f"{bucket}/run/export/full"
     assert {"dataset_info.json", "hum_train.jsonl", "hum_train.openai.jsonl"} <= {
         p.rsplit("/", 1)[-1] for p in fs.ls(export)

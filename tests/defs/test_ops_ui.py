@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -14,11 +13,8 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from pathlib import Path
 
 import pytest
-
-from hum_dagster.paths import PROJECT_DIR
 
 
 def _free_port() -> int:
@@ -54,15 +50,25 @@ STATUS = """query($id: String!) { partitionBackfillOrError(backfillId: $id) {
 
 @pytest.mark.slow
 def test_dagster_dev_loads_everything_and_runs_a_backfill(tmp_path):
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    shutil.copyfile(PROJECT_DIR / "resources" / "dagster.yaml", home / "dagster.yaml")
+    """`hum dev -h 127.0.0.1 -p PORT` (its -h is dagster dev's host): webserver and daemon
+    on the instance and settings `hum run` uses."""
+    from hum_dagster.cli.instance import open_instance
+    from hum_dagster.defs.resources.settings import HumSettings
+    from hum_dagster.defs.synthesis.partitions import sync_partitions
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HUM_", "DAGSTER_"))}
+    env.update(HUM_HOME=str(tmp_path / "hum"), HUM_STORAGE_ROOT=str(tmp_path / "storage"))
+    os.environ["HUM_HOME"] = env["HUM_HOME"]
+    try:
+        instance = open_instance()
+    finally:
+        os.environ.pop("HUM_HOME")
+    sync_partitions(instance, HumSettings(storage_root="unused").entries().values())
+    instance.dispose()
     port = _free_port()
-    env = dict(os.environ, DAGSTER_HOME=str(home), HUM_STORAGE_ROOT=str(tmp_path / "storage"))
-    dagster = str(Path(sys.executable).parent / "dagster")
     proc = subprocess.Popen(
-        [dagster, "dev", "-m", "hum_dagster.definitions", "-p", str(port), "-h", "127.0.0.1"],
-        cwd=PROJECT_DIR, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [sys.executable, "-m", "hum_dagster.cli.main", "dev", "-h", "127.0.0.1", "-p", str(port)],
+        cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         start_new_session=True,
     )
     try:
@@ -72,23 +78,27 @@ def test_dagster_dev_loads_everything_and_runs_a_backfill(tmp_path):
                 urllib.request.urlopen(f"http://127.0.0.1:{port}/server_info", timeout=2)
                 break
             except OSError:
-                assert proc.poll() is None, "dagster dev exited"
-                assert time.time() < deadline, "dagster dev did not start in 180 s"
+                assert proc.poll() is None, "hum dev exited"
+                assert time.time() < deadline, "hum dev did not start in 180 s"
                 time.sleep(2)
         location = _gql(port, LOCATION)["workspaceOrError"]["locationEntries"][0]
         loaded = location["locationOrLoadError"]
         assert loaded["__typename"] == "RepositoryLocation", loaded
         repo = loaded["repositories"][0]
         assert {"nightly_audit"} <= {s["name"] for s in repo["schedules"]}
-        assert {"landing_sensor", "hum_automation"} <= {s["name"] for s in repo["sensors"]}
+        assert {"landing_sensor", "hum_automation", "catalog_partitions"} <= {
+            s["name"] for s in repo["sensors"]
+        }
 
         nodes = _gql(port, ASSETS)["assetNodes"]
         keys = {"/".join(n["assetKey"]["path"]) for n in nodes}
-        assert {"raw_sources", "basic_instructions", "schema_dictionary", "compound_instructions",
+        assert {"raw_sources", "basic_instructions", "schema_dictionary",
+                "compound_instructions/description", "compound_instructions/format_variants",
                 "hum_corpus", "finetuned_checkpoint", "eval_scores", "eval_report"} <= keys
         checks = {c["name"] for n in nodes for c in n["assetChecksOrError"].get("checks", [])}
         assert {"quarantine_rate_below_threshold", "outputs_parse_with_own_labels",
-                "no_example_is_own_input", "no_overlap_with_evaluation_sets"} <= checks
+                "no_example_is_own_input", "no_overlap_with_evaluation_sets",
+                "outputs_read_back_as_base_answer", "instruction_states_its_format_once"} <= checks
 
         params = {
             "partitionNames": ["ner_en_conll", "tc_zh_jsonl"],

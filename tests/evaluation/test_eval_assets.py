@@ -27,9 +27,9 @@ from hum_dagster.defs.evaluation.assets import (
 )
 from hum_dagster.defs.resources.io_manager import TableIOManager
 from hum_dagster.defs.resources.llm import LLMResource
-from hum_dagster.defs.resources.settings import HumSettings
-from hum_dagster.defs.training.assets import base_model_specs, checkpoint_dir
+from hum_dagster.defs.resources.settings import HumSettings, base_model_specs
 from hum_dagster.evaluation.report import parse_markdown_table
+from hum_dagster.store.layout import checkpoint_dir
 from hum_dagster.store.tables import Table, read_table, write_table
 
 REPORT_ASSETS = [eval_scores, finetuned_eval_scores, eval_report, finetuned_not_below_base]
@@ -52,7 +52,7 @@ def _pair() -> tuple[str, str]:
 
 
 def test_base_scores_wait_for_no_checkpoint_and_checkpoints_for_their_own():
-    graph = defs.resolve_asset_graph()
+    graph = defs().resolve_asset_graph()
     scores = graph.get(dg.AssetKey("eval_scores"))
     assert scores.parent_keys == set()  # base-model scores never wait for training
     tuned = graph.get(dg.AssetKey("finetuned_eval_scores"))

@@ -20,7 +20,8 @@ from hum_dagster.defs.evaluation.assets import (
     models,
 )
 from hum_dagster.defs.resources.launchers import EvalLauncher, PipesLauncher
-from hum_dagster.defs.training.assets import TrainingLauncher, base_model_specs
+from hum_dagster.defs.resources.settings import base_model_specs
+from hum_dagster.defs.training.assets import TrainingLauncher
 from hum_dagster.evaluation.registry import ModelSpec, load_models, make_generator
 from hum_dagster.readers.catalog import CatalogError
 from hum_dagster.train import launch

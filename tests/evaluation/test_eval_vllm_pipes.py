@@ -25,8 +25,8 @@ from hum_dagster.defs.evaluation.assets import (
 from hum_dagster.defs.resources.io_manager import TableIOManager
 from hum_dagster.defs.resources.launchers import EvalLauncher
 from hum_dagster.defs.resources.llm import LLMResource
-from hum_dagster.defs.resources.settings import HumSettings
-from hum_dagster.defs.training.assets import base_model_specs
+from hum_dagster.defs.resources.settings import HumSettings, base_model_specs
+from hum_dagster.defs.training.partitions import BASE_MODELS
 from hum_dagster.evaluation.benchmarks import build_eval_instructions, get_benchmark
 from hum_dagster.evaluation.compound_style import DictionaryStyle, benchmark_dictionary
 from hum_dagster.store.tables import read_table
@@ -82,10 +82,17 @@ def checkpoint_key(base: str) -> dg.MultiPartitionKey:
     return dg.MultiPartitionKey({"base_model": base, "corpus_variant": "full"})
 
 
+def instance_with(base: str) -> dg.DagsterInstance:
+    """An ephemeral instance with ``base`` registered as a base-model partition (dynamic)."""
+    instance = dg.DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions(BASE_MODELS, [base])
+    return instance
+
+
 def materialize(root: str, eval_settings: EvalSettings, base: str):
     """``finetuned_eval_scores`` of ``base``'s full checkpoint (``eval_settings`` names
     the benchmarks: BENCH)."""
-    instance = dg.DagsterInstance.ephemeral()
+    instance = instance_with(base)
     result = dg.materialize(
         [finetuned_eval_scores],
         partition_key=checkpoint_key(base),
@@ -212,7 +219,7 @@ def test_missing_adapter_fails_before_launching(tmp_path, shared_data, finetuned
     )
     result = dg.materialize(
         [finetuned_eval_scores], partition_key=checkpoint_key(base), raise_on_error=False,
-        resources={"io_manager": TableIOManager(root=str(root)),
+        instance=instance_with(base), resources={"io_manager": TableIOManager(root=str(root)),
                    "settings": HumSettings(storage_root=str(root)),
                    "eval_settings": settings, "llm": LLMResource(mode="offline")},
     )

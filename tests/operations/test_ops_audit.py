@@ -12,6 +12,8 @@ from hum_dagster.defs.operations.audit import full_audit, materialization_audit
 from hum_dagster.defs.resources.io_manager import TableIOManager
 from hum_dagster.defs.resources.llm import LLMResource
 from hum_dagster.defs.resources.settings import HumSettings
+from hum_dagster.defs.synthesis.compound import compound_key
+from hum_dagster.defs.synthesis.partitions import sync_partitions
 from hum_dagster.operations.audit import lineage, render_markdown
 from hum_dagster.paths import PROJECT_DIR
 
@@ -29,6 +31,7 @@ def _resources(root):
 def test_audit_names_sources_templates_dictionary_entries_and_staleness(tmp_path):
     root = str(tmp_path / "storage")
     instance = dg.DagsterInstance.ephemeral()
+    sync_partitions(instance, HumSettings(storage_root=root).entries().values())
     dg.materialize(
         _assets(),
         selection=["raw_sources", "source_quarantine", "basic_instructions", "schema_dictionary"],
@@ -39,9 +42,9 @@ def test_audit_names_sources_templates_dictionary_entries_and_staleness(tmp_path
     for strategy in ("description", "label_variants"):
         dg.materialize(
             _assets(),
-            selection=["compound_instructions"],
+            selection=[compound_key(strategy)],
             instance=instance,
-            partition_key=dg.MultiPartitionKey({"source": SOURCE, "strategy": strategy}),
+            partition_key=SOURCE,
             resources=_resources(root),
         )
 
@@ -56,7 +59,7 @@ def test_audit_names_sources_templates_dictionary_entries_and_staleness(tmp_path
     assert entries and all(r["kind"] != "NOT IN DICTIONARY" for r in entries)
     assert "### contributions" in render_markdown(audit)
 
-    graph = defs.resolve_asset_graph()
+    graph = defs().resolve_asset_graph()
     table, stale = materialization_audit(instance, graph)
     assert not stale.rows, stale.rows
     # re-read the source: everything downstream of it is now stale, and says why
@@ -70,8 +73,8 @@ def test_audit_names_sources_templates_dictionary_entries_and_staleness(tmp_path
     _, stale = materialization_audit(instance, graph)
     reasons = {(r["asset"], str(r["partition"])): r["reasons"] for r in stale.rows}
     assert "upstream raw_sources" in reasons[("basic_instructions", SOURCE)]
-    compound = [v for (a, p), v in reasons.items() if a == "compound_instructions"]
-    assert compound and all("upstream" in v for v in compound), reasons
+    compound = [v for (a, p), v in reasons.items() if a.startswith("compound_instructions/")]
+    assert len(compound) == 2 and all("upstream" in v for v in compound), reasons
     full = full_audit(instance, graph, root, "instructions")
     assert full.section("missing").rows  # other sources were never materialized
 
@@ -80,9 +83,9 @@ def _assets():
     from hum_dagster.defs.dictionary.assets import schema_dictionary
     from hum_dagster.defs.sources.assets import raw_sources
     from hum_dagster.defs.synthesis.basic import basic_instructions
-    from hum_dagster.defs.synthesis.compound import compound_instructions
+    from hum_dagster.defs.synthesis.compound import compound_assets
 
-    return [raw_sources, basic_instructions, schema_dictionary, compound_instructions]
+    return [raw_sources, basic_instructions, schema_dictionary, *compound_assets]
 
 
 @pytest.mark.parametrize("name", ["dagster.yaml", "dagster.postgres.yaml", "dagster.s3.yaml"])

@@ -77,8 +77,11 @@ def test_failed_partition_is_not_retried_every_tick():
 
 def test_ops_definitions_are_part_of_the_project():
     from hum_dagster.definitions import defs
+    from hum_dagster.defs.resources.settings import HumSettings
+    from hum_dagster.defs.synthesis.partitions import sync_partitions
 
-    repo = defs.get_repository_def()
+    definitions = defs()
+    repo = definitions.get_repository_def()
     assert {s.name for s in SENSORS} <= {s.name for s in repo.sensor_defs}
     assert {s.name for s in SCHEDULES} <= {s.name for s in repo.schedule_defs}
     assert all(repo.has_job(j.name) for j in JOBS)
@@ -86,6 +89,7 @@ def test_ops_definitions_are_part_of_the_project():
         "hum_automation",
         "landing_sensor",
         "source_files_changed",
+        "catalog_partitions",
     }
     assert repo.has_job("audit_lineage") and repo.has_schedule_def("nightly_audit")
     assert dg.AssetKey("lineage_audit") in repo.asset_graph.get_all_asset_keys()
@@ -97,24 +101,54 @@ def test_ops_definitions_are_part_of_the_project():
         "raw_sources",
         "basic_instructions",
         "schema_dictionary",
-        "compound_instructions",
+        "compound_instructions/description",
         "hum_corpus",
         "eval_scores",
     } <= names
-    # the sensor's default condition, applied to the project's graph on an empty instance,
-    # requests every partition of every root and its downstreams
-    with_condition = defs.map_resolved_asset_specs(
+    # the sensor's default condition, applied to the project's graph on an instance with
+    # the catalog registered, requests every partition of every root and its downstreams
+    instance = dg.DagsterInstance.ephemeral()
+    entries = HumSettings(storage_root="unused").entries()
+    sync_partitions(instance, entries.values())
+    # (the defs folder lists an asset once per module that names it; one of each here)
+    unique = dg.Definitions(
+        assets=list({id(a): a for a in definitions.assets}.values()),
+        asset_checks=list({id(c): c for c in definitions.asset_checks}.values()),
+        resources=definitions.resources,
+    )
+    with_condition = unique.map_resolved_asset_specs(
         func=lambda spec: spec.replace_attributes(automation_condition=HUM_CONDITION),
         selection=list(target),
     )
-    result = dg.evaluate_automation_conditions(
-        defs=with_condition, instance=dg.DagsterInstance.ephemeral()
-    )
+    result = dg.evaluate_automation_conditions(defs=with_condition, instance=instance)
     by_key = {r.key.to_user_string(): r.true_subset.size for r in result.results}
-    from hum_dagster.defs.resources.settings import catalog
+    assert by_key["raw_sources"] == len(entries)
+    assert by_key["basic_instructions"] == len(entries)
 
-    assert by_key["raw_sources"] == len(catalog())
-    assert by_key["basic_instructions"] == len(catalog())
+
+def test_catalog_sensor_adds_partitions_for_new_entries(tmp_path):
+    from hum_dagster.defs.operations.automation import catalog_partitions
+    from hum_dagster.defs.resources.llm import LLMResource
+    from hum_dagster.defs.resources.settings import HumSettings
+
+    catalog = tmp_path / "catalog.yaml"
+    entry = {"name": "news", "task": "TC", "language": "en", "format": "csv",
+             "location": str(tmp_path / "news.csv"), "options": {"text_column": "text",
+                                                                  "label_column": "label"}}
+    catalog.write_text(yaml.safe_dump({"sources": [entry]}), encoding="utf-8")
+    instance = dg.DagsterInstance.ephemeral()
+    resources = {"settings": HumSettings(storage_root="unused", catalog=str(catalog)),
+                 "llm": LLMResource(mode="offline")}
+    result = catalog_partitions(dg.build_sensor_context(instance=instance, resources=resources))
+    requests = {r.partitions_def_name: list(r.partition_keys) for r in result.dynamic_partitions_requests}
+    assert requests["sources"] == ["news"]
+    assert requests["compound_description"] == ["news"]
+    assert "compound_preference_rules" not in requests  # no rule applies to a TC source
+    assert not result.run_requests  # it launches nothing
+    for name, keys in requests.items():
+        instance.add_dynamic_partitions(name, keys)
+    again = catalog_partitions(dg.build_sensor_context(instance=instance, resources=resources))
+    assert isinstance(again, dg.SkipReason)
 
 
 def _sidecar(path, **fields):

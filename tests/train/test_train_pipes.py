@@ -44,6 +44,7 @@ def test_finetuned_checkpoint_through_pipes_subprocess(tmp_path):
         kind="subprocess", training_config=str(config), env={"OMP_NUM_THREADS": "1"}
     )
     instance = dg.DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions("base_models", [base])  # registered at run time
     key = dg.MultiPartitionKey({"base_model": base, "corpus_variant": "full"})
     result = dg.materialize(
         [finetuned_checkpoint, llamafactory_config],
@@ -109,6 +110,7 @@ def test_finetuned_checkpoint_through_pipes_with_torchrun(tmp_path):
     )
     assert "--nproc_per_node=2" in launcher.command()
     instance = dg.DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions("base_models", [base])  # registered at run time
     key = dg.MultiPartitionKey({"base_model": base, "corpus_variant": "full"})
     result = dg.materialize(
         [finetuned_checkpoint],

@@ -3,6 +3,7 @@
 import json
 import shutil
 import tempfile
+from functools import cache
 
 import dagster as dg
 import polars as pl
@@ -11,26 +12,29 @@ from hum_dagster.corpus.build import HumCorpusConfig, build_hum_corpus
 from hum_dagster.corpus.charts import corpus_stats, sample_token_lengths, write_chart
 from hum_dagster.corpus.decontam import BenchmarkIndex, DecontamConfig, benchmark_texts
 from hum_dagster.corpus.export import export_corpus
-from hum_dagster.corpus.mix import VARIANTS
 from hum_dagster.corpus.tokens import load_tokenizer
+from hum_dagster.defs.corpus.inputs import input_problems
+from hum_dagster.defs.corpus.partitions import corpus_partitions
 from hum_dagster.defs.metadata import count_table, markdown_table
 from hum_dagster.defs.resources.settings import HumSettings
+from hum_dagster.defs.synthesis.compound import compound_assets
 from hum_dagster.plotting import markdown_image
 from hum_dagster.records import SourceError
-from hum_dagster.store import fsio
+from hum_dagster.store import layout
 from hum_dagster.store.tables import LazyTable, TableRef
 from hum_dagster.store.warehouse import refresh_views, warehouse_path
 from hum_dagster.synthesis.columns import COMPOUND_COLUMNS, instruction_frame
 
-DECONTAM_CHECK = "no_overlap_with_evaluation_sets"
-corpus_partitions = dg.StaticPartitionsDefinition(list(VARIANTS))
+BASIC_KEY = dg.AssetKey("basic_instructions")
+# input name -> upstream asset: the basic instructions and one compound asset per strategy
+CORPUS_INS = {
+    "basic_instructions": BASIC_KEY,
+    **{"__".join(a.key.path): a.key for a in compound_assets},
+}
 
 
-def export_dir(storage_root: str, variant: str) -> str:
-    return fsio.join(storage_root, "export", variant)
-
-
-def _benchmark_index() -> tuple[BenchmarkIndex | None, str]:
+@cache  # once per run process: the corpus and its no_overlap check share it
+def benchmark_index() -> tuple[BenchmarkIndex | None, str]:
     try:
         return BenchmarkIndex.build(benchmark_texts(), DecontamConfig()), "ok"
     except (SourceError, FileNotFoundError) as exc:
@@ -47,44 +51,57 @@ def _benchmark_index() -> tuple[BenchmarkIndex | None, str]:
     "alpaca + dataset_info.json, OpenAI chat JSONL). Partitions: the full corpus and the "
     "paper's ablations, whose removed compound rows are replaced by basic ones.",
     ins={
-        "basic_instructions": dg.AssetIn(partition_mapping=dg.AllPartitionMapping()),
-        "compound_instructions": dg.AssetIn(partition_mapping=dg.AllPartitionMapping()),
+        name: dg.AssetIn(key=key, partition_mapping=dg.AllPartitionMapping())
+        for name, key in CORPUS_INS.items()
     },
-    check_specs=[dg.AssetCheckSpec(
-        DECONTAM_CHECK, asset="hum_corpus",
-        description="No training instruction's input overlaps an evaluation set (n-gram match).",
-    )],
-    code_version="2",
+    code_version="3",
 )
 def hum_corpus(
     context: dg.AssetExecutionContext,
     settings: HumSettings,
-    basic_instructions: dict[str, TableRef],
-    compound_instructions: dict[str, TableRef],
+    **upstream: dict[str, TableRef],
 ):
     variant = context.partition_key
+    graph = context.job_def.asset_layer.asset_graph
+    wanted = {
+        key: (
+            list(graph.get(key).partitions_def.get_partition_keys(dynamic_partitions_store=context.instance)),
+            upstream[name],
+        )
+        for name, key in CORPUS_INS.items()
+    }
+    problems, inputs = input_problems(context, wanted)
+    if problems:
+        shown = problems[:5] + ([f"... and {len(problems) - 5} more"] if len(problems) > 5 else [])
+        raise dg.Failure(
+            description=f"the corpus is not built: {len(problems)} input partition(s) cannot "
+            "be used: " + "; ".join(shown),
+            metadata={"unusable_inputs": dg.MetadataValue.json(problems)},
+            allow_retries=False,
+        )
     # Parquet scans, read slice by slice: the instruction texts are never all in memory.
-    tables = [basic_instructions[k].scan() for k in sorted(basic_instructions)]
-    tables += [compound_instructions[k].scan() for k in sorted(compound_instructions)]
+    tables = [
+        refs[k].scan() for name in CORPUS_INS for refs in [upstream[name]] for k in sorted(refs)
+    ]
     try:
         tokenizer = load_tokenizer(settings.tokenizer)
     except (FileNotFoundError, ImportError) as exc:
         raise dg.Failure(f"tokenizer {settings.tokenizer!r} cannot be loaded: {exc}") from exc
-    index, index_status = _benchmark_index()
+    index, index_status = benchmark_index()
     config = HumCorpusConfig(
         seed=settings.seed, validation_fraction=settings.validation_fraction, variant=variant,
         max_input_tokens=settings.max_input_tokens, max_output_tokens=settings.max_output_tokens,
         mix=settings.mix_config(),
     )
     corpus = build_hum_corpus(tables, config, tokenizer=tokenizer, benchmark_index=index)
-    directory = export_dir(settings.storage_root, variant)
+    directory = layout.export_dir(settings.storage_root, variant)
     # The export's sorted buckets are kept in a temp folder and become the stored table
     # (streamed into one Parquet file by the IO manager, which then removes them).
     parts_dir = tempfile.mkdtemp(prefix="hum-corpus-parts-")
     try:
         exported = export_corpus(tables, corpus.rows, directory, table_dir=parts_dir)
         stats = corpus_stats(corpus.rows, sample_token_lengths(tables, corpus.rows, tokenizer))
-        chart = fsio.join(directory, "corpus_stats.png")
+        chart = layout.corpus_chart(settings.storage_root, variant)
         chart_png = write_chart(chart, stats, f"Hum corpus ({variant})")
         views = refresh_views(settings.storage_root)
         frame = (
@@ -100,7 +117,6 @@ def hum_corpus(
         dict(corpus.removed.group_by("reason").len().sort("reason").iter_rows())
         if corpus.removed.height else {}
     )
-    contaminated = corpus.removed.filter(pl.col("reason") == "contaminated")
     mix = report.get("mix", {})
     return dg.MaterializeResult(
         # The footer keeps the report without wall-clock timings, so the same inputs give
@@ -132,20 +148,11 @@ def hum_corpus(
                 ["source", "task", "strategy", "instruction", "output"], 300,
             )),
             "timings_s": dg.MetadataValue.json(_timings(report)),
+            "decontamination": index_status,
+            "inputs": dg.MetadataValue.md(markdown_table(inputs, ["source", "raw_sources", "run"])),
+            "sources_mixed": len(inputs),
             "dagster/row_count": corpus.rows.height,
         },
-        check_results=[dg.AssetCheckResult(
-            check_name=DECONTAM_CHECK,
-            passed=index is not None,
-            severity=dg.AssetCheckSeverity.WARN,
-            metadata={
-                "status": index_status,
-                "removed": contaminated.height,
-                "examples": dg.MetadataValue.md(markdown_table(
-                    contaminated.head(5).to_dicts(), list(contaminated.columns)
-                )),
-            },
-        )],
     )
 
 

@@ -2,7 +2,8 @@
 
 import dagster as dg
 
-from hum_dagster.defs.corpus.assets import corpus_partitions, hum_corpus
+from hum_dagster.defs.corpus.assets import hum_corpus
+from hum_dagster.defs.corpus.partitions import corpus_partitions
 
 build_corpus_job = dg.define_asset_job(
     "build_corpus",

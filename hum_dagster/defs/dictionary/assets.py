@@ -5,17 +5,15 @@ import json
 import dagster as dg
 import polars as pl
 
+from hum_dagster.defs.checks import require_upstream_checks
 from hum_dagster.defs.metadata import markdown_table
 from hum_dagster.defs.resources.llm import (
-    LLM_CACHE_DIR,
     LLM_POOL,
     LLMResource,
-    llm_check_results,
-    llm_check_specs,
     llm_step_metadata,
     raise_for_step,
 )
-from hum_dagster.defs.resources.settings import HumSettings, catalog
+from hum_dagster.defs.resources.settings import HumSettings
 from hum_dagster.defs.sources.partitions import source_partitions
 from hum_dagster.dictionary import (
     DICTIONARY_COLUMNS,
@@ -28,10 +26,8 @@ from hum_dagster.llm.client import LLMError
 from hum_dagster.llm.report import StepReport
 from hum_dagster.readers.fewrel import load_pid2name
 from hum_dagster.records import LabelSchema, Record
-from hum_dagster.store import fsio
+from hum_dagster.store import layout
 from hum_dagster.store.tables import Table
-
-COVERAGE_CHECK = "labels_have_descriptions"
 
 
 def dictionary_frame(rows: list[dict]) -> pl.DataFrame:
@@ -46,18 +42,14 @@ def dictionary_frame(rows: list[dict]) -> pl.DataFrame:
     description="Per label of a source: descriptions, label-name variants, 5 positive and 5 "
     "negative examples, frequent values; merged from the data, curated seeds in assets/ and "
     "the LLM, with provenance on every value.",
-    check_specs=[
-        dg.AssetCheckSpec(COVERAGE_CHECK, asset="schema_dictionary",
-                          description="Every top-level label has at least one description."),
-        *llm_check_specs("schema_dictionary"),
-    ],
     pool=LLM_POOL,
     code_version="1",
 )
 def schema_dictionary(
     context: dg.AssetExecutionContext, settings: HumSettings, llm: LLMResource, raw_sources: Table
 ):
-    entry = catalog()[context.partition_key]
+    require_upstream_checks(context, dg.AssetKey("raw_sources"), [context.partition_key])
+    entry = settings.entry(context.partition_key)
     schema = LabelSchema.from_json(raw_sources.meta.get("hum.label_schema", "{}"))
     records = [Record.from_row(row) for row in raw_sources.df.iter_rows(named=True)]
     seeds = select_seeds(load_seed_book(), entry.name, entry.options)
@@ -65,7 +57,7 @@ def schema_dictionary(
     if entry.option("pid2name"):
         pid2name = load_pid2name(entry.resolve(entry.option("pid2name")))
     hard = _hard_negatives(settings)
-    runner = None if llm.mode == "offline" else llm.runner(fsio.join(settings.storage_root, LLM_CACHE_DIR))
+    runner = None if llm.mode == "offline" else llm.runner(layout.llm_cache_dir(settings.storage_root))
     where = f"schema_dictionary[{context.partition_key}]"
     try:
         dictionary, report = build_dictionary(
@@ -80,9 +72,6 @@ def schema_dictionary(
     raise_for_step(step, thresholds, where)
     frame = dictionary_frame(dictionary.to_rows())
     summary = report.coverage_summary
-    undescribed = sorted(
-        e.key for e in dictionary.entries.values() if e.parent is None and not e.descriptions
-    )
     return dg.MaterializeResult(
         # The footer keeps what the dictionary is, not how it was fetched: LLM usage (cache
         # hits vs requests) goes to metadata only, so a re-run over a warm cache is
@@ -102,15 +91,6 @@ def schema_dictionary(
             "entries": dg.MetadataValue.md(dictionary.to_markdown(3)),
             "dagster/row_count": frame.height,
         },
-        check_results=[
-            dg.AssetCheckResult(
-                check_name=COVERAGE_CHECK,
-                passed=not undescribed,
-                severity=dg.AssetCheckSeverity.WARN,
-                metadata={"labels_without_description": dg.MetadataValue.json(undescribed[:50])},
-            ),
-            *llm_check_results(step, thresholds),
-        ],
     )
 
 

@@ -34,18 +34,13 @@ from typing import Any
 import dagster as dg
 import polars as pl
 
+from hum_dagster.corpus.mix import VARIANTS as CORPUS_VARIANTS
 from hum_dagster.defs.metadata import markdown_table
 from hum_dagster.defs.resources.launchers import EvalLauncher
 from hum_dagster.defs.resources.llm import LLM_CACHE_DIR, LLMResource
-from hum_dagster.defs.resources.settings import HumSettings
-from hum_dagster.defs.training.assets import (
-    CORPUS_VARIANTS,
-    base_model_dir,
-    base_model_specs,
-    checkpoint_dir,
-    finetuned_checkpoint,
-    training_partitions,
-)
+from hum_dagster.defs.resources.settings import HumSettings, base_model_specs
+from hum_dagster.defs.training.assets import finetuned_checkpoint
+from hum_dagster.defs.training.partitions import training_partitions
 from hum_dagster.evaluation.benchmarks import Benchmark, load_benchmarks
 from hum_dagster.evaluation.compound_style import DictionaryStyle, benchmark_dictionary
 from hum_dagster.evaluation.fetch import default_cache_dir
@@ -64,6 +59,7 @@ from hum_dagster.evaluation.report import (
 from hum_dagster.evaluation.run import SuiteItem, evaluate_suite
 from hum_dagster.records import Problem, SourceError
 from hum_dagster.store import fsio
+from hum_dagster.store.layout import base_model_dir, checkpoint_dir
 from hum_dagster.store.tables import Table, TableRef
 
 GENERAL_BELOW_BASE_CHECK = "general_not_below_base"

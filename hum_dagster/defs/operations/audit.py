@@ -20,7 +20,7 @@ import dagster as dg
 
 from hum_dagster.defs.resources.settings import HumSettings
 from hum_dagster.operations.audit import Audit, Section, file_version, lineage, render_markdown
-from hum_dagster.store import fsio
+from hum_dagster.store import fsio, layout
 
 INPUT_POINTER = "dagster/input_event_pointer/"
 PAGE = 1000
@@ -51,7 +51,9 @@ def _dep_partitions(
         return [None]
     if partition is None or child_def is None:
         return None
-    if child_def == parent_def:
+    if child_def == parent_def or isinstance(
+        asset_graph.get_partition_mapping(child, parent), dg.IdentityPartitionMapping
+    ):
         return [partition]
     if isinstance(child_def, dg.MultiPartitionsDefinition):
         keys = child_def.get_partition_key_from_str(str(partition))
@@ -270,7 +272,7 @@ def _md(section: Section | None, limit: int = 50) -> dg.MetadataValue:
 )
 def lineage_audit(context: dg.AssetExecutionContext, settings: HumSettings) -> dg.MaterializeResult:
     audit = full_audit(context.instance, context.repository_def.asset_graph, settings.storage_root)
-    paths = write_audit(audit, fsio.join(settings.storage_root, "audit"))
+    paths = write_audit(audit, layout.audit_dir(settings.storage_root))
     counts: dict[str, Any] = {s.title: len(s.rows) for s in audit.sections}
     return dg.MaterializeResult(
         metadata={

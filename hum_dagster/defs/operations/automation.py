@@ -6,42 +6,39 @@
   it is missing (and its last run did not fail), when an upstream partition it reads was
   updated, or when the asset's code version changed; never while its upstreams are
   missing or running, or while it is running itself.
-- ``landing_sensor`` watches ``$HUM_LANDING`` (a folder or an ``s3://`` prefix) for new
-  sources (see ``hum_dagster/landing.py``: a ``<name>.source.yaml`` sidecar is the done
-  marker, and the data file must keep the same size and modification time over two
-  ticks), registers them in the landing catalog and launches ``synthesize_source`` for
-  each; ``hum_automation`` then carries them through compound instructions and the corpus.
+- ``catalog_partitions`` (the one sensor that starts running) adds a partition for every
+  catalog entry that has none (sources, and the compound partitions of the strategies
+  that apply to it), so a new entry needs no code-location reload; it launches nothing.
+- ``landing_sensor`` watches ``settings.landing`` (``HUM_LANDING``: a folder or an ``s3://``
+  prefix) for new sources (see ``hum_dagster/operations/landing.py``: a
+  ``<name>.source.yaml`` sidecar is the done marker, and the data file must keep the same
+  size and modification time over two ticks), registers them in the landing catalog and
+  as dynamic partitions in the same tick, and launches ``synthesize_source`` for each;
+  ``hum_automation`` then carries them through compound instructions and the corpus.
 - ``source_files_changed`` re-runs ``synthesize_source`` for a catalog source whose
   file changed (size, time or ETag) since the last tick or since its last materialization.
 - ``nightly_audit`` materializes ``lineage_audit`` at 03:00 UTC.
 
-Every sensor and schedule starts STOPPED (turn them on in the UI, or set
-``HUM_AUTOMATION=on`` before ``hum dev``), so ``dagster dev`` never launches runs
-nobody asked for.
+Every sensor that launches runs, and the schedule, starts STOPPED (turn them on in the
+UI or with ``dagster sensor start``), so ``dagster dev`` never launches runs nobody asked
+for.
 """
 
 import json
-import os
 
 import dagster as dg
 
 from hum_dagster.defs.operations.audit import audit_job
+from hum_dagster.defs.resources.llm import LLMResource
+from hum_dagster.defs.resources.settings import LANDING_CATALOG, HumSettings
 from hum_dagster.defs.sources.partitions import source_partitions
-from hum_dagster.operations.landing import (
-    CATALOG_NAME,
-    PATH_OPTIONS,
-    register,
-    scan,
-    validate_entry,
-)
+from hum_dagster.defs.synthesis.partitions import partition_requests
+from hum_dagster.operations.landing import PATH_OPTIONS, register, scan, validate_entry
+from hum_dagster.readers.catalog import CatalogError, load_catalog
 from hum_dagster.store import fsio
 
 SOURCE_JOB = "synthesize_source"
-
-
-def default_status() -> dg.DefaultSensorStatus:
-    on = os.environ.get("HUM_AUTOMATION", "").lower() in ("1", "on", "true", "yes")
-    return dg.DefaultSensorStatus.RUNNING if on else dg.DefaultSensorStatus.STOPPED
+STOPPED = dg.DefaultSensorStatus.STOPPED
 
 
 _ready = (
@@ -74,20 +71,11 @@ automation_sensor = dg.AutomationConditionSensorDefinition(
     target=AUTOMATED,
     default_condition=HUM_CONDITION,
     use_user_code_server=True,  # required for default_condition
-    default_status=default_status(),
+    default_status=STOPPED,
     minimum_interval_seconds=30,
     description="Materializes missing partitions and re-materializes stale ones (upstream "
     "updated, code version changed) from raw_sources down to eval_scores.",
 )
-
-
-def landing_root() -> str | None:
-    return os.environ.get("HUM_LANDING") or None
-
-
-def landing_catalog_path(root: str) -> str:
-    """``$HUM_LANDING_CATALOG``, else ``_landing_catalog.yaml`` inside the landing location."""
-    return os.environ.get("HUM_LANDING_CATALOG") or fsio.join(root, CATALOG_NAME)
 
 
 def build_landing_sensor(
@@ -100,22 +88,28 @@ def build_landing_sensor(
     """A sensor registering landed sources and launching ``job_name`` per new partition.
 
     With a ``DynamicPartitionsDefinition`` the new names are added as partitions and run in
-    the same tick. With a static one (built from the catalog at import), a registered
-    source is launched once the code location, reloaded, lists it as a partition.
+    the same tick (for the project's source partitions, the compound partitions of the
+    strategies that apply to each new source too). With a static one, a registered source
+    is launched once the code location, reloaded, lists it as a partition. ``root``
+    overrides ``settings.landing``.
     """
 
     @dg.sensor(
         name=name,
         job_name=job_name,
         minimum_interval_seconds=minimum_interval_seconds,
-        default_status=default_status(),
-        description="Registers new source files from $HUM_LANDING (sidecar <name>.source.yaml "
-        "as done marker, stable size over two ticks) and launches their synthesis.",
+        default_status=STOPPED,
+        description="Registers new source files from settings.landing (HUM_LANDING; sidecar "
+        "<name>.source.yaml as done marker, stable size over two ticks) as partitions and "
+        "launches their synthesis.",
+        required_resource_keys=set() if root else {"settings", "llm"},
     )
     def _landing(context: dg.SensorEvaluationContext):
-        where = root or landing_root()
+        settings = None if root else context.resources.settings
+        where = root or settings.landing
         if not where:
-            return dg.SkipReason("HUM_LANDING is not set")
+            return dg.SkipReason("settings.landing (HUM_LANDING) is not set")
+        landing_catalog = fsio.join(where, LANDING_CATALOG)
         state = json.loads(context.cursor) if context.cursor else {}
         pending = state.get("pending", {})  # name -> fingerprint seen once
         waiting = state.get("waiting", {})  # registered, not yet launched
@@ -138,7 +132,7 @@ def build_landing_sensor(
                 continue
             ready.append(item)
         if ready:
-            register(landing_catalog_path(where), [item.entry for item in ready])
+            register(landing_catalog, [item.entry for item in ready])
             for item in ready:
                 waiting[item.name] = item.fingerprint
                 pending.pop(item.name, None)
@@ -153,7 +147,11 @@ def build_landing_sensor(
                 for n in sorted(waiting)
                 if not context.instance.has_dynamic_partition(partitions_def.name, n)
             ]
-            if new:
+            if new and partitions_def is source_partitions:
+                entries = [e for e in load_catalog(landing_catalog) if e.name in new]
+                llm = settings is not None and context.resources.llm.mode != "offline"
+                dynamic_requests.extend(partition_requests(context.instance, entries, llm))
+            elif new:
                 dynamic_requests.append(partitions_def.build_add_request(new))
             launchable = sorted(waiting)
         else:
@@ -200,6 +198,25 @@ def build_landing_sensor(
 landing_sensor = build_landing_sensor()
 
 
+@dg.sensor(
+    name="catalog_partitions",
+    minimum_interval_seconds=30,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Adds a partition for every catalog entry that has none (sources, and the "
+    "compound partitions of the strategies that apply to it). Launches nothing; "
+    "`hum run` also removes the partitions of entries no longer in its catalog.",
+)
+def catalog_partitions(context: dg.SensorEvaluationContext, settings: HumSettings, llm: LLMResource):
+    try:
+        entries = settings.entries()
+    except CatalogError as exc:
+        return dg.SkipReason(f"the catalog cannot be read: {exc}")
+    requests = partition_requests(context.instance, entries.values(), llm.mode != "offline")
+    if not requests:
+        return dg.SkipReason(f"all {len(entries)} catalog entries have partitions")
+    return dg.SensorResult(dynamic_partitions_requests=requests)
+
+
 def _fingerprint(path: str) -> str:
     fs, p = fsio.filesystem(path)
     try:
@@ -231,15 +248,17 @@ def entry_files(entry) -> list[str]:
     name="source_files_changed",
     job_name=SOURCE_JOB,
     minimum_interval_seconds=60,
-    default_status=default_status(),
+    default_status=STOPPED,
     description="Re-runs synthesize_source for a catalog source whose files changed.",
 )
-def source_change_sensor(context: dg.SensorEvaluationContext):
-    from hum_dagster.defs.resources.settings import catalog
-
+def source_change_sensor(context: dg.SensorEvaluationContext, settings: HumSettings):
     known = json.loads(context.cursor) if context.cursor else {}
     runs = []
-    for name, entry in sorted(catalog().items()):
+    try:
+        entries = settings.entries()
+    except CatalogError as exc:
+        return dg.SkipReason(f"the catalog cannot be read: {exc}")
+    for name, entry in sorted(entries.items()):
         files = entry_files(entry)
         fp = "|".join(_fingerprint(f) for f in files)
         previous = known.get(name)
@@ -275,12 +294,10 @@ nightly_audit = dg.ScheduleDefinition(
     job=audit_job,
     cron_schedule="0 3 * * *",
     execution_timezone="UTC",
-    default_status=dg.DefaultScheduleStatus.RUNNING
-    if default_status() == dg.DefaultSensorStatus.RUNNING
-    else dg.DefaultScheduleStatus.STOPPED,
+    default_status=dg.DefaultScheduleStatus.STOPPED,
     description="Audit lineage and staleness every night.",
 )
 
 SCHEDULES = [nightly_audit]
-SENSORS = [automation_sensor, landing_sensor, source_change_sensor]
+SENSORS = [automation_sensor, landing_sensor, source_change_sensor, catalog_partitions]
 JOBS = [audit_job]

@@ -2,14 +2,15 @@
 
 Why our own and not dagster-polars / dagster-duckdb-polars: both fail with the
 polars 2.x and duckdb 2.0 we pin (see DESIGN.md), and what we need is small:
-atomic writes, Parquet footer metadata, local or ``s3://`` roots.
+atomic writes, Parquet footer metadata, local or ``s3://`` roots. The paths are
+``hum_dagster.store.layout``'s.
 """
 
 from __future__ import annotations
 
 import dagster as dg
 
-from hum_dagster.store import fsio
+from hum_dagster.store import fsio, layout
 from hum_dagster.store.tables import LazyTable, Table, TableRef, read_table, write_table
 
 
@@ -17,19 +18,15 @@ class TableIOManager(dg.ConfigurableIOManager):
     """Stores ``<root>/<asset key path>/<partition>.parquet`` (``data.parquet`` if unpartitioned).
 
     A multi-dimensional partition becomes Hive-style folders, e.g.
-    ``compound_instructions/source=ner_en/strategy=description.parquet``.
+    ``eval_scores/benchmark=imdb/model=smollm2_base.parquet``. An input annotated
+    ``TableRef`` is handed over unread (a check that needs only the row count).
     """
 
-    root: str
+    root: str  # HUM_STORAGE_ROOT
 
     def path_for(self, asset_key: dg.AssetKey, partition_key: str | None) -> str:
-        if not partition_key:
-            return fsio.join(self.root, *asset_key.path, "data.parquet")
         dims = getattr(partition_key, "keys_by_dimension", None)
-        if dims:
-            parts = [f"{dim}={value}" for dim, value in sorted(dims.items())]
-            return fsio.join(self.root, *asset_key.path, *parts[:-1], f"{parts[-1]}.parquet")
-        return fsio.join(self.root, *asset_key.path, f"{partition_key}.parquet")
+        return layout.table_path(self.root, asset_key.path, dims or partition_key or None)
 
     def handle_output(self, context: dg.OutputContext, obj: Table | LazyTable | None) -> None:
         if obj is None:
@@ -41,23 +38,31 @@ class TableIOManager(dg.ConfigurableIOManager):
         write_table(path, obj)
         context.add_output_metadata({"path": dg.MetadataValue.path(path)})
 
-    def load_input(self, context: dg.InputContext) -> Table | dict[str, TableRef]:
+    def load_input(self, context: dg.InputContext) -> Table | TableRef | dict[str, TableRef]:
         key = context.asset_key
+        lazy = getattr(context.dagster_type, "typing_type", None) is TableRef
         if not context.has_asset_partitions:
-            return read_table(self.path_for(key, None))
+            path = self.path_for(key, None)
+            return TableRef(path) if lazy else read_table(path)
         keys = list(context.asset_partition_keys)
-        downstream_partitioned = context.has_partition_key if hasattr(context, "has_partition_key") else False
-        if len(keys) == 1 and downstream_partitioned:
-            return read_table(self.path_for(key, keys[0]))
+        # The same partition (identity mapping): that table. Anything else is a fan-in
+        # (all partitions, even when only one exists): references by partition.
+        same = context.has_partition_key and len(keys) == 1 and str(keys[0]) == str(context.partition_key)
+        if same:
+            path = self.path_for(key, keys[0])
+            if lazy:
+                if not fsio.exists(path):
+                    raise FileNotFoundError(f"{key.to_user_string()}[{keys[0]}] is not stored: {path}")
+                return TableRef(path)
+            return read_table(path)
         # Many upstream partitions: references to those that exist, read when used (``.df``)
         # or streamed (``.scan()``), so that a fan-in over millions of rows does not load
-        # them all. A missing or failed partition must not stop the others: it is skipped
-        # with a warning. Files appear atomically, so an existing one is complete.
+        # them all. Which of them may be used is the asset's decision (the corpus refuses
+        # failed, blocked or outdated ones); files appear atomically, so an existing one is
+        # complete.
         tables: dict[str, TableRef] = {}
         for partition in keys:
             path = self.path_for(key, partition)
             if fsio.exists(path):
                 tables[partition] = TableRef(path)
-            else:
-                context.log.warning(f"{key.to_user_string()}[{partition}] not materialized; skipped")
         return tables

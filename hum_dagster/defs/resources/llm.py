@@ -174,24 +174,50 @@ LLM_ANSWERED_CHECK = "llm_requests_answered"
 LLM_ACCEPTED_CHECK = "llm_values_accepted"
 
 
-def llm_check_specs(asset: str) -> list[dg.AssetCheckSpec]:
-    """The two checks of an asset that runs an LLM step."""
-    return [
-        dg.AssetCheckSpec(
-            LLM_ANSWERED_CHECK,
-            asset=asset,
-            description="Every LLM request of the step got a usable answer (warns on any "
-            "failure; past HUM_LLM_MAX_FAILED_PCT of the requests, or when all failed, the "
-            "partition itself fails).",
-        ),
-        dg.AssetCheckSpec(
-            LLM_ACCEPTED_CHECK,
-            asset=asset,
-            description="At least HUM_LLM_MIN_ACCEPTED_PCT of the values the LLM wrote pass "
-            "the gates (warns below; an error when none does: the output is then the offline "
-            "output).",
-        ),
-    ]
+LLM_CHECK_DESCRIPTIONS = {
+    LLM_ANSWERED_CHECK: "Every LLM request of the step got a usable answer (warns on any "
+    "failure; past HUM_LLM_MAX_FAILED_PCT of the requests, or when all failed, the "
+    "partition itself fails).",
+    LLM_ACCEPTED_CHECK: "At least HUM_LLM_MIN_ACCEPTED_PCT of the values the LLM wrote pass "
+    "the gates (warns below; an error when none does: the output is then the offline "
+    "output).",
+}
+STEP_REPORT_KEY = "llm/step_report"  # the whole report (JSON), read back by the checks
+
+
+def llm_asset_checks(
+    asset: str | dg.AssetKey, partitions_def: dg.PartitionsDefinition, step: str
+) -> list[dg.AssetChecksDefinition]:
+    """The two checks of an asset whose materialization runs the LLM step ``step``: each
+    reads the step report its partition's latest materialization recorded (re-executable
+    from the UI; thresholds from the ``llm`` resource at the check's run)."""
+    key = dg.AssetKey.from_coercible(asset)
+    return [_llm_check(key, partitions_def, step, name) for name in LLM_CHECK_DESCRIPTIONS]
+
+
+def _llm_check(
+    key: dg.AssetKey, partitions_def: dg.PartitionsDefinition, step: str, name: str
+) -> dg.AssetChecksDefinition:
+    @dg.asset_check(
+        asset=key, name=name, partitions_def=partitions_def,
+        description=LLM_CHECK_DESCRIPTIONS[name],
+        required_resource_keys={"llm"},
+    )
+    def _check(context):  # no annotations: this module's are strings (__future__)
+        llm = context.resources.llm
+        records = context.instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=key, asset_partitions=[context.partition_key]),
+            limit=1,
+        ).records
+        meta = records[0].asset_materialization.metadata if records else {}
+        stored = meta.get(STEP_REPORT_KEY)
+        report = StepReport.from_json(stored.value if stored is not None else None, step)
+        result = next(r for r in llm_check_results(report, llm.thresholds()) if r.check_name == name)
+        return dg.AssetCheckResult(
+            passed=result.passed, severity=result.severity, metadata=result.metadata
+        )
+
+    return _check
 
 
 def _wrap(value: object) -> object:
@@ -206,7 +232,8 @@ def _wrap(value: object) -> object:
 def llm_step_metadata(step: StepReport, thresholds: Thresholds) -> dict[str, object]:
     """The step report under its stable ``llm/*`` keys, for a materialization."""
     return {k: _wrap(v) for k, v in step.metadata(thresholds).items() if v is not None} | {
-        KEYS["cost_usd"]: step.cost_usd if step.cost_usd is not None else "unknown (no price)"
+        KEYS["cost_usd"]: step.cost_usd if step.cost_usd is not None else "unknown (no price)",
+        STEP_REPORT_KEY: dg.MetadataValue.json(step.to_json()),
     }
 
 

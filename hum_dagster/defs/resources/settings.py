@@ -1,64 +1,96 @@
-"""Project settings: the catalog (a code-location setting) and the run-time resource."""
+"""The ``settings`` resource: storage root, catalog, synthesis and corpus settings.
+
+Every field can be set in the launchpad or in a run's config; the definitions feed the
+deployment-wide ones from environment variables (``dg.EnvVar``, read when a run
+starts, never at import): ``HUM_STORAGE_ROOT``, ``HUM_CATALOG``, ``HUM_LANDING``,
+``HUM_BASE_MODELS``. ``ENV_DEFAULTS`` (the project's ``.env`` file) gives the embedded
+defaults that ``hum`` and ``dagster dev`` start the code location with.
+"""
 
 from __future__ import annotations
 
 import os
 from functools import cache
+from pathlib import Path
 
 import dagster as dg
 
 from hum_dagster.paths import DEFAULT_CATALOG, PROJECT_DIR, shared_data_dir
-from hum_dagster.readers.catalog import CatalogEntry, load_catalog
+from hum_dagster.readers.catalog import CatalogEntry, CatalogError, load_catalog
+from hum_dagster.store import fsio
 
-DEFAULT_STORAGE_ROOT = str(PROJECT_DIR / ".hum" / "storage")
-
-
-def catalog_path() -> str:
-    """``$HUM_CATALOG``, else the sample catalog shipped in ``assets/``."""
-    return os.environ.get("HUM_CATALOG", str(DEFAULT_CATALOG))
+ENV_FILE = PROJECT_DIR / ".env"
+LANDING_CATALOG = "_landing_catalog.yaml"
+DEFAULT_BASE_MODELS = "smollm2-135m-instruct"
 
 
-def storage_root() -> str:
-    """``$HUM_STORAGE_ROOT`` (a folder or an ``s3://`` prefix), else ``.hum/storage``."""
-    return os.environ.get("HUM_STORAGE_ROOT", DEFAULT_STORAGE_ROOT)
+def read_env_file(path: Path = ENV_FILE) -> dict[str, str]:
+    """``NAME=value`` lines of a dotenv file (``#`` comments, no interpolation)."""
+    values: dict[str, str] = {}
+    if not path.exists():
+        return values
+    for line in path.read_text(encoding="utf-8").splitlines():
+        line = line.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        name, _, value = line.partition("=")
+        values[name.strip()] = value.strip().strip('"').strip("'")
+    return values
+
+
+def env_defaults(project_dir: Path = PROJECT_DIR) -> dict[str, str]:
+    """The embedded defaults from ``.env``, relative paths made absolute against the
+    project folder (the code location's working directory)."""
+    values = read_env_file(project_dir / ".env")
+    for name in ("HUM_STORAGE_ROOT", "HUM_CATALOG"):
+        value = values.get(name)
+        if value and "://" not in value and not os.path.isabs(value):
+            values[name] = str((project_dir / value).resolve())
+    return values
+
+
+def base_model_specs(raw: str = DEFAULT_BASE_MODELS) -> dict[str, str]:
+    """``name=spec,name=spec`` (a spec alone is its own name) as ``{name: spec}``;
+    specs are what ``hum_dagster.evaluation.models.resolve_model`` accepts."""
+    specs: dict[str, str] = {}
+    for item in filter(None, (part.strip() for part in (raw or DEFAULT_BASE_MODELS).split(","))):
+        name, _, spec = item.partition("=")
+        specs[name.strip()] = (spec or name).strip()
+    return specs
 
 
 @cache
-def _catalog(path: str) -> dict[str, CatalogEntry]:
+def _read_catalog(path: str, stamp: int) -> tuple[CatalogEntry, ...]:
     # Catalogs name the shared benchmark folder as ${HUM_SHARED_DATA}.
     os.environ.setdefault("HUM_SHARED_DATA", str(shared_data_dir()))
-    return {entry.name: entry for entry in load_catalog(path)}
+    return tuple(load_catalog(path))
 
 
-def catalog() -> dict[str, CatalogEntry]:
-    """The catalog in force plus the sources the landing sensor registered
-    (``$HUM_LANDING_CATALOG``); partitions of ``raw_sources`` are their names."""
-    entries = dict(_catalog(catalog_path()))
-    landing = landing_catalog_path()
-    if landing and os.path.exists(landing):
-        stamp = os.stat(landing).st_mtime_ns  # re-read when the sensor appended entries
-        for name, entry in _landing_catalog(landing, stamp).items():
-            entries.setdefault(name, entry)
+def _stamp(path: str) -> int:
+    try:
+        return os.stat(path).st_mtime_ns  # re-read when the file changes
+    except OSError:
+        return 0
+
+
+def read_catalogs(catalog: str, landing_catalog: str | None = None) -> dict[str, CatalogEntry]:
+    """The catalog's entries plus those the landing sensor registered (a catalog entry
+    wins over a landed one of the same name). Raises ``CatalogError``."""
+    entries = {e.name: e for e in _read_catalog(catalog, _stamp(catalog))}
+    if landing_catalog and "://" not in landing_catalog and os.path.exists(landing_catalog):
+        for entry in _read_catalog(landing_catalog, _stamp(landing_catalog)):
+            entries.setdefault(entry.name, entry)
     return entries
 
 
-def landing_catalog_path() -> str | None:
-    explicit = os.environ.get("HUM_LANDING_CATALOG")
-    if explicit:
-        return explicit
-    landing = os.environ.get("HUM_LANDING")
-    return os.path.join(landing, "_landing_catalog.yaml") if landing and "://" not in landing else None
-
-
-@cache
-def _landing_catalog(path: str, stamp: int) -> dict[str, CatalogEntry]:
-    return {entry.name: entry for entry in load_catalog(path)}
-
-
 class HumSettings(dg.ConfigurableResource):
-    """Synthesis settings shared by the assets; every field can be set in the launchpad."""
+    """Storage, catalog and synthesis settings shared by the assets."""
 
-    storage_root: str = DEFAULT_STORAGE_ROOT
+    storage_root: str  # a folder or an s3:// prefix (HUM_STORAGE_ROOT)
+    # the source catalog YAML (HUM_CATALOG); one entry = one source partition
+    catalog: str = str(DEFAULT_CATALOG)
+    landing: str = ""  # a folder or s3:// prefix where new sources land (HUM_LANDING)
+    base_models: str = DEFAULT_BASE_MODELS  # name=spec,... (HUM_BASE_MODELS)
     seed: int = 42
     neg_rate: float = 1.0  # share of negative labels sampled into train-mode schemas
     random_sort: bool = False  # shuffle schema items (seeded) instead of sorting
@@ -69,13 +101,40 @@ class HumSettings(dg.ConfigurableResource):
     tokenizer: str = "smollm2-135m-instruct"  # a tokenizer.json, a folder, a .gguf, or this
     max_input_tokens: int = 1500
     max_output_tokens: int = 500
-    # The corpus mix (mixing.MixConfig): empty shares mean the paper's; total 0 means the
-    # largest the supply allows; strict keeps the shares exact (the scarcest cell limits
-    # the total), redistribute gives a short cell's quota to the others.
+    # The corpus mix (corpus.mix.MixConfig): empty shares mean the paper's; total 0 means
+    # the largest the supply allows; strict keeps the shares exact (the scarcest cell
+    # limits the total), redistribute gives a short cell's quota to the others.
     mix_mode: str = "strict"
     mix_total: int = 0
     kind_shares: dict[str, float] = {}
     task_shares: dict[str, float] = {}
+
+    def landing_catalog(self) -> str | None:
+        """Where the landing sensor registers landed sources (a local landing folder)."""
+        if not self.landing or "://" in self.landing:
+            return None
+        return fsio.join(self.landing, LANDING_CATALOG)
+
+    def entries(self) -> dict[str, CatalogEntry]:
+        """The catalog in force (file and landed sources); raises ``CatalogError``."""
+        return read_catalogs(self.catalog, self.landing_catalog())
+
+    def entry(self, name: str) -> CatalogEntry:
+        """One source's entry; a ``dg.Failure`` naming the catalog when it is not there."""
+        try:
+            entries = self.entries()
+        except CatalogError as exc:
+            raise dg.Failure(description=str(exc), allow_retries=False) from exc
+        if name not in entries:
+            raise dg.Failure(
+                description=f"source '{name}' is not in the catalog {self.catalog} (it has "
+                f"{', '.join(sorted(entries)) or 'no sources'}); remove the partition or add the entry",
+                allow_retries=False,
+            )
+        return entries[name]
+
+    def base_model_specs(self) -> dict[str, str]:
+        return base_model_specs(self.base_models)
 
     def mix_config(self):
         from hum_dagster.corpus.mix import PAPER_KIND_SHARES, PAPER_TASK_SHARES, MixConfig

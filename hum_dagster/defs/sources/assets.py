@@ -1,6 +1,5 @@
 """``raw_sources`` and ``source_quarantine``: each catalog entry read and normalised."""
 
-
 import json
 import time
 
@@ -8,7 +7,7 @@ import dagster as dg
 import polars as pl
 
 from hum_dagster.defs.metadata import count_table, label_counts, markdown_table
-from hum_dagster.defs.resources.settings import HumSettings, catalog
+from hum_dagster.defs.resources.settings import HumSettings
 from hum_dagster.defs.sources.partitions import source_partitions
 from hum_dagster.readers import read_source
 from hum_dagster.records import Quarantined, Record, SourceError
@@ -26,8 +25,6 @@ RECORD_SCHEMA = {
     "text_id": pl.String,
 }
 QUARANTINE_SCHEMA = {"source": pl.String, "origin": pl.String, "reason": pl.String, "raw": pl.String}
-
-QUARANTINE_CHECK = "quarantine_rate_below_threshold"
 
 
 def records_frame(records: list[Record]) -> pl.DataFrame:
@@ -53,18 +50,11 @@ def quarantine_frame(rows: list[Quarantined]) -> pl.DataFrame:
     },
     partitions_def=source_partitions,
     group_name="sources",
-    check_specs=[
-        dg.AssetCheckSpec(
-            QUARANTINE_CHECK,
-            asset="raw_sources",
-            description="Share of quarantined records stays below max_quarantine_rate.",
-        )
-    ],
     code_version="1",
 )
 def raw_sources(context: dg.AssetExecutionContext, settings: HumSettings):
     name = context.partition_key
-    entry = catalog()[name]
+    entry = settings.entry(name)
     started = time.perf_counter()
     try:
         result = read_source(entry)
@@ -83,7 +73,6 @@ def raw_sources(context: dg.AssetExecutionContext, settings: HumSettings):
     records = records_frame(result.records)
     quarantine = quarantine_frame(result.quarantine)
     total = records.height + quarantine.height
-    rate = quarantine.height / total if total else 0.0
     counts = label_counts(records)
     schema_json = result.schema.to_json()
     meta = {
@@ -103,7 +92,7 @@ def raw_sources(context: dg.AssetExecutionContext, settings: HumSettings):
         metadata={
             "records": records.height,
             "quarantined": quarantine.height,
-            "quarantine_rate": rate,
+            "quarantine_rate": round(quarantine.height / total, 4) if total else 0.0,
             # Repeated records are a property of the dataset: kept (each its own record)
             # unless the source sets `duplicates: drop`; counted here, never quarantined.
             "duplicates": len(result.duplicates),
@@ -112,6 +101,7 @@ def raw_sources(context: dg.AssetExecutionContext, settings: HumSettings):
             "task": entry.task,
             "language": entry.language,
             "format": entry.format,
+            "split": entry.split,
             "files": dg.MetadataValue.json(result.files),
             "labels": len(counts),
             "label_counts": dg.MetadataValue.md(count_table(counts)),
@@ -137,12 +127,4 @@ def raw_sources(context: dg.AssetExecutionContext, settings: HumSettings):
             ),
             "dagster/row_count": quarantine.height,
         },
-    )
-    yield dg.AssetCheckResult(
-        check_name=QUARANTINE_CHECK,
-        asset_key="raw_sources",
-        passed=rate <= settings.max_quarantine_rate,
-        severity=dg.AssetCheckSeverity.ERROR,
-        metadata={"quarantine_rate": rate, "threshold": settings.max_quarantine_rate,
-                  "quarantined": quarantine.height, "total": total},
     )

@@ -7,18 +7,13 @@ from collections import Counter
 
 import dagster as dg
 
+from hum_dagster.defs.checks import require_upstream_checks
 from hum_dagster.defs.metadata import count_table, markdown_table
-from hum_dagster.defs.resources.settings import HumSettings, catalog
+from hum_dagster.defs.resources.settings import HumSettings
 from hum_dagster.defs.sources.partitions import source_partitions
 from hum_dagster.records import LabelSchema, Record
 from hum_dagster.store.tables import Table
-from hum_dagster.synthesis.basic import (
-    PARSE_CHECK,
-    SPAN_CHECK,
-    BasicConfig,
-    SynthesisReport,
-    synthesize_basic,
-)
+from hum_dagster.synthesis.basic import BasicConfig, SynthesisReport, synthesize_basic
 from hum_dagster.synthesis.columns import instruction_frame
 
 
@@ -46,18 +41,13 @@ def basic_config(settings: HumSettings, split: str) -> BasicConfig:
     kinds={"polars", "parquet"},
     description="Basic instructions in the IEPile/OneKE structure: one row per record, task "
     "and schema chunk, with provenance (source, record id, template version).",
-    check_specs=[
-        dg.AssetCheckSpec(PARSE_CHECK, asset="basic_instructions",
-                          description="Every output parses and uses exactly its own schema's labels."),
-        dg.AssetCheckSpec(SPAN_CHECK, asset="basic_instructions",
-                          description="Every extracted span occurs in the instruction's input."),
-    ],
     code_version="1",
 )
 def basic_instructions(
     context: dg.AssetExecutionContext, settings: HumSettings, raw_sources: Table
 ):
-    entry = catalog()[context.partition_key]
+    require_upstream_checks(context, dg.AssetKey("raw_sources"), [context.partition_key])
+    entry = settings.entry(context.partition_key)
     schema = LabelSchema.from_json(raw_sources.meta.get("hum.label_schema", "{}"))
     config = basic_config(settings, entry.split)
     started = time.perf_counter()
@@ -68,31 +58,12 @@ def basic_instructions(
     rows = list(synthesize_basic(records, schema, config, report=report, validate=True))
     seconds = time.perf_counter() - started
     frame = instruction_frame(rows)
-
-    # What the checks found was kept out of the rows (its records are quarantined):
-    # the checks pass on what is written and show what was removed.
-    problems: dict[str, list[dict]] = {PARSE_CHECK: [], SPAN_CHECK: []}
-    for problem in report.problems:
-        problems[problem.check].append(
-            {"instruction_id": problem.record, "problem": problem.reason}
-        )
+    # What the validators found was kept out of the rows (its records are quarantined):
+    # the separate asset checks re-read the stored table; the metadata shows what was removed.
+    removed = [p.to_row() for p in report.problems]
     skipped = [q.to_row() for q in report.quarantined]
     per_task = Counter(frame["task"].to_list()) if frame.height else Counter()
     sample = frame.head(4).select("task", "instruction", "output").to_dicts() if frame.height else []
-    check_results = [
-        dg.AssetCheckResult(
-            check_name=name,
-            passed=True,
-            metadata={
-                "failures": 0,
-                "removed_rows": len(found),
-                "examples": dg.MetadataValue.md(
-                    markdown_table(found[:10], ["instruction_id", "problem"])
-                ),
-            },
-        )
-        for name, found in problems.items()
-    ]
     return dg.MaterializeResult(
         value=Table(frame, {"hum.basic_config": json.dumps(_config_dict(config), sort_keys=True)}),
         metadata={
@@ -102,6 +73,10 @@ def basic_instructions(
             "quarantine": dg.MetadataValue.md(
                 markdown_table(skipped[:10], ["origin", "reason"])
             ),
+            "rows_removed": len(removed),
+            "rows_removed_by_check": dg.MetadataValue.md(
+                markdown_table(removed[:10], ["check", "record", "reason"])
+            ),
             "mode": config.mode,
             "per_task": dg.MetadataValue.md(count_table(dict(per_task), "task")),
             "templates": dg.MetadataValue.json(sorted(set(frame["template"].to_list())) if frame.height else []),
@@ -109,7 +84,6 @@ def basic_instructions(
             "instructions_per_second": round(frame.height / seconds, 1) if seconds > 0 else 0.0,
             "dagster/row_count": frame.height,
         },
-        check_results=check_results,
     )
 
 

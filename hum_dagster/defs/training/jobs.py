@@ -2,13 +2,8 @@
 
 import dagster as dg
 
-from hum_dagster.defs.training.assets import (
-    base_model_partitions,
-    base_models,
-    finetuned_checkpoint,
-    llamafactory_config,
-    training_partitions,
-)
+from hum_dagster.defs.training.assets import base_models, finetuned_checkpoint, llamafactory_config
+from hum_dagster.defs.training.partitions import base_model_partitions, training_partitions
 
 base_model_job = dg.define_asset_job(
     "prepare_base_model",

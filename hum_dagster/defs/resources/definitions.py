@@ -1,0 +1,58 @@
+"""The resources and the executor of the code location, fed by environment variables.
+
+Each ``dg.EnvVar`` is resolved when a run (or a sensor tick) starts, in the process that
+executes it; the UI shows the variable's name, never its value. The embedded defaults
+live in the project's ``.env`` file, which ``dagster dev`` loads and ``hum`` passes on
+(see README, "Settings"). The API key itself is never config: ``HUM_LLM_API_KEY_ENV``
+names the variable that holds it.
+"""
+
+import os
+
+import dagster as dg
+
+from hum_dagster.defs.evaluation.assets import EvalSettings
+from hum_dagster.defs.resources.executor import hum_executor
+from hum_dagster.defs.resources.io_manager import TableIOManager
+from hum_dagster.defs.resources.launchers import EvalLauncher
+from hum_dagster.defs.resources.llm import ENV_FIELDS, llm_resource_from_env
+from hum_dagster.defs.resources.settings import HumSettings, env_defaults
+from hum_dagster.defs.training.assets import TrainingLauncher
+
+ENV_VARS = {
+    "HUM_STORAGE_ROOT": "settings.storage_root, io_manager.root",
+    "HUM_CATALOG": "settings.catalog",
+    "HUM_LANDING": "settings.landing",
+    "HUM_BASE_MODELS": "settings.base_models",
+    # llm: every field of LLMResource has a HUM_LLM_* variable (llm.ENV_FIELDS)
+    **{variable: f"llm.{field}" for field, (variable, _) in ENV_FIELDS.items()},
+    "HUM_TRAIN_LAUNCHER": "training_launcher.kind",
+    "HUM_EVAL_LAUNCHER": "eval_settings.launcher.kind",
+    "HUM_EVAL_FINETUNED_BACKEND": "eval_settings.finetuned_backend",
+}
+
+
+def resources() -> dict:
+    env = dg.EnvVar
+    return {
+        "io_manager": TableIOManager(root=env("HUM_STORAGE_ROOT")),
+        "settings": HumSettings(
+            storage_root=env("HUM_STORAGE_ROOT"),
+            catalog=env("HUM_CATALOG"),
+            landing=env("HUM_LANDING"),
+            base_models=env("HUM_BASE_MODELS"),
+        ),
+        # an EnvVar for each HUM_LLM_* variable that is set (the four of .env always are);
+        # the others keep the resource's defaults
+        "llm": llm_resource_from_env({**env_defaults(), **os.environ}),
+        "eval_settings": EvalSettings(
+            finetuned_backend=env("HUM_EVAL_FINETUNED_BACKEND"),
+            launcher=EvalLauncher(kind=env("HUM_EVAL_LAUNCHER")),
+        ),
+        "training_launcher": TrainingLauncher(kind=env("HUM_TRAIN_LAUNCHER")),
+    }
+
+
+@dg.definitions
+def shared_resources() -> dg.Definitions:
+    return dg.Definitions(resources=resources(), executor=hum_executor)

@@ -1,0 +1,80 @@
+"""The strategy registry: one place for names, families, tasks, synthesisers and the
+validators whose check names become asset checks."""
+
+import json
+
+import pytest
+
+from hum_dagster.corpus.mix import VARIANTS
+from hum_dagster.records import EE, IG, KGE, MRC, NER, OPENIE, TC, Problem
+from hum_dagster.synthesis import formats, guidelines, preferences
+from hum_dagster.synthesis.strategies import (
+    BASIC_VALIDATORS,
+    FAMILIES,
+    STRATEGIES,
+    ValidationContext,
+    applicable,
+    basic_parse_problems,
+    basic_span_problems,
+    in_families,
+    strategy,
+)
+
+
+def test_registry_names_are_the_implementations_names():
+    assert set(in_families(("guidelines", "paraphrase"))) == set(guidelines.GUIDELINE_STRATEGIES)
+    assert in_families(("preference_rules",)) == (preferences.STRATEGY,)
+    assert in_families(("format_variants",)) == (formats.STRATEGY,)
+    assert {s.family for s in STRATEGIES.values()} == set(FAMILIES)
+    with pytest.raises(KeyError, match="unknown compound strategy"):
+        strategy("nope")
+    with pytest.raises(ValueError, match="unknown strategy families"):
+        in_families(("nope",))
+
+
+def test_corpus_ablations_drop_whole_families():
+    assert VARIANTS["full"] == ()
+    assert set(VARIANTS["no_guidelines"]) == set(in_families(("guidelines", "paraphrase")))
+    assert VARIANTS["no_format_variants"] == ("format_variants",)
+    assert VARIANTS["no_preference_rules"] == ("preference_rules",)
+
+
+def test_applicability_by_task_split_and_llm():
+    assert applicable(IG) == ()
+    assert applicable(MRC) == ("format_variants",) == applicable(OPENIE)
+    assert "preference_rules" not in applicable(TC)
+    assert "preference_rules" in applicable(NER)
+    assert "preference_rules" in applicable(EE)  # via its EET rows (rule-based numerical)
+    assert "preference_rules" not in applicable(KGE)  # rules need the LLM for KGE ...
+    assert "preference_rules" in applicable(KGE, llm=True)  # ... which a live LLM gives
+    assert applicable(NER, split="test") == () == applicable(NER, split="dev")
+
+
+def _ner_row(output: dict) -> dict:
+    return {
+        "instruction_id": "i1", "task": NER,
+        "instruction": json.dumps({"instruction": "x", "schema": ["person"], "input": "Ann met Bob."}),
+        "schema": json.dumps(["person"]), "output": json.dumps(output),
+    }
+
+
+def test_basic_validators_route_by_check_name_not_by_wording():
+    good = _ner_row({"person": ["Ann"]})
+    assert basic_parse_problems(good) == [] == basic_span_problems(good)
+    span = _ner_row({"person": ["Zed"]})
+    assert basic_parse_problems(span) == []
+    assert basic_span_problems(span) == [Problem("spans_occur_in_input", "i1", "entity 'Zed' does not occur in the input")]
+    key = _ner_row({"person": [], "place": []})
+    assert [p.check for p in basic_parse_problems(key)] == ["outputs_parse_with_own_labels"]
+    assert basic_span_problems(key) == []
+    assert {v.check for v in BASIC_VALIDATORS} == {"outputs_parse_with_own_labels", "spans_occur_in_input"}
+
+
+def test_every_validator_emits_only_its_own_check_name():
+    context = ValidationContext(base_rows={})
+    bad = {**_ner_row({"person": ["Zed"], "x": []}), "variant": "json", "base_instruction_id": "b",
+           "provenance": "{}", "language": "en", "text_id": "t"}
+    for spec in STRATEGIES.values():
+        for validator in spec.validators:
+            for problem in validator.function(bad, context):
+                assert problem.check == validator.check, (spec.name, validator.check)
