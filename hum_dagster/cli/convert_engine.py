@@ -277,7 +277,7 @@ def _fast_ner(raw: bytes, types: frozenset[str] | None, labels: dict[str, bool],
     """
     try:
         line = _NER_LINE.decode(raw)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, ValueError):  # invalid UTF-8 is a UnicodeDecodeError
         return None
     text = line.text
     if not text or text.isspace():
@@ -824,11 +824,13 @@ def _copy_range(src: int, dst: int, offset: int, count: int) -> None:
 
 
 def run(
-    job: Job, sink: Sink | None, workers: int, chunk_bytes: int = CHUNK_BYTES, items=None
+    job: Job, sink: Sink | None, workers: int, chunk_bytes: int | None = None, items=None
 ) -> RunResult:
     """Convert the job's file, appending each block's rows to ``sink`` in order;
-    ``items`` (a JSON-array file's ``iter_json_items``) are converted in this process."""
+    ``items`` (a JSON-array file's ``iter_json_items``) are converted in this process.
+    Blocks are ``chunk_bytes`` long (default ``CHUNK_BYTES``, read at the call)."""
     total = RunResult()
+    chunk_bytes = chunk_bytes or CHUNK_BYTES
     if items is None and workers > 1 and sink is not None:
         job.parts = f"{sink.handle.name}.part-{os.getpid()}-"
     try:
