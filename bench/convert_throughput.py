@@ -153,6 +153,10 @@ def main() -> None:
     parser.add_argument("--keep", help="folder for inputs and outputs (default: a temp folder)")
     args = parser.parse_args()
 
+    # Byte-compile the package first, as `pip install` does (this environment may set
+    # PYTHONDONTWRITEBYTECODE, and compiling on every start would be timed).
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(ROOT / "hum_dagster")],
+                   check=True, stdout=subprocess.DEVNULL)
     hum = str(ROOT / ".venv" / "bin" / "hum")
     if not os.path.exists(hum):
         hum = "hum"

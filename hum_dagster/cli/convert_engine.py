@@ -48,7 +48,7 @@ from hum_dagster.readers.common import (
 )
 from hum_dagster.readers.iepile import IepileSource, RecordRejected, mine_labels
 from hum_dagster.readers.validate import _BAD_CHAR, Declared, bad_char, label_problem
-from hum_dagster.records import EET, NER, RE, SPO, LabelSchema, Record, SourceError
+from hum_dagster.records import EET, NER, RE, LabelSchema, Record, SourceError
 from hum_dagster.synthesis.basic import (
     FULL,
     BasicConfig,
@@ -73,15 +73,16 @@ _BOM = BOM.encode("utf-8")
 _QUOTED = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"")
 _NUMBER = re.compile(r"\d+")
 _dumps = msgspec.json.encode  # a str: the bytes json.dumps(s, ensure_ascii=False) writes
+_format = msgspec.json.format
 _canonical = msgspec.json.Encoder(order="sorted").encode
 
 
-class _NerEntity(msgspec.Struct, forbid_unknown_fields=True):
-    entity: str
+class _NerEntity(msgspec.Struct, frozen=True, gc=False, forbid_unknown_fields=True):
+    entity: str  # frozen: hashable by value, so repeats are dropped by dict.fromkeys
     entity_type: str
 
 
-class _NerLine(msgspec.Struct, forbid_unknown_fields=True):
+class _NerLine(msgspec.Struct, gc=False, forbid_unknown_fields=True):
     text: str
     entity: list[_NerEntity]
 
@@ -94,48 +95,17 @@ _FIRST = operator.itemgetter(0)
 # --------------------------------------------------------------------------- JSON text
 
 
-def json_text(value: Any) -> str:
-    """``json.dumps(value, ensure_ascii=False)`` for str, list, dict (str keys), bool,
-    None and int values: the same characters (msgspec escapes strings exactly as
-    ``json.dumps`` does; tests/cli/test_convert_engine.py checks every code point)."""
-    kind = type(value)
-    if kind is str:
-        return _dumps(value).decode()
-    if kind is list:
-        return "[" + ", ".join([json_text(v) for v in value]) + "]"
-    if kind is dict:
-        parts = []
-        for key, item in value.items():
-            if type(key) is not str:
-                raise TypeError(f"json_text: key {key!r} is not a string")
-            parts.append(_dumps(key).decode() + ": " + json_text(item))
-        return "{" + ", ".join(parts) + "}"
-    if value is None:
-        return "null"
-    if value is True:
-        return "true"
-    if value is False:
-        return "false"
-    if kind is int:
-        return int.__repr__(value)
-    raise TypeError(f"json_text: cannot write {kind.__name__}")
+def json_bytes(value: Any) -> bytes:
+    """``json.dumps(value, ensure_ascii=False).encode()``: msgspec's compact JSON, given
+    json.dumps's separators by ``msgspec.json.format(indent=0)`` (strings are escaped
+    as json.dumps escapes them; tests/cli/test_convert_engine.py checks both)."""
+    return _format(_dumps(value), indent=0)
 
 
-def _flat_output(index: dict[str, list], chunk: list[str], keys: dict[str, str]) -> str:
-    """The NER/RE/EET output ``{label: [...]}`` of one chunk as JSON text."""
-    parts = []
-    for label in chunk:
-        key = keys.get(label)
-        if key is None:
-            key = keys[label] = _dumps(label).decode() + ": "
-        values = index.get(label)
-        if not values:
-            parts.append(key + "[]")
-        elif type(values[0]) is str:
-            parts.append(key + "[" + ", ".join([_dumps(v).decode() for v in values]) + "]")
-        else:
-            parts.append(key + json_text(values))
-    return "{" + ", ".join(parts) + "}"
+def as_json_string(text: bytes) -> bytes:
+    """``json.dumps(t)`` for the JSON text ``t`` encoded in ``text`` (a JSON text holds
+    no control character, so only quotes and backslashes need escaping)."""
+    return b'"' + text.replace(b"\\", b"\\\\").replace(b'"', b'\\"') + b'"'
 
 
 # --------------------------------------------------------------------------- the job
@@ -284,15 +254,10 @@ def _fast_ner(raw: bytes, types: frozenset[str] | None, labels: dict[str, bool],
         return None
     items = line.entity
     found = []
-    seen = set()
     find = text.find
-    for item in items:
+    for item in dict.fromkeys(items) if len(items) > 1 else items:  # first of each pair
         mention = item.entity
         etype = item.entity_type
-        key = (mention, etype)
-        if key in seen:
-            continue
-        seen.add(key)
         if types is not None:
             if etype not in types:
                 return None
@@ -302,16 +267,18 @@ def _fast_ner(raw: bytes, types: frozenset[str] | None, labels: dict[str, bool],
         if start < 0 or mention.isspace():
             return None
         found.append((start, etype, mention))
-    # No forbidden character: without \u escapes and DEL, a JSON line cannot hold one.
-    if (b"\\u" in raw or b"\x7f" in raw) and (
+    # No forbidden character: without escapes and DEL, a JSON line cannot hold one.
+    escaped = raw.find(b"\\") >= 0
+    if (escaped or raw.find(b"\x7f") >= 0) and (
         _BAD_CHAR.search(text) or any(_BAD_CHAR.search(m) for _, _, m in found)
     ):
         return None
-    # No repeated key: a key's colon is a colon outside the strings; every colon of the
-    # line is a key's or one inside a string (\u003a aside).
+    # No repeated key: msgspec allows only the three keys and requires each once per
+    # object, so a repeat shows as a colon more than the keys and the strings hold
+    # (a colon escaped as \u003a aside).
     extra = raw.count(b":") - 2 - 2 * len(items)
     if extra:
-        if b"\\u003" in raw:  # a colon may hide in an escape (\\u003a)
+        if escaped and raw.find(b"\\u003") >= 0:
             return None
         extra -= text.count(":") + sum(
             i.entity.count(":") + i.entity_type.count(":") for i in items
@@ -370,7 +337,7 @@ def _records(job: Job, data: bytes, first_line: int, tally: _Tally):
     lineno = first_line - 1
     for raw in lines:
         lineno += 1
-        if not raw.strip():
+        if not raw or raw.isspace():  # blank (ASCII whitespace, as bytes.strip)
             continue
         if fast:
             found = _fast_ner(raw, types, labels, need_gold)
@@ -417,10 +384,15 @@ def _item_records(job: Job, items, tally: _Tally):
 # --------------------------------------------------------------------------- rows
 
 
-def _iepile_label(task: str, gold: dict[str, Any]) -> str:
-    from hum_dagster.cli.convert import iepile_label
+def _iepile_label(task: str, gold: dict[str, Any]) -> bytes:
+    """The row's ``label`` field: the record's IEPile label list as a JSON string."""
+    if task == NER:  # the common case, built directly
+        label = [{"entity": e["text"], "entity_type": e["type"]} for e in gold["entities"]]
+    else:
+        from hum_dagster.cli.convert import iepile_label
 
-    return json_text(iepile_label(task, gold))
+        label = iepile_label(task, gold)
+    return as_json_string(json_bytes(label))
 
 
 class _Rows:
@@ -440,7 +412,6 @@ class _Rows:
         self.train_head = head + b', "instruction": '
         self.test_tail = b'", "task": ' + _dumps(job.cli_task) + b', "source": '
         self.test_tail += _dumps(job.source_name) + b', "instruction": '
-        self.keys: dict[str, str] = {}
         self.heads: dict[str, str] = {}
         self.stage = f"basic:{self.task}"
         self.prefixes: dict[tuple[str, str], bytes] = {}
@@ -457,7 +428,9 @@ class _Rows:
         head = self.heads.get(language)
         if head is None:
             wording = self.config.templates.wording(self.task, language)
-            head = self.heads[language] = '{"instruction": ' + json_text(wording) + ', "schema": '
+            head = self.heads[language] = (
+                '{"instruction": ' + _dumps(wording).decode() + ', "schema": '
+            )
         return head
 
     def _prefix(self, language: str, schema_json: str) -> bytes:
@@ -497,22 +470,18 @@ class _Rows:
                 return
             chunks = [(c, plan.chunk_json(c)) for c in split_chunks(items, plan.split)]
         # The instruction's rest: the input text as JSON, the closing brace, escaped.
-        rest = _dumps(_dumps(text).decode() + "}")[1:]
+        rest = as_json_string(_dumps(text) + b"}")[1:]
         prefix = self._prefix
         if self.test:
             start = b'{"id": "' + hashlib.sha256(text.encode("utf-8")).hexdigest().encode()
             start += self.test_tail
-            label = b', "label": ' + _dumps(_iepile_label(self.read_task, gold)) + b"}\n"
+            label = b', "label": ' + _iepile_label(self.read_task, gold) + b"}\n"
             for _, schema_json in chunks:
                 out.append(b"".join((start, prefix(language, schema_json), rest, label)))
             return
-        keys = self.keys
         train_head = self.train_head
         for chunk, schema_json in chunks:
-            if task == SPO:
-                output = json_text(build_output(task, index, chunk))
-            else:
-                output = _flat_output(index, chunk, keys)
+            output = as_json_string(json_bytes(build_output(task, index, chunk)))
             out.append(
                 b"".join(
                     (
@@ -520,7 +489,7 @@ class _Rows:
                         prefix(language, schema_json),
                         rest,
                         b', "output": ',
-                        _dumps(output),
+                        output,
                         b"}\n",
                     )
                 )
@@ -546,9 +515,7 @@ class _Rows:
             if self.test:
                 label = labels.get(origin)
                 if label is None:
-                    label = labels[origin] = _dumps(
-                        _iepile_label(self.read_task, golds[origin])
-                    )
+                    label = labels[origin] = _iepile_label(self.read_task, golds[origin])
                 out.append(
                     b'{"id": "'
                     + row["text_id"].encode()
@@ -846,9 +813,17 @@ def run(
 
 
 def _run(job: Job, sink, workers: int, chunk_bytes: int, items, total: RunResult) -> None:
-    results = (
-        _results(job, workers, chunk_bytes) if items is None else iter([convert_items(job, items)])
-    )
+    if items is not None:
+        _collect(job, sink, iter([convert_items(job, items)]), total)
+        return
+    results = _results(job, workers, chunk_bytes)
+    try:
+        _collect(job, sink, results, total)
+    finally:
+        results.close()  # stops the pool (and its writes) before the part files go
+
+
+def _collect(job: Job, sink, results: Iterator[ChunkResult], total: RunResult) -> None:
     seen: dict[bytes, str] | None = {} if job.dedup and not job.mining else None
     mined_types: set[str] = set()
     mined_roles: dict[str, set[str]] = {}
@@ -949,7 +924,8 @@ __all__ = [
     "default_workers",
     "duplicate_summary",
     "first_content",
-    "json_text",
+    "as_json_string",
+    "json_bytes",
     "line_rng",
     "plan_chunks",
     "reason_kind",

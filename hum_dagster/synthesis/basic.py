@@ -227,7 +227,8 @@ class _Plan:
 
     def chunk_json(self, chunk: list[Any]) -> str:
         if self.task in (NER, RE, EET, SPO):
-            key = tuple(item_label(self.task, item) for item in chunk)
+            # NER, RE and EET items are their labels; SPO items are dicts.
+            key = tuple(chunk) if self.task != SPO else tuple(item_label(SPO, i) for i in chunk)
             found = self._json.get(key)
             if found is None:
                 if len(self._json) > 200_000:

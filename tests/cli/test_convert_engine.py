@@ -392,17 +392,21 @@ def test_fast_ner_takes_the_common_line():
 
 
 @given(st.recursive(
-    st.none() | st.booleans() | st.integers() | st.text(),
+    st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.text(),
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
     max_leaves=20,
 ))  # fmt: skip
-def test_json_text_is_json_dumps(value):
+def test_json_bytes_is_json_dumps(value):
     try:
         expected = json.dumps(value, ensure_ascii=False)
         expected.encode("utf-8")
     except UnicodeEncodeError:
         return  # lone surrogates: never in a record (validation quarantines them)
-    assert engine.json_text(value) == expected
+    assert engine.json_bytes(value) == expected.encode("utf-8")
+    # ... and as a JSON string inside JSON (the instruction and output fields)
+    assert engine.as_json_string(engine.json_bytes(value)) == json.dumps(
+        expected, ensure_ascii=False
+    ).encode("utf-8")
 
 
 def test_string_escapes_are_json_dumps_for_every_code_point():
