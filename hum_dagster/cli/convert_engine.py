@@ -65,6 +65,7 @@ from hum_dagster.synthesis.chunking import hash_rng, split_chunks
 from hum_dagster.synthesis.outputs import build_output, index_gold
 
 CHUNK_BYTES = 1 << 20  # input bytes per block handed to a worker
+PREFIX_CACHE = 20_000  # escaped instruction heads kept per worker (about 10 MB at most)
 FIRST_LIMIT = 3  # quarantined lines named in the summary
 DUP_LIMIT = 5  # duplicates named in the --dedup summary
 FLAT_TASKS = ("NER", "RE", "SPO", "EET")
@@ -414,7 +415,8 @@ class _Rows:
         self.test_tail += _dumps(job.source_name) + b', "instruction": '
         self.heads: dict[str, str] = {}
         self.stage = f"basic:{self.task}"
-        self.prefixes: dict[tuple[str, str], bytes] = {}
+        self.prefixes: dict[tuple, bytes] = {}
+        self.str_items = self.task in (NER, RE, EET)  # schema items that are their labels
         self.ner_fast = self.task == NER and not job.source.keep_missing
         self.every_label = (
             not self.test
@@ -433,14 +435,21 @@ class _Rows:
             )
         return head
 
-    def _prefix(self, language: str, schema_json: str) -> bytes:
+    def _prefix(self, language: str, chunk: list, schema_json: str | None) -> bytes:
         """The instruction up to its input text, escaped as a JSON string, without the
-        closing quote: ``json.dumps('{"instruction": W, "schema": S, "input": ')[:-1]``."""
-        key = (language, schema_json)
+        closing quote: ``json.dumps('{"instruction": W, "schema": S, "input": ')[:-1]``
+        (cached by chunk: with few labels the same chunks come back all the time)."""
+        if self.str_items:
+            key = (language, *chunk)
+        else:
+            schema_json = schema_json or self.plan.chunk_json(chunk)
+            key = (language, schema_json)
         found = self.prefixes.get(key)
         if found is None:
-            if len(self.prefixes) > 100_000:
+            if len(self.prefixes) >= PREFIX_CACHE:
                 self.prefixes.clear()
+            if schema_json is None:
+                schema_json = json_bytes(chunk).decode()  # json.dumps(chunk), as basic.py
             head = self._head(language)
             found = self.prefixes[key] = _dumps(head + schema_json + ', "input": ')[:-1]
         return found
@@ -468,7 +477,7 @@ class _Rows:
         else:
             if not items:
                 return
-            chunks = [(c, plan.chunk_json(c)) for c in split_chunks(items, plan.split)]
+            chunks = [(c, None) for c in split_chunks(items, plan.split)]
         # The instruction's rest: the input text as JSON, the closing brace, escaped.
         rest = as_json_string(_dumps(text) + b"}")[1:]
         prefix = self._prefix
@@ -476,8 +485,8 @@ class _Rows:
             start = b'{"id": "' + hashlib.sha256(text.encode("utf-8")).hexdigest().encode()
             start += self.test_tail
             label = b', "label": ' + _iepile_label(self.read_task, gold) + b"}\n"
-            for _, schema_json in chunks:
-                out.append(b"".join((start, prefix(language, schema_json), rest, label)))
+            for chunk, schema_json in chunks:
+                out.append(b"".join((start, prefix(language, chunk, schema_json), rest, label)))
             return
         train_head = self.train_head
         for chunk, schema_json in chunks:
@@ -486,7 +495,7 @@ class _Rows:
                 b"".join(
                     (
                         train_head,
-                        prefix(language, schema_json),
+                        prefix(language, chunk, schema_json),
                         rest,
                         b', "output": ',
                         output,
@@ -538,12 +547,13 @@ class _Rows:
         return spans
 
 
-def _digest(text: str, gold: dict[str, Any]) -> bytes:
-    """A record's content digest: same text and gold (canonical JSON), same digest."""
-    return hashlib.blake2b(
-        text.encode("utf-8") + b"\x1f" + _canonical(gold),
-        digest_size=16,
-    ).digest()
+def _digest(text: str, gold: dict[str, Any]) -> int:
+    """A record's content digest (96 bits of BLAKE2b over the text and the canonical
+    gold): same text and gold, same digest; two distinct records of a 10M-line file
+    share one with a probability below 1e-15."""
+    return int.from_bytes(
+        hashlib.blake2b(text.encode("utf-8") + b"\x1f" + _canonical(gold), digest_size=12).digest()
+    )
 
 
 # --------------------------------------------------------------------------- a block
@@ -558,7 +568,7 @@ class ChunkResult:
     records: int = 0
     tally: _Tally = field(default_factory=_Tally)
     # --dedup: (digest, origin, start byte, end byte) per record, in order
-    spans: list[tuple[bytes, str, int, int]] = field(default_factory=list)
+    spans: list[tuple[int, str, int | None, int | None]] = field(default_factory=list)
     mined: tuple[set, dict] | None = None
     error: tuple[str, str, int | None] | None = None  # SourceError parts
     part: str | None = None  # the file holding ``data`` when the worker wrote one
@@ -824,7 +834,9 @@ def _run(job: Job, sink, workers: int, chunk_bytes: int, items, total: RunResult
 
 
 def _collect(job: Job, sink, results: Iterator[ChunkResult], total: RunResult) -> None:
-    seen: dict[bytes, str] | None = {} if job.dedup and not job.mining else None
+    # --dedup: digest -> the first occurrence's line (or array index): ~100 bytes a record
+    seen: dict[int, int] | None = {} if job.dedup and not job.mining else None
+    name = job.name
     mined_types: set[str] = set()
     mined_roles: dict[str, set[str]] = {}
     for result in results:
@@ -851,7 +863,7 @@ def _collect(job: Job, sink, results: Iterator[ChunkResult], total: RunResult) -
         for digest, origin, start, end in result.spans:
             first = seen.get(digest)
             if first is None:
-                seen[digest] = origin
+                seen[digest] = int(origin[len(name) + 1 :])
                 total.records += 1
                 if start is not None and end > start:
                     kept.append((start, end))
@@ -859,7 +871,8 @@ def _collect(job: Job, sink, results: Iterator[ChunkResult], total: RunResult) -
             dropped = True
             total.duplicates += 1
             if len(total.first_duplicates) < DUP_LIMIT:
-                total.first_duplicates.append((origin, first))
+                mark = origin[len(name)]  # ":" (a line) or "#" (an array item)
+                total.first_duplicates.append((origin, f"{name}{mark}{first}"))
         if not dropped:
             total.rows += result.rows
             if result.part is not None:
