@@ -10,8 +10,8 @@ maps CrossNER's types onto CoNLL-2003's four (PER, LOC, ORG, MISC), so that, as 
 the issue, each line gives one instruction at ``--split_num 6``; ``--labels crossner``
 keeps the 19 types (3 instructions per line). Variant ``distinct`` (default) appends a
 numbered token `` [<line>]`` to each text so that every line is a distinct record, as
-in the issue; ``copies`` writes the sentences verbatim (13,641 of the 14,041 lines of
-1x repeat an earlier one) to check the drop-in behaviour on repeats.
+in the issue; ``copies`` writes the sentences verbatim (all but 399 lines repeat an
+earlier one) to check the drop-in behaviour on repeats.
 
     .venv/bin/python bench/convert_throughput.py                       # 1x/10x/50x, 1 and 2 processes, train and test
     .venv/bin/python bench/convert_throughput.py --scales 10 --modes train
