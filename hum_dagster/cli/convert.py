@@ -17,18 +17,16 @@ the built-in instruction wording (e.g. with IEPile's own, for exact compatibilit
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from hum_dagster.readers.catalog import CatalogEntry
-from hum_dagster.records import EE, KGE, NER, RE, SPO, Record, SourceError
+from hum_dagster.records import EE, KGE, NER, RE, SPO, SourceError
 from hum_dagster.store.jsonfile import read_json_object
-from hum_dagster.synthesis.basic import BasicConfig, SynthesisReport, synthesize_basic
+from hum_dagster.synthesis.basic import BasicConfig
 from hum_dagster.synthesis.chunking import default_split_num
 from hum_dagster.synthesis.templates import load_templates
 
@@ -81,6 +79,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--seed", type=int, default=42, help="seed for all sampling (default 42)")
     parser.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="worker processes (default: the machine's cores); the output is the same "
+        "bytes for any number",
+    )
+    parser.add_argument(
         "--dedup",
         action="store_true",
         help="drop records that repeat an earlier one (same text and labels); by default "
@@ -129,72 +134,80 @@ def _load_hard_negatives(path: str) -> dict[str, list[str]]:
     return {str(k): list(v) for k, v in data.items()}
 
 
-def _lines(
-    rows: Iterator[dict[str, Any]],
-    records: dict[str, Record],
-    cli_task: str,
-    source: str,
-    test: bool,
-) -> Iterator[str]:
-    read_task = READ_TASK.get(cli_task, cli_task)
-    labels: dict[str, str] = {}
-    for row in rows:
-        if test:
-            record_id = row["record_id"]
-            label = labels.get(record_id)
-            if label is None:
-                gold = records[record_id].gold
-                label = labels[record_id] = json.dumps(
-                    iepile_label(read_task, gold), ensure_ascii=False
-                )
-            out = {
-                "id": row["text_id"],
-                "task": cli_task,
-                "source": source,
-                "instruction": row["instruction"],
-                "label": label,
-            }
-        else:
-            out = {
-                "task": cli_task,
-                "source": source,
-                "instruction": row["instruction"],
-                "output": row["output"],
-            }
-        yield json.dumps(out, ensure_ascii=False) + "\n"
-
-
-def _write_lines(path: str, lines: Iterator[str]) -> int:
-    """Write atomically: a sibling temp file renamed into place (never a partial file)."""
-    count = 0
-    if "://" in path:
-        from hum_dagster.store import fsio
-
-        chunks = []
-        for line in lines:
-            chunks.append(line)
-            count += 1
-        fsio.write_bytes_atomic(path, "".join(chunks).encode("utf-8"))
-        return count
-    target = Path(path)
-    if target.parent and not target.parent.exists():
-        target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.tmp-{uuid.uuid4().hex}")
+def _readable(path: str) -> None:
+    """Raise ``SourceError`` as the readers do when ``path`` cannot be opened."""
     try:
-        with open(tmp, "w", encoding="utf-8") as handle:
-            for line in lines:
-                handle.write(line)
-                count += 1
-        os.replace(tmp, target)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return count
+        with open(path, "rb"):
+            pass
+    except FileNotFoundError as exc:
+        raise SourceError(path, "file not found") from exc
+    except IsADirectoryError as exc:
+        raise SourceError(path, "is a directory, expected a file") from exc
+    except PermissionError as exc:
+        raise SourceError(path, "permission denied") from exc
+
+
+def _local_copy(src: str) -> str:
+    """A local temporary copy of a remote ``src`` (the caller removes it)."""
+    import tempfile
+
+    from hum_dagster.store import fsio
+
+    fd, tmp = tempfile.mkstemp(prefix="hum-convert-src-")
+    os.close(fd)
+    try:
+        fs, remote = fsio.filesystem(src)
+        fs.get_file(remote, tmp)
+    except FileNotFoundError as exc:
+        os.remove(tmp)
+        raise SourceError(src, "file not found") from exc
+    except BaseException:
+        os.remove(tmp)
+        raise
+    return tmp
+
+
+class _AtomicTarget:
+    """Where rows go: a sibling temporary file renamed over ``path`` on success (a
+    remote path: a local temporary file uploaded on success); never a partial file."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self._remote = "://" in path
+        if self._remote:
+            from hum_dagster.store import fsio
+
+            self._writer = fsio.atomic_writer(path)
+            self.handle = self._writer.__enter__()
+            self.tmp = None
+        else:
+            target = Path(path)
+            if target.parent and not target.parent.exists():
+                target.parent.mkdir(parents=True, exist_ok=True)
+            self.tmp = target.with_name(f".{target.name}.tmp-{uuid.uuid4().hex}")
+            self.handle = open(self.tmp, "wb")  # noqa: SIM115 (closed in commit/abort)
+
+    def commit(self) -> None:
+        if self._remote:
+            self._writer.__exit__(None, None, None)
+            return
+        self.handle.close()
+        os.replace(self.tmp, self.path)
+
+    def abort(self) -> None:
+        if self._remote:
+            self._writer.__exit__(RuntimeError, RuntimeError("aborted"), None)
+            return
+        self.handle.close()
+        if self.tmp.exists():
+            self.tmp.unlink()
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from hum_dagster.readers.iepile import read_iepile  # readers register on import
+    from hum_dagster.cli import convert_engine as engine
+    from hum_dagster.readers.iepile import IepileSource
+    from hum_dagster.readers.validate import Declared
 
     cli_task = args.task
     read_task = READ_TASK.get(cli_task, cli_task)
@@ -206,18 +219,21 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(f"--neg_schema must lie in [0, 1], got {args.neg_schema}")
     if args.cluster_mode and not args.hard_negative_path:
         return _fail("--cluster_mode needs --hard_negative_path")
+    workers = args.workers if args.workers is not None else engine.default_workers()
+    if workers < 1:
+        return _fail(f"--workers must be at least 1, got {workers}")
 
     if "://" not in args.tgt_path and os.path.isdir(args.tgt_path):
         return _fail(f"--tgt_path {args.tgt_path} is a directory; give the file to write")
     src = os.path.abspath(args.src_path) if "://" not in args.src_path else args.src_path
-    source = Path(args.src_path).parent.name or Path(src).parent.name
-    options: dict[str, Any] = {"duplicates": "drop"} if args.dedup else {}
+    source_name = Path(args.src_path).parent.name or Path(src).parent.name
+    options: dict[str, Any] = {}
     if args.schema_path:
         options["schema"] = (
             os.path.abspath(args.schema_path) if "://" not in args.schema_path else args.schema_path
         )
     entry = CatalogEntry(
-        name=source or "iepile",
+        name=source_name or "iepile",
         task=read_task,
         language=args.language,
         format="iepile",
@@ -225,26 +241,22 @@ def main(argv: list[str] | None = None) -> int:
         split="test" if args.split == "test" else "train",
         options=options,
     )
+    name = os.path.basename(src)
+
+    def where(origin: str) -> str:
+        return src + origin[len(name) :] if origin.startswith(name) else origin
+
+    local = None
+    target = None
     try:
         templates = load_templates(args.templates)
         hard = _load_hard_negatives(args.hard_negative_path) if args.cluster_mode else None
-        result = read_iepile(entry)
-        name = os.path.basename(src)
-
-        def where(origin: str) -> str:
-            return src + origin[len(name) :] if origin.startswith(name) else origin
-
-        if result.quarantine and not result.records:
-            first = result.quarantine[0]
-            return _fail(
-                f"no record of {src} reads as an IEPile {read_task} record "
-                f"({len(result.quarantine)} skipped, the first {where(first.origin)}: "
-                f"{first.reason}); is --task {cli_task} right?"
-            )
-        for bad in result.quarantine:
-            print(f"{PROG}: warning: skipped {where(bad.origin)}: {bad.reason}", file=sys.stderr)
-        if args.dedup and result.duplicates:
-            print(f"{PROG}: {result.duplicate_summary()}", file=sys.stderr)
+        source = IepileSource(entry)
+        if "://" in src:
+            path = local = _local_copy(src)
+        else:
+            path = src
+            _readable(path)
         config = BasicConfig(
             mode=args.split,
             split_num={task: split_num},
@@ -254,26 +266,64 @@ def main(argv: list[str] | None = None) -> int:
             seed=args.seed,
             templates=templates,
             kge_attributes_key="attribute",  # IEPile's converter's spelling (OneKE: attributes)
+            rng_factory=engine.line_rng,
         )
-        records = {r.record_id: r for r in result.records}
-        report = SynthesisReport()
-        rows = synthesize_basic(result.records, result.schema, config, tasks=[task], report=report)
-        count = _write_lines(
-            args.tgt_path, _lines(rows, records, cli_task, source, args.split == "test")
+        job = engine.Job(
+            path=path,
+            name=name,
+            cli_task=cli_task,
+            task=task,
+            source=source,
+            declared=Declared(source.schema),
+            schema=source.schema,
+            config=config,
+            source_name=source_name,
+            language=args.language,
+            dedup=args.dedup,
+            mining=source.schema is None,
         )
-        for bad in report.quarantined:
-            print(f"{PROG}: warning: skipped {where(bad.origin)}: {bad.reason}", file=sys.stderr)
+        items = None
+        if engine.first_content(path).startswith(b"["):  # a JSON array, not JSON lines
+            from hum_dagster.readers.common import iter_json_items
+
+            items = list(iter_json_items(path))
+        if job.mining:
+            mined = engine.run(job, None, workers, items=items)
+            job.schema = source.mined_schema(*mined.mined)
+            job.mining = False
+        target = _AtomicTarget(args.tgt_path)
+        total = engine.run(job, engine.Sink(target.handle), workers, items=items)
+        if total.tally.count and not total.records and not total.duplicates:
+            first_origin, first_reason = total.tally.first[0]
+            target.abort()
+            target = None
+            return _fail(
+                f"no record of {src} reads as an IEPile {read_task} record "
+                f"({total.tally.count} skipped, the first {where(first_origin)}: "
+                f"{first_reason}); is --task {cli_task} right?"
+            )
+        target.commit()
+        target = None
     except SourceError as exc:
-        return _fail(str(exc))
-    except ValueError as exc:
+        message = str(exc)
+        return _fail(message.replace(local, src) if local else message)
+    except (ValueError, engine.ConvertError) as exc:
         return _fail(str(exc))
     except OSError as exc:
-        target = exc.filename or args.tgt_path
-        return _fail(f"cannot write {target}: {exc.strerror or exc}")
-    skipped = len(result.quarantine) + len(report.quarantined)
+        failed = exc.filename or args.tgt_path
+        return _fail(f"cannot write {failed}: {exc.strerror or exc}")
+    finally:
+        if target is not None:
+            target.abort()
+        if local is not None and os.path.exists(local):
+            os.remove(local)
+    if total.tally.count:
+        print(f"{PROG}: warning: {engine.skipped_summary(total.tally, where)}", file=sys.stderr)
+    if args.dedup and total.duplicates:
+        print(f"{PROG}: {engine.duplicate_summary(total)}", file=sys.stderr)
     print(
-        f"{PROG}: wrote {count} {args.split} rows from {len(result.records)} records "
-        f"({skipped} skipped) to {args.tgt_path}",
+        f"{PROG}: wrote {total.rows} {args.split} rows from {total.records} records "
+        f"({total.tally.count} skipped) to {args.tgt_path}",
         file=sys.stderr,
     )
     return 0

@@ -246,33 +246,28 @@ def iter_json_items(path: str) -> Iterator[tuple[str, str, Any, str | None]]:
                     rest = handle.read()
                     yield from _iter_json_array(path, (lineno - 1) * "\n" + line + "\n" + rest)
                     return
-            before = _REPEATS[0]
-            try:
-                value = parse_json(line)
-            except json.JSONDecodeError as exc:
-                if _opens_object(line):
-                    _reject_single_object(path)
-                yield (
-                    f"{name}:{lineno}",
-                    line,
-                    None,
-                    json_error(exc),
-                )
-                continue
-            except RecursionError:
-                yield f"{name}:{lineno}", line, None, "invalid JSON: nested too deeply"
-                continue
-            if not isinstance(value, dict):
-                yield (
-                    f"{name}:{lineno}",
-                    line,
-                    None,
-                    f"expected a JSON object, got {json_type(value)}",
-                )
-            elif _REPEATS[0] != before:
-                yield f"{name}:{lineno}", line, None, repeated_key_reason(repeated_key(value))
-            else:
-                yield f"{name}:{lineno}", line, value, None
+            yield parse_json_line(path, name, lineno, line)
+
+
+def parse_json_line(path: str, name: str, lineno: int, line: str) -> tuple[str, str, Any, str | None]:
+    """One non-blank line of a JSON-lines file as ``iter_json_items`` yields it:
+    ``(origin, raw, value, error)``. A line that opens a pretty-printed single JSON
+    object raises ``SourceError`` (the file is not JSON lines)."""
+    origin = f"{name}:{lineno}"
+    before = _REPEATS[0]
+    try:
+        value = parse_json(line)
+    except json.JSONDecodeError as exc:
+        if _opens_object(line):
+            _reject_single_object(path)
+        return origin, line, None, json_error(exc)
+    except RecursionError:
+        return origin, line, None, "invalid JSON: nested too deeply"
+    if not isinstance(value, dict):
+        return origin, line, None, f"expected a JSON object, got {json_type(value)}"
+    if _REPEATS[0] != before:
+        return origin, line, None, repeated_key_reason(repeated_key(value))
+    return origin, line, value, None
 
 
 def _opens_object(line: str) -> bool:
@@ -354,6 +349,15 @@ def str_option(entry: Any, key: str, default: str) -> str:
 DUPLICATE_POLICIES = ("keep", "drop")
 
 
+def record_reason(
+    task: str, text: Any, gold: Any, declared: Declared, unplaced: bool = False
+) -> str | None:
+    """Why ``Collector.add`` would quarantine this record, or None when it is sound."""
+    if not isinstance(text, str) or not text or text.isspace():
+        return "empty text"
+    return record_problem(task, text, gold, declared, unplaced_entities=unplaced)
+
+
 class Collector:
     """Builds the records of one source: every record is validated (``validate``), and
     repeats are counted and kept with their own ids (``duplicates: drop`` drops them).
@@ -390,12 +394,7 @@ class Collector:
         self, text: str, gold: dict[str, Any], origin: str, raw: str | Callable[[], str] = ""
     ) -> Record | None:
         """Add a record; ``raw`` (or a function giving it) is kept only if it is rejected."""
-        if not isinstance(text, str) or not text or text.isspace():
-            self.reject(origin, "empty text", raw() if callable(raw) else raw)
-            return None
-        problem = record_problem(
-            self._task, text, gold, self._declared, unplaced_entities=self._unplaced
-        )
+        problem = record_reason(self._task, text, gold, self._declared, self._unplaced)
         if problem is not None:
             self.reject(origin, problem, raw() if callable(raw) else raw)
             return None

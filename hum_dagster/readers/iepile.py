@@ -112,8 +112,11 @@ def _text_list(obj: dict[str, Any], key: str) -> list[Any]:
     return value
 
 
-class _Bad(ValueError):
+class RecordRejected(ValueError):
     """A per-record problem; the message is the quarantine reason."""
+
+
+_Bad = RecordRejected
 
 
 def _field(item: Any, key: str, what: str) -> str:
@@ -192,97 +195,130 @@ def _events(
     return events
 
 
+class IepileSource:
+    """What ``read_iepile`` knows before the first record: the task, the schema file (if
+    any), the options; ``gold`` turns one parsed JSON object into the record's text and
+    gold exactly as the reader does (``hum convert`` calls it line by line in its
+    workers)."""
+
+    __slots__ = (
+        "task", "schema", "files", "keep_missing", "entity_type", "types", "roles",
+        "type_roles",
+    )  # fmt: skip
+
+    def __init__(self, entry):
+        task = entry.task
+        if task not in TASKS:
+            raise option_error(entry, f"format 'iepile' reads tasks {list(TASKS)}, not {task!r}")
+        self.task = task
+        path = entry.resolve()
+        self.files = [path]
+        schema: LabelSchema | None = None
+        schema_option = entry.option("schema")
+        if schema_option is not None:
+            if not isinstance(schema_option, str) or not schema_option:
+                raise option_error(entry, "option 'schema' must be a path")
+            schema_path = entry.resolve(schema_option)
+            schema = read_iepile_schema(schema_path)
+            self.files.append(schema_path)
+            if task == SPO:
+                _check_spo_schema(schema, schema_path)
+        self.schema = schema
+        missing_spans = entry.option("missing_spans", "quarantine")
+        if missing_spans not in ("quarantine", "keep"):
+            raise option_error(entry, "option 'missing_spans' must be 'quarantine' or 'keep'")
+        self.keep_missing = keep_missing = missing_spans == "keep"
+        if keep_missing and entry.split == "train":
+            raise option_error(
+                entry,
+                "option 'missing_spans: keep' is for dev/test splits only: a training row must "
+                "never name a span that is not in its input",
+            )
+        entity_type = entry.option("entity_type")
+        if task == KGE and entity_type is None:
+            if schema is None or not schema.type_roles:
+                raise option_error(
+                    entry,
+                    "KGE needs option 'schema' with a type-to-roles line or option 'entity_type'",
+                )
+            entity_type = next(iter(schema.type_roles))
+        if task == KGE and (not isinstance(entity_type, str) or not entity_type):
+            raise option_error(entry, "option 'entity_type' must be a non-empty string")
+        self.entity_type = entity_type
+        self.types = set(schema.types) if schema is not None and schema.types else None
+        self.roles = set(schema.roles) if schema is not None and schema.roles else None
+        self.type_roles = schema.type_roles if schema is not None and schema.type_roles else None
+
+    def gold(self, obj: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        """The text and gold of one JSON object; ``RecordRejected`` with the reason."""
+        text = obj.get("text")
+        if not isinstance(text, str):
+            raise RecordRejected(
+                "missing field 'text'" if text is None else "field 'text' is not a string"
+            )
+        task = self.task
+        if task == NER:
+            gold = _ner_gold(text, obj, self.keep_missing, self.types)
+        elif task == RE:
+            gold = {"relations": _relations(obj, False, self.roles)}
+        elif task == SPO:
+            gold = {"relations": _relations(obj, True, self.roles)}
+        elif task == EE:
+            gold = {"events": _events(obj, self.types, self.type_roles)}
+        else:
+            gold = {
+                "entity_type": self.entity_type,
+                "relations": _relations(obj, False, self.roles),
+            }
+        return text, gold
+
+    def mined_schema(self, types: set[str], roles: dict[str, set[str]]) -> LabelSchema:
+        return _mined_schema(self.task, types, roles, self.entity_type)
+
+
+def _check_spo_schema(schema: LabelSchema, schema_path: str) -> None:
+    bad = next((t for t in schema.types if len(t.split("_")) < 3), None)
+    if bad is not None:
+        raise SourceError(
+            schema_path, f"SPO schema type {bad!r} is not head_type_relation_tail_type", 1
+        )
+    for spo in schema.types:
+        parts = spo.split("_")
+        for part in (parts[0], "_".join(parts[1:-1]), parts[-1]):
+            problem = "is empty" if not part else label_problem(part)
+            if problem is not None:
+                raise SourceError(
+                    schema_path, f"SPO schema type {spo!r}: the part {part!r} {problem}", 1
+                )
+
+
 @register("iepile", tasks=TASKS)
 @gc_paused
 def read_iepile(entry) -> ReadResult:
-    task = entry.task
-    if task not in TASKS:
-        raise option_error(entry, f"format 'iepile' reads tasks {list(TASKS)}, not {task!r}")
-    path = entry.resolve()
-    files = [path]
-    schema: LabelSchema | None = None
-    schema_option = entry.option("schema")
-    if schema_option is not None:
-        if not isinstance(schema_option, str) or not schema_option:
-            raise option_error(entry, "option 'schema' must be a path")
-        schema_path = entry.resolve(schema_option)
-        schema = read_iepile_schema(schema_path)
-        files.append(schema_path)
-        if task == SPO:
-            bad = next((t for t in schema.types if len(t.split("_")) < 3), None)
-            if bad is not None:
-                raise SourceError(
-                    schema_path, f"SPO schema type {bad!r} is not head_type_relation_tail_type", 1
-                )
-            for spo in schema.types:
-                parts = spo.split("_")
-                for part in (parts[0], "_".join(parts[1:-1]), parts[-1]):
-                    problem = "is empty" if not part else label_problem(part)
-                    if problem is not None:
-                        raise SourceError(
-                            schema_path, f"SPO schema type {spo!r}: the part {part!r} {problem}", 1
-                        )
-    missing_spans = entry.option("missing_spans", "quarantine")
-    if missing_spans not in ("quarantine", "keep"):
-        raise option_error(entry, "option 'missing_spans' must be 'quarantine' or 'keep'")
-    keep_missing = missing_spans == "keep"
-    if keep_missing and entry.split == "train":
-        raise option_error(
-            entry,
-            "option 'missing_spans: keep' is for dev/test splits only: a training row must "
-            "never name a span that is not in its input",
-        )
-
-    entity_type = entry.option("entity_type")
-    if task == KGE and entity_type is None:
-        if schema is None or not schema.type_roles:
-            raise option_error(
-                entry, "KGE needs option 'schema' with a type-to-roles line or option 'entity_type'"
-            )
-        entity_type = next(iter(schema.type_roles))
-    if task == KGE and (not isinstance(entity_type, str) or not entity_type):
-        raise option_error(entry, "option 'entity_type' must be a non-empty string")
-
-    types = set(schema.types) if schema is not None and schema.types else None
-    roles = set(schema.roles) if schema is not None and schema.roles else None
-    type_roles = schema.type_roles if schema is not None and schema.type_roles else None
-
-    out = Collector(entry, declared=schema, unplaced=keep_missing)
+    source = IepileSource(entry)
+    schema = source.schema
+    out = Collector(entry, declared=schema, unplaced=source.keep_missing)
     mined_types: set[str] = set()
     mined_roles: dict[str, set[str]] = {}
-    for origin, raw, obj, error in iter_json_items(path):
+    for origin, raw, obj, error in iter_json_items(source.files[0]):
         if error is not None:
             out.reject(origin, error, raw)
             continue
-        text = obj.get("text")
-        if not isinstance(text, str):
-            reason = "missing field 'text'" if text is None else "field 'text' is not a string"
-            out.reject(origin, reason, raw or raw_json(obj))
-            continue
         try:
-            if task == NER:
-                gold = _ner_gold(text, obj, keep_missing, types)
-            elif task == RE:
-                gold = {"relations": _relations(obj, False, roles)}
-            elif task == SPO:
-                gold = {"relations": _relations(obj, True, roles)}
-            elif task == EE:
-                gold = {"events": _events(obj, types, type_roles)}
-            else:
-                gold = {"entity_type": entity_type, "relations": _relations(obj, False, roles)}
-        except _Bad as exc:
+            text, gold = source.gold(obj)
+        except RecordRejected as exc:
             out.reject(origin, str(exc), raw or raw_json(obj))
             continue
         if out.add(text, gold, origin, raw) is None or schema is not None:
             continue
-        _mine(task, gold, mined_types, mined_roles)
+        mine_labels(source.task, gold, mined_types, mined_roles)
 
     if schema is None:
-        schema = _mined_schema(task, mined_types, mined_roles, entity_type)
-    return out.result(schema, files)
+        schema = source.mined_schema(mined_types, mined_roles)
+    return out.result(schema, source.files)
 
 
-def _mine(task: str, gold: dict[str, Any], types: set[str], roles: dict[str, set[str]]) -> None:
+def mine_labels(task: str, gold: dict[str, Any], types: set[str], roles: dict[str, set[str]]) -> None:
     if task == NER:
         for entity in gold["entities"]:
             types.add(entity["type"])

@@ -10,13 +10,16 @@ import tempfile
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
-import fsspec
+if TYPE_CHECKING:  # fsspec is imported where a file is opened (it costs ~70 ms to import)
+    import fsspec
 
 
 def filesystem(path: str) -> tuple[fsspec.AbstractFileSystem, str]:
     """The fsspec filesystem for ``path`` and the path as that filesystem names it."""
+    import fsspec
+
     fs, _, paths = fsspec.get_fs_token_paths(path)
     return fs, paths[0]
 

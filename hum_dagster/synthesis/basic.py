@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -96,6 +96,11 @@ class BasicConfig:
     # KGE schema items' attribute key: OneKE's "attributes"; ``hum convert`` writes
     # IEPile's converter's "attribute" to stay a drop-in for it.
     kge_attributes_key: str = KGE_ATTRIBUTES
+    # The per-record generator: None is ``record_rng(seed, record.record_id, stage)``
+    # (what the assets use); otherwise ``rng_factory(seed, record, stage)`` returns an
+    # object with ``random``, ``shuffle`` and ``sample`` (``hum convert`` passes one
+    # that makes a ``chunking.HashRng``).
+    rng_factory: Callable[[int, Record, str], Any] | None = None
 
     def __post_init__(self) -> None:
         if self.kge_attributes_key not in ("attributes", "attribute"):
@@ -110,6 +115,13 @@ class BasicConfig:
         for task, num in self.split_num.items():
             if num != -1 and num < 1:
                 raise ValueError(f"split_num for {task} must be -1 or >= 1, got {num}")
+
+    def needs_rng(self) -> bool:
+        """Whether any row of this configuration draws from the record's generator."""
+        return self.random_sort or (
+            self.mode != "test"
+            and (self.hard_negatives is not None or 0.0 < self.neg_rate < 1.0)
+        )
 
     def split_for(self, task: str) -> int:
         if task in UNCHUNKED_TASKS:
@@ -215,7 +227,8 @@ class _Plan:
 
     def chunk_json(self, chunk: list[Any]) -> str:
         if self.task in (NER, RE, EET, SPO):
-            key = tuple(item_label(self.task, item) for item in chunk)
+            # NER, RE and EET items are their labels; SPO items are dicts.
+            key = tuple(chunk) if self.task != SPO else tuple(item_label(SPO, i) for i in chunk)
             found = self._json.get(key)
             if found is None:
                 if len(self._json) > 200_000:
@@ -392,9 +405,7 @@ def synthesize_basic(
     test = mode == "test"
     templates = config.templates
     stamp = f"{mode}|{config.seed}|{templates.version}|{config.fingerprint()}"
-    needs_rng = config.random_sort or (
-        not test and (config.hard_negatives is not None or 0.0 < config.neg_rate < 1.0)
-    )
+    needs_rng = config.needs_rng()
     state = (mode, test, templates, stamp, needs_rng, {}, {})
     for record in records:
         if report is not None:
@@ -489,7 +500,15 @@ def _basic_rows(
                 )
             head, template_ref = prefix
             index = index_gold(task, text, record.gold)
-            rng = record_rng(config.seed, record.record_id, f"basic:{task}") if needs_rng else None
+            rng = None
+            if needs_rng:
+                stage = f"basic:{task}"
+                factory = config.rng_factory
+                rng = (
+                    record_rng(config.seed, record.record_id, stage)
+                    if factory is None
+                    else factory(config.seed, record, stage)
+                )
 
             # Schema items, cut into chunks (each with its JSON).
             if task in LABELLED_TASKS:
