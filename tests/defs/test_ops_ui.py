@@ -98,7 +98,7 @@ def test_dagster_dev_loads_everything_and_runs_a_backfill(tmp_path):
         checks = {c["name"] for n in nodes for c in n["assetChecksOrError"].get("checks", [])}
         assert {"quarantine_rate_below_threshold", "outputs_parse_with_own_labels",
                 "no_example_is_own_input", "no_overlap_with_evaluation_sets",
-                "outputs_read_back_as_base_answer", "instruction_states_its_format_once"} <= checks
+                "outputs_follow_stated_format", "no_own_answer_in_guidelines"} <= checks
 
         params = {
             "partitionNames": ["ner_en_conll", "tc_zh_jsonl"],

@@ -28,6 +28,7 @@ from hum_dagster.defs.evaluation.assets import (
 from hum_dagster.defs.resources.io_manager import TableIOManager
 from hum_dagster.defs.resources.llm import LLMResource
 from hum_dagster.defs.resources.settings import HumSettings, base_model_specs
+from hum_dagster.defs.training.partitions import BASE_MODELS
 from hum_dagster.evaluation.report import parse_markdown_table
 from hum_dagster.store.layout import checkpoint_dir
 from hum_dagster.store.tables import Table, read_table, write_table
@@ -226,6 +227,7 @@ def test_general_capability_through_the_real_harness_and_pipes(tmp_path):
     peft_model.save_pretrained(adapter)
     res = resources(root, general_tasks="hum_tiny_mc", general_include_path=str(tasks), batch_size=4)
     instance = dg.DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions(BASE_MODELS, [base_name])  # hum run registers them
     listed = dg.materialize(GENERAL_ASSETS, selection=[general_scores], partition_key=base,
                             resources=res, instance=instance)
     meta = listed.get_asset_materialization_events()[0].materialization.metadata
