@@ -41,10 +41,13 @@ def test_resolve_smollm2_points_at_gguf_then_cache(tmp_path):
     assert src.cache_dir.startswith(str(tmp_path / "models"))
 
 
+RECORDS = 2  # per benchmark: each CrossNER record is several schema chunks
+
+
 @pytest.mark.slow
 @needs_smollm2
 def test_smollm2_end_to_end(tmp_path, shared_data, monkeypatch):
-    """SmolLM2-135M-Instruct on 3 records of every benchmark: real (near-zero) scores."""
+    """SmolLM2-135M-Instruct on 2 records of every benchmark: real (near-zero) scores."""
     from hum_dagster.evaluation.benchmarks import load_benchmarks
     from hum_dagster.evaluation.generate import DecodingConfig, TransformersGenerator
     from hum_dagster.evaluation.models import load_model
@@ -62,26 +65,26 @@ def test_smollm2_end_to_end(tmp_path, shared_data, monkeypatch):
     gen = TransformersGenerator(
         second.model,
         second.tokenizer,
-        DecodingConfig(max_new_tokens=96, seed=1),
+        DecodingConfig(max_new_tokens=48, seed=1),
         batch_size=8,
         device="cpu",
         model_id=second.model_id,
     )
     results = {}
     for name, bench in load_benchmarks().items():
-        result = evaluate_benchmark(bench, gen, style="B", sample_size=3, seed=11)
+        result = evaluate_benchmark(bench, gen, style="B", sample_size=RECORDS, seed=11)
         results[name] = result
-        assert result["instructions"]["records"] == 3
+        assert result["instructions"]["records"] == RECORDS
         assert result["model"]["model_id"] == "smollm2-135m-instruct"
         assert result["model"]["decoding"]["temperature"] == 0.2
         assert result["builder"] == ["basic"] and result["style"] == "B"
         assert set(result["outputs"]) == {r["instruction_id"] for r in result["rows"]}
         assert result["headline"] and all(0.0 <= v <= 100.0 for v in result["headline"].values())
         for value in result["scores"].values():
-            assert value["records"] == 3 and value["chunks"] >= 3
+            assert value["records"] == RECORDS and value["chunks"] >= RECORDS
             for mode in ("iepile", "strict", "lenient"):
                 assert 0 <= value[mode]["parse_failures"] <= value["chunks"]
-        assert result["record_counts"]["records"] == 3 and result["record_counts"]["file_records"] > 3
+        assert result["record_counts"]["records"] == RECORDS and result["record_counts"]["file_records"] > RECORDS
         print(
             name,
             json.dumps(
@@ -93,7 +96,7 @@ def test_smollm2_end_to_end(tmp_path, shared_data, monkeypatch):
                 }
             ),
         )
-    c = evaluate_benchmark("imdb", gen, style="C", sample_size=3, seed=11)
+    c = evaluate_benchmark("imdb", gen, style="C", sample_size=RECORDS, seed=11)
     assert c["builder"] == ["builtin:label-name-descriptions"]
     assert set(results) == {
         "crossner_politics",
