@@ -233,8 +233,8 @@ def corpus_mix_lines(meta: dict) -> list[str]:
                 f"strategies became basic rows of the same task")
         if repeated:
             line += (f", {repeated:,} of them repeats of a basic row already in the corpus "
-                     f"({repeated / size:.0%} of the corpus; the sources have no unused basic "
-                     "rows left: see README, ablations)" if size else "")
+                     f"({repeated / size:.0%} of the corpus: its task had no unused basic row "
+                     "left; see README, ablations)" if size else "")
         return [line]
     rows = meta.get("mix_by_task") or []
     if not rows:
@@ -243,8 +243,10 @@ def corpus_mix_lines(meta: dict) -> list[str]:
     mode = meta.get("mix_mode", "?")
     head = f"  mix {mode}"
     head += (f", total {total:,}" if isinstance(total, int) else "")
+    notes = [f"    {n}" for n in meta.get("limited_by") or []
+             if "not reached" in n or n.startswith("total limited by")]
     return [head + " (per task: rows available, wanted at the target share, used):",
-            *format_task_table(rows, "    ")]
+            *format_task_table(rows, "    "), *notes]
 
 
 def show(report: Report, env: dict, home: Path, elapsed: float, backfill_id: str | None) -> int:

@@ -37,6 +37,18 @@ def test_the_full_corpus_lines_say_per_task_what_limited_it():
     assert by_task["EE"].endswith("no rows")
 
 
+def test_what_bounds_a_strict_total_is_printed_under_the_table():
+    result = mix(_pool(), MixConfig(mode="strict"))
+    meta = {"mix_by_task": result.report["per_task"], "mix_mode": "strict",
+            "mix_target_total": result.report["target_total"],
+            "limited_by": result.report["limited"] + result.report["notes"]}
+    lines = corpus_mix_lines(meta)
+    assert lines[-1].startswith("    total limited by basic KGE: 1 available")
+    assert not any("no supply" in line for line in lines)
+    ner = next(line for line in lines if line.split()[0] == "NER")
+    assert ner.endswith("capped to keep the exact proportions (the total is set by basic KGE)")
+
+
 def test_an_ablation_line_counts_its_repeats():
     meta = {"instructions": 200, "variant_replacements": {
         "name": "no_guidelines", "removed": 120, "repeated": 50}}

@@ -46,9 +46,11 @@ def benchmark_index() -> tuple[BenchmarkIndex | None, str]:
     partitions_def=corpus_partitions,
     group_name="corpus",
     kinds={"polars", "parquet", "duckdb"},
-    description="Basic and compound train-mode instructions mixed to the paper's proportions "
-    "(55% basic / 45% compound; the task mix), de-duplicated (exact and near), cut to token "
-    "limits, decontaminated against the evaluation sets, split and exported (LlamaFactory "
+    description="Basic and compound train-mode instructions, de-duplicated (exact and near), "
+    "cut to token limits, decontaminated against the evaluation sets, mixed toward the "
+    "paper's proportions (55% basic / 45% compound; the task mix): by default every usable "
+    "row, water-filled toward the shares when a total is set, exact in strict mode (the "
+    "metadata says per task what was available, wanted and used), split and exported (LlamaFactory "
     "alpaca + dataset_info.json, OpenAI chat JSONL). Partitions: the full corpus and the "
     "paper's ablations, whose removed compound rows are replaced by basic ones.",
     ins={
