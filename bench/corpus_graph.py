@@ -390,11 +390,11 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument(
         "--mix-mode",
-        default="redistribute",
-        choices=["strict", "redistribute"],
-        help="the corpus mix: with redistribute a task short of its share (the IEPile and IG "
-        "samples are tiny) gives its quota to the others; strict would cut the corpus to what "
-        "the scarcest task allows",
+        default="fill",
+        choices=["fill", "strict", "redistribute"],
+        help="the corpus mix: with fill a task short of its share (the IEPile and IG samples "
+        "are tiny) gives its quota to the others (redistribute: the old name of fill); strict "
+        "would cut the corpus to what the scarcest task allows",
     )
     parser.add_argument(
         "--mix-total",

@@ -79,12 +79,18 @@ def cmd_plan(args: argparse.Namespace) -> int:
     env = settings_env(hum_home(), {"HUM_CATALOG": args.catalog, "HUM_STORAGE_ROOT": args.storage_root})
     from hum_dagster.corpus.tokens import load_tokenizer
     from hum_dagster.defs.resources.llm import llm_resource_now
-    from hum_dagster.defs.resources.settings import read_catalogs
+    from hum_dagster.defs.resources.settings import mix_config, read_catalogs
     from hum_dagster.operations.plan import Assumptions, make_plan, plan_json
     from hum_dagster.readers.catalog import CatalogError
     from hum_dagster.store import layout
 
     root = env["HUM_STORAGE_ROOT"]
+    try:  # the corpus estimate mixes as the code location will (HUM_MIX_MODE, HUM_MIX_TOTAL)
+        mix = mix_config(env.get("HUM_MIX_MODE") or "fill", env.get("HUM_MIX_TOTAL") or 0,
+                         seed=args.seed)
+    except ValueError as exc:
+        print(f"hum plan: settings: {exc}", file=sys.stderr)
+        return 2
     try:
         entries = read_catalogs(env["HUM_CATALOG"])
     except CatalogError as exc:
@@ -122,6 +128,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
         assumptions=assumptions,
         models=_sizes(args.model_size),
         benchmarks=benchmarks,
+        mix_config=mix,
         gpu=not args.no_gpu,
     )
     print(plan_json(plan) if args.format == "json" else plan.to_text())

@@ -59,6 +59,13 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                      help="records per benchmark in the embedded run (default 1)")
     run.add_argument("--eval-max-new-tokens", type=int, default=48,
                      help="generated tokens per instruction in the embedded run (default 48)")
+    run.add_argument("--mix-mode", choices=("fill", "strict"),
+                     help="the corpus mix (default: $HUM_MIX_MODE or fill): fill uses every "
+                     "usable row (with --mix-total, water-filled toward the paper's task "
+                     "shares); strict keeps the paper's shares exact, so the scarcest task "
+                     "bounds the corpus")
+    run.add_argument("--mix-total", type=int,
+                     help="corpus size asked of the mix (default: $HUM_MIX_TOTAL or 0: no total)")
     run.add_argument("--timeout", type=float, default=0,
                      help="give up after this many seconds (default: never)")
     run.set_defaults(func=cmd_run)
@@ -69,7 +76,7 @@ def run_config(args: argparse.Namespace, env: dict[str, str]) -> dict:
     """The flags as the backfill's run config (resource config of every run)."""
     root, catalog = env["HUM_STORAGE_ROOT"], env["HUM_CATALOG"]
     return {"resources": {
-        "settings": {"config": {"storage_root": root, "catalog": catalog}},
+        "settings": {"config": {"storage_root": root, "catalog": catalog, **mix_settings(env)}},
         "io_manager": {"config": {"root": root}},
         "training_launcher": {"config": {
             "training_config": "smoke.yaml",
@@ -84,6 +91,15 @@ def run_config(args: argparse.Namespace, env: dict[str, str]) -> dict:
     }}
 
 
+def mix_settings(env: dict[str, str]) -> dict:
+    """``settings.mix_mode`` and ``mix_total`` from ``HUM_MIX_MODE`` / ``HUM_MIX_TOTAL``
+    (the flags set them); ``ValueError`` with one line when either is bad."""
+    from hum_dagster.defs.resources.settings import mix_config
+
+    config = mix_config(env.get("HUM_MIX_MODE") or "fill", env.get("HUM_MIX_TOTAL") or 0)
+    return {"mix_mode": config.mode, "mix_total": config.total or 0}
+
+
 def _interrupt(signum, frame) -> None:
     raise KeyboardInterrupt
 
@@ -95,6 +111,15 @@ def _say(text: str = "") -> None:
 def cmd_run(args: argparse.Namespace) -> int:
     home = hum_home()
     env = settings_env(home, {"HUM_CATALOG": args.catalog, "HUM_STORAGE_ROOT": args.storage_root})
+    if getattr(args, "mix_mode", None):
+        env["HUM_MIX_MODE"] = args.mix_mode
+    if getattr(args, "mix_total", None) is not None:
+        env["HUM_MIX_TOTAL"] = str(args.mix_total)
+    try:
+        mix = mix_settings(env)
+    except ValueError as exc:
+        _say(f"hum run: settings: {exc}")
+        return 2
     from hum_dagster.readers.catalog import CatalogError, load_catalog
 
     catalog = env["HUM_CATALOG"]
@@ -134,7 +159,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     graph = defs().get_repository_def().asset_graph
     wanted = planned_partitions(graph, instance, sorted(entries), bases, args)
-    todo, reasons = plan(graph, instance, wanted)
+    todo, reasons = plan(graph, instance, wanted, mix)
     log_path = home / "logs" / f"hum-run-{time.strftime('%Y%m%d-%H%M%S')}.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     if not todo:
@@ -220,9 +245,10 @@ def planned_partitions(graph, instance, sources: list[str], bases: list[str], ar
     return wanted
 
 
-def plan(graph, instance, wanted: dict) -> tuple[dict, dict]:
+def plan(graph, instance, wanted: dict, mix: dict | None = None) -> tuple[dict, dict]:
     """(asset key -> partitions to materialize, reason -> count): missing, failed, stale
-    or error-check-failed partitions of ``wanted``, and everything in ``wanted``
+    or error-check-failed partitions of ``wanted``, corpus partitions mixed under other
+    settings than ``mix`` (``mix_mode``, ``mix_total``), and everything in ``wanted``
     downstream of them."""
     from dagster._core.definitions.events import AssetKeyPartitionKey
     from dagster._core.definitions.partitions.context import partition_loading_context
@@ -249,6 +275,8 @@ def plan(graph, instance, wanted: dict) -> tuple[dict, dict]:
                 why = "stale"
             elif text in checks:
                 why = "check failed"
+            elif mix is not None and key.path == ["hum_corpus"] and _mixed_as(record) != mix:
+                why = "mix settings changed"
             else:
                 continue
             reasons[why] += 1
@@ -273,6 +301,13 @@ def plan(graph, instance, wanted: dict) -> tuple[dict, dict]:
     for item in chosen:
         todo[item.asset_key].append(item.partition_key)
     return dict(todo), dict(reasons)
+
+
+def _mixed_as(record) -> dict:
+    """The mix settings a corpus materialization was made with (its metadata)."""
+    meta = record.asset_materialization.metadata if record.asset_materialization else {}
+    value = getattr(meta.get("mix_settings"), "value", None)
+    return value if isinstance(value, dict) else {}
 
 
 def _failed_checks(instance, graph, key) -> set:

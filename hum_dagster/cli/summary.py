@@ -195,6 +195,7 @@ def collect(instance, graph, wanted: dict, backfill_id: str | None, log_path: Pa
             f"corpus {variant}: {meta.get('instructions', 0)} instructions ({split.get('train', 0)} "
             f"train, {split.get('validation', 0)} validation) from {meta.get('sources_mixed', '?')} sources"
         )
+        report.corpus += corpus_mix_lines(meta)
     ckpt = by_name.get("finetuned_checkpoint")
     for partition in wanted.get(ckpt, []) if ckpt else []:
         meta = _latest_meta(instance, ckpt, str(partition))
@@ -213,6 +214,39 @@ def collect(instance, graph, wanted: dict, backfill_id: str | None, log_path: Pa
         if meta.get("chart"):
             report.evaluation.append(f"chart: {meta['chart']}")
     return report
+
+
+def corpus_mix_lines(meta: dict) -> list[str]:
+    """How a corpus partition was mixed, from its metadata: for ``full`` the mode and, per
+    task, the rows available, wanted, used and what limited them; for an ablation what
+    became of the compound rows it leaves out (same size and task mix as ``full``)."""
+    from hum_dagster.corpus.mix import format_task_table
+
+    variant = meta.get("variant_replacements") or {}
+    removed = int(variant.get("removed", 0) or 0)
+    if variant.get("name", "full") != "full":
+        if not removed:
+            return ["  same rows as full (none of its strategies were in full)"]
+        repeated = int(variant.get("repeated", 0) or 0)
+        size = int(meta.get("instructions", 0) or 0)
+        line = (f"  same size and task mix as full: its {removed:,} compound rows of the left-out "
+                f"strategies became basic rows of the same task")
+        if repeated:
+            line += (f", {repeated:,} of them repeats of a basic row already in the corpus "
+                     f"({repeated / size:.0%} of the corpus: its task had no unused basic row "
+                     "left; see README, ablations)" if size else "")
+        return [line]
+    rows = meta.get("mix_by_task") or []
+    if not rows:
+        return []
+    total = meta.get("mix_target_total")
+    mode = meta.get("mix_mode", "?")
+    head = f"  mix {mode}"
+    head += (f", total {total:,}" if isinstance(total, int) else "")
+    notes = [f"    {n}" for n in meta.get("limited_by") or []
+             if "not reached" in n or n.startswith("total limited by")]
+    return [head + " (per task: rows available, wanted at the target share, used):",
+            *format_task_table(rows, "    "), *notes]
 
 
 def show(report: Report, env: dict, home: Path, elapsed: float, backfill_id: str | None) -> int:

@@ -55,7 +55,7 @@ class HumCorpusConfig:
     validation_fraction: float = 0.02
     min_validation: int = 1
     variant: str = "full"  # full | no_guidelines | no_preference_rules | no_format_variants
-    mix: Any = None  # mixing.MixConfig (default: the paper's shares, largest total, strict)
+    mix: Any = None  # mix.MixConfig (default: the paper's shares, fill: every usable row)
     near_dup: Any = None  # dedup.NearDupConfig; None: default; False: exact duplicates only
     max_input_tokens: int = 1500
     max_output_tokens: int = 500

@@ -3,15 +3,26 @@
 Quotas are per cell (kind basic/compound x task). The cell shares are fitted to both
 targets at once (iterative proportional fitting from the product of the two): a cell
 with no supply at all (compound IG, say) gets share 0 and the other cells of its row and
-column absorb it, so the kind and task marginals still hold. A task with no supply in any
-kind is dropped from the targets and its share spread over the others (reported).
+column absorb it, so the kind and task marginals still hold.
 
-- ``total=None``: the largest total the supply allows at those shares (the binding
-  cells are reported as what limited it);
-- ``total=N``: ``mode="strict"`` takes at most each quota (a short cell shrinks the
-  corpus, reported as "EEA limited by supply: 40 available, 2,000 wanted");
-  ``mode="redistribute"`` hands the shortfall to cells with spare supply in proportion
-  to their shares, until the total is met or the supply runs out.
+Two modes (``MixConfig.mode``):
+
+- ``fill`` (the default) uses the data it is given. The task quotas are water-filled
+  toward the task shares: each task gets ``min(available, its share)`` and the share a
+  short task cannot fill goes to the tasks that still have rows, in proportion to their
+  shares, until the total is reached; within a task the kinds are water-filled the same
+  way toward the fitted cell shares. ``total=None`` means every usable row (the total is
+  the rows available), so nothing is left out and the report shows how far the mix is
+  from the target; ``total=N`` caps the tasks that have more than their share of N.
+- ``strict`` keeps the shares exact: ``total=None`` is the largest total the supply
+  allows at those shares (the binding cells are reported as what limited it, and the
+  scarcest cell shrinks every task); ``total=N`` takes at most each quota (a short cell
+  shrinks the corpus, reported as "EEA limited by supply: 40 available, 2,000 wanted").
+  ``redistribute`` is the old name of ``fill`` with a total and is read as ``fill``.
+
+Either way ``report["per_task"]`` says, per task, how many rows were available, wanted
+(the task's share of the corpus total) and used, and what limited it ("all available",
+"capped by the task's share of the total", "no rows", ...).
 
 Within a cell the rows taken are those with the smallest ``rank`` (a seeded blake2b of
 ``instruction_id``, see ``rank_keys``): no global random state, the same rows for the same
@@ -31,6 +42,11 @@ import polars as pl
 from hum_dagster.synthesis.strategies import in_families
 
 KINDS = ("basic", "compound")
+MIX_MODES = ("fill", "strict")
+# the columns of ``report["per_task"]``
+TASK_COLUMNS = (
+    "task", "target_share", "available", "wanted", "used", "achieved_share", "limited_by"
+)
 PAPER_KIND_SHARES = {"basic": 0.55, "compound": 0.45}
 PAPER_TASK_SHARES = {
     "NER": 0.23,
@@ -60,21 +76,27 @@ VARIANTS: dict[str, tuple[str, ...]] = {
 class MixConfig:
     kind_shares: Mapping[str, float] = field(default_factory=lambda: dict(PAPER_KIND_SHARES))
     task_shares: Mapping[str, float] = field(default_factory=lambda: dict(PAPER_TASK_SHARES))
-    total: int | None = None  # None: the largest total the supply allows
-    mode: str = "strict"  # strict | redistribute
+    total: int | None = None  # None: fill: every usable row; strict: the largest exact mix
+    mode: str = "fill"  # fill | strict (redistribute: the old name of fill)
     seed: int = 42
 
     def __post_init__(self) -> None:
-        if self.mode not in ("strict", "redistribute"):
-            raise ValueError(f"mode must be 'strict' or 'redistribute', got {self.mode!r}")
+        if self.mode == "redistribute":
+            object.__setattr__(self, "mode", "fill")
+        if self.mode not in MIX_MODES:
+            raise ValueError(
+                f"unknown mix mode {self.mode!r}; expected one of {', '.join(MIX_MODES)}"
+            )
         for name, shares in (("kind_shares", self.kind_shares), ("task_shares", self.task_shares)):
             if any(v < 0 for v in shares.values()) or sum(shares.values()) <= 0:
                 raise ValueError(f"{name} must be non-negative and sum to more than 0: {shares}")
         unknown = set(self.kind_shares) - set(KINDS)
         if unknown:
             raise ValueError(f"kind_shares: unknown kinds {sorted(unknown)}; expected {KINDS}")
+        if self.total is not None and (isinstance(self.total, bool) or not isinstance(self.total, int)):
+            raise ValueError(f"mix total must be a whole number of rows, got {self.total!r}")
         if self.total is not None and self.total < 0:
-            raise ValueError(f"total must be >= 0, got {self.total}")
+            raise ValueError(f"mix total must be >= 0, got {self.total}")
 
 
 @dataclass
@@ -142,16 +164,36 @@ def _round_quotas(shares: dict, total: int) -> dict:
     return quotas
 
 
-def plan_quotas(supply: dict[tuple[str, str], int], config: MixConfig) -> tuple[dict, dict]:
-    """Per-cell quotas and the report of how they were reached."""
-    kinds = {k: v for k, v in _normalise(config.kind_shares).items()}
+def water_fill(weights: Mapping, caps: Mapping, total: int) -> dict:
+    """Integer quotas, at most ``caps[c]`` each, summing to ``min(total, sum(caps))``: each
+    key gets its share of what is left, a key that cannot take its share keeps what it
+    has and the rest is shared again over the keys with room (a water level over the
+    shares; largest-remainder rounding)."""
+    quotas = {c: 0 for c in weights}
+    target = min(total, sum(caps.get(c, 0) for c in weights if weights[c] > 0))
+    while (missing := target - sum(quotas.values())) > 0:
+        room = {c: w for c, w in weights.items() if w > 0 and caps.get(c, 0) > quotas[c]}
+        for c, n in _round_quotas(_normalise(room), missing).items():
+            quotas[c] += min(n, caps[c] - quotas[c])
+    return quotas
+
+
+def _targets(supply: dict[tuple[str, str], int], config: MixConfig):
+    """(kind shares, task shares, notes): the configured shares without the kinds and
+    tasks that have no supply (their share is spread over the others)."""
+    kinds = dict(_normalise(config.kind_shares))
     task_supply = {
-        t: sum(n for (_, tt), n in supply.items() if tt == t) for t in config.task_shares
+        t: sum(n for (k, tt), n in supply.items() if tt == t and k in kinds)
+        for t in config.task_shares
     }
     no_supply = sorted(
         t for t, v in config.task_shares.items() if v > 0 and task_supply.get(t, 0) == 0
     )
-    tasks = _normalise({t: v for t, v in config.task_shares.items() if t not in no_supply})
+    tasks = (
+        _normalise({t: v for t, v in config.task_shares.items() if t not in no_supply})
+        if len(no_supply) < sum(1 for v in config.task_shares.values() if v > 0)
+        else {}
+    )
     kind_supply = {k: sum(n for (kk, _), n in supply.items() if kk == k) for k in kinds}
     no_kind = sorted(k for k in kinds if kind_supply[k] == 0)
     kinds = (
@@ -160,15 +202,71 @@ def plan_quotas(supply: dict[tuple[str, str], int], config: MixConfig) -> tuple[
         else {}
     )
     notes = [
-        f"{t}: no supply; its {config.task_shares[t]:.1%} share spread over the other tasks"
+        f"{t}: no supply; its {config.task_shares[t] / sum(config.task_shares.values()):.1%} "
+        "share spread over the other tasks"
         for t in no_supply
     ]
     notes += [f"{k}: no supply; its share spread over the other kind" for k in no_kind]
+    return kinds, tasks, notes
+
+
+def plan_quotas(supply: dict[tuple[str, str], int], config: MixConfig) -> tuple[dict, dict]:
+    """Per-cell quotas and the report of how they were reached (``report["per_task"]``:
+    available, wanted, used and what limited each task)."""
+    kinds, tasks, notes = _targets(supply, config)
     supplied = {c for c, n in supply.items() if n > 0}
     shares = fit_cell_shares(kinds, tasks, supplied) if kinds and tasks else {}
-    limited: list[str] = []
+    if config.mode == "strict":
+        quotas, report = _plan_strict(supply, config, shares)
+    else:
+        quotas, report = _plan_fill(supply, config, shares)
+    report["mode"] = config.mode
+    report["shares"] = {f"{k}/{t}": round(s, 6) for (k, t), s in sorted(shares.items())}
+    report["notes"] = notes + report.get("notes", [])
+    report["per_task"] = task_table(supply, quotas, config, report)
+    return quotas, report
+
+
+def _plan_fill(supply: dict, config: MixConfig, shares: dict) -> tuple[dict, dict]:
+    """Water-filling: tasks toward the task shares, then kinds within each task."""
+    usable = {c: supply.get(c, 0) for c in shares}
+    available = sum(usable.values())
+    total = available if config.total is None else config.total
+    weights: dict[str, float] = {}
+    caps: dict[str, int] = {}
+    for (k, t), s in shares.items():
+        weights[t] = weights.get(t, 0.0) + s
+        caps[t] = caps.get(t, 0) + usable[(k, t)]
+    task_quotas = water_fill(weights, caps, total)
+    quotas: dict[tuple[str, str], int] = {}
+    for t, q in task_quotas.items():
+        cells = {c: s for c, s in shares.items() if c[1] == t}
+        quotas.update(water_fill(cells, usable, q))
+    notes = []
+    if config.total is not None and available < config.total:
+        notes.append(
+            f"total {config.total:,} not reached: the sources give {available:,} usable rows"
+        )
+    limited = [
+        f"{t} capped by its share of the total: {task_quotas[t]:,} of {caps[t]:,} rows used"
+        for t in sorted(task_quotas)
+        if task_quotas[t] < caps[t]
+    ]
+    report = {
+        "target_total": total,
+        "available_total": available,
+        "quotas": {f"{k}/{t}": n for (k, t), n in sorted(quotas.items())},
+        "notes": notes,
+        "limited": limited,
+    }
+    return quotas, report
+
+
+def _plan_strict(supply: dict, config: MixConfig, shares: dict) -> tuple[dict, dict]:
+    """The exact shares: the largest total the supply allows, or at most each quota."""
     if not shares:
-        return {}, {"shares": {}, "notes": notes, "limited": ["no supply"], "max_total": 0}
+        return {}, {"limited": ["no supply"], "max_total": 0, "target_total": 0, "binding": []}
+    limited: list[str] = []
     max_total = min(int(supply.get(c, 0) / s) for c, s in shares.items())
     binding = sorted(c for c, s in shares.items() if int(supply.get(c, 0) / s) == max_total)
     total = max_total if config.total is None else config.total
@@ -189,29 +287,89 @@ def plan_quotas(supply: dict[tuple[str, str], int], config: MixConfig) -> tuple[
             f"{c[0]} {c[1]} limited by supply: {supply.get(c, 0):,} available, {wanted[c]:,} wanted"
         )
         quotas[c] = supply.get(c, 0)
-    if config.mode == "redistribute" and short:
-        missing = total - sum(quotas.values())
-        while missing > 0:
-            spare = {c: shares[c] for c in shares if supply.get(c, 0) > quotas[c]}
-            if not spare:
-                limited.append(
-                    f"redistribution stopped: supply exhausted, {missing:,} rows short of {total:,}"
-                )
-                break
-            extra = _round_quotas(_normalise(spare), missing)
-            for c, n in extra.items():
-                quotas[c] += min(n, supply[c] - quotas[c])
-            missing = total - sum(quotas.values())
     report = {
         "target_total": total,
         "max_total": max_total,
-        "mode": config.mode,
-        "shares": {f"{k}/{t}": round(s, 6) for (k, t), s in sorted(shares.items())},
+        "binding": [f"{k}/{t}" for k, t in binding],
         "wanted": {f"{k}/{t}": n for (k, t), n in sorted(wanted.items())},
-        "notes": notes,
         "limited": limited,
     }
     return quotas, report
+
+
+def task_table(
+    supply: dict[tuple[str, str], int], quotas: dict, config: MixConfig, report: dict
+) -> list[dict[str, Any]]:
+    """One row per task (those with a share or with rows): its target share, the rows
+    available (of the kinds in the mix), wanted (its share of the corpus total), used,
+    the achieved share and what limited it."""
+    kinds = {k for k, v in config.kind_shares.items() if v > 0}
+    configured = {t: v / sum(config.task_shares.values()) for t, v in config.task_shares.items()}
+    names = [t for t, v in configured.items() if v > 0]
+    names += sorted({t for (_, t), n in supply.items() if n > 0 and t not in names})
+    available = {
+        t: sum(n for (k, tt), n in supply.items() if tt == t and k in kinds) for t in names
+    }
+    used = {t: sum(n for (_, tt), n in quotas.items() if tt == t) for t in names}
+    corpus = sum(used.values())
+    wanted = _round_quotas(
+        {t: configured.get(t, 0.0) for t in names}, int(report.get("target_total") or 0)
+    )
+    binding = {c.split("/", 1)[1]: c.replace("/", " ") for c in report.get("binding", [])}
+    short = {
+        t: [k for (k, tt), q in report_cells(report, "wanted").items() if tt == t
+            and q > supply.get((k, tt), 0)]
+        for t in names
+    }
+    rows = []
+    for t in names:
+        a, u = available[t], used[t]
+        if configured.get(t, 0.0) <= 0:
+            why = "not in the task shares"
+        elif a == 0:
+            why = "no rows"
+        elif u >= a:
+            why = "all available"
+            if config.mode == "strict" and t in binding and config.total is None:
+                why += f"; sets the total ({binding[t]} is the scarcest cell)"
+        elif config.mode == "strict" and config.total is None:
+            shown = ", ".join(sorted(set(binding.values()))) or "?"
+            why = f"capped to keep the exact proportions (the total is set by {shown})"
+        else:
+            why = "capped by the task's share of the total"
+        if config.mode == "strict" and short.get(t):
+            why += "; " + ", ".join(short[t]) + " rows short (strict does not refill)"
+        rows.append({
+            "task": t,
+            "target_share": round(configured.get(t, 0.0), 4),
+            "available": a,
+            "wanted": wanted.get(t, 0),
+            "used": u,
+            "achieved_share": round(u / corpus, 4) if corpus else 0.0,
+            "limited_by": why,
+        })
+    return rows
+
+
+def format_task_table(rows: list[dict[str, Any]], indent: str = "  ") -> list[str]:
+    """``report["per_task"]`` as aligned text lines (what ``hum run`` prints)."""
+    if not rows:
+        return []
+    lines = [
+        f"{indent}{'task':<8} {'target':>7} {'available':>9} {'wanted':>8} {'used':>8} "
+        f"{'achieved':>8}  limited by"
+    ]
+    for r in rows:
+        lines.append(
+            f"{indent}{r['task']:<8} {r['target_share']:>7.1%} {r['available']:>9,} "
+            f"{r['wanted']:>8,} {r['used']:>8,} {r['achieved_share']:>8.1%}  {r['limited_by']}"
+        )
+    return lines
+
+
+def report_cells(report: dict, key: str) -> dict[tuple[str, str], int]:
+    """A ``kind/task`` keyed count of the report as ``{(kind, task): n}``."""
+    return {tuple(c.split("/", 1)): n for c, n in report.get(key, {}).items()}  # type: ignore[misc]
 
 
 def mix(pool: pl.DataFrame, config: MixConfig) -> MixResult:

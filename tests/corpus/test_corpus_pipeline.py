@@ -86,14 +86,115 @@ def test_mix_hits_the_target_proportions():
 
 def test_supply_limits_are_reported_strict_and_redistributed():
     rows = pool(scarce={"EEA": 4})
-    strict = mix(rows, MixConfig(total=2000))
+    strict = mix(rows, MixConfig(total=2000, mode="strict"))
     assert any("compound EEA limited by supply: 4 available" in x for x in strict.report["limited"])
     assert strict.rows.height < 2000
-    spread = mix(rows, MixConfig(total=2000, mode="redistribute"))
-    assert spread.rows.height == 2000
-    largest = mix(rows, MixConfig())
+    spread = mix(rows, MixConfig(total=2000, mode="redistribute"))  # the old name of fill
+    assert spread.report["mode"] == "fill" and spread.rows.height == 2000
+    largest = mix(rows, MixConfig(mode="strict"))
     assert any("total limited by" in x and "EEA" in x for x in largest.report["limited"])
     assert largest.rows.filter(pl.col("task") == "EEA").height <= 8
+
+
+def per_task(result) -> dict[str, dict]:
+    return {r["task"]: r for r in result.report["per_task"]}
+
+
+def test_fill_uses_every_usable_row_by_default():
+    """The default mix takes every row of the pool: a task with few rows no longer cuts
+    the others down to its own scale (strict on the same pool: a few dozen rows)."""
+    rows = pool(100, scarce={"KGE": 2, "MRC": 0})
+    strict = mix(rows, MixConfig(mode="strict"))
+    filled = mix(rows, MixConfig())
+    assert filled.report["mode"] == "fill"
+    assert filled.rows.height == rows.height  # every row
+    assert filled.rows["instruction_id"].n_unique() == rows.height
+    assert strict.rows.height < 60 < rows.height
+    tasks = per_task(filled)
+    assert tasks["NER"]["available"] == tasks["NER"]["used"] == 200
+    assert tasks["NER"]["limited_by"] == "all available"
+    assert tasks["KGE"]["used"] == 4 and tasks["KGE"]["limited_by"] == "all available"
+    assert tasks["MRC"] == {**tasks["MRC"], "available": 0, "used": 0, "limited_by": "no rows"}
+    assert tasks["MRC"]["wanted"] > 0  # its share of the total, reported though unfilled
+    assert sum(t["used"] for t in tasks.values()) == filled.rows.height
+    # the achieved shares are the supply's, reported beside the target
+    assert tasks["NER"]["achieved_share"] == round(200 / rows.height, 4)
+    assert tasks["NER"]["target_share"] == 0.23
+
+
+def test_fill_with_a_total_water_fills_toward_the_shares():
+    """With a total, each task gets min(available, its share) and what short tasks cannot
+    take goes to the tasks with rows left, in proportion to their shares."""
+    rows = pool(400, scarce={"KGE": 5, "EEA": 0})
+    total = 2000
+    result = mix(rows, MixConfig(total=total))
+    assert result.rows.height == total
+    tasks = per_task(result)
+    assert tasks["KGE"]["used"] == 10 and tasks["KGE"]["limited_by"] == "all available"
+    assert tasks["EEA"]["limited_by"] == "no rows" and tasks["EEA"]["used"] == 0
+    # a task wanting less than its rows is capped at one common water level
+    capped = [t for t in tasks.values() if t["limited_by"] == "capped by the task's share of the total"]
+    assert {t["task"] for t in capped} >= {"NER", "RE", "SPO", "OpenIE"}
+    levels = [t["used"] / PAPER_TASK_SHARES[t["task"]] for t in capped]
+    assert max(levels) - min(levels) <= 1 / min(PAPER_TASK_SHARES[t["task"]] for t in capped)
+    for t in capped:  # each capped task gets more than its plain share of the total
+        assert t["used"] >= t["wanted"] and t["used"] < t["available"]
+    # within a task the kinds still follow the fitted cell shares (rows to spare)
+    ner = result.rows.filter(pl.col("task") == "NER")
+    basic = (ner["strategy"] == "basic").sum() / ner.height
+    assert 0.45 < basic < 0.65
+
+
+def test_fill_total_above_the_supply_takes_everything_and_says_so():
+    rows = pool(20)
+    result = mix(rows, MixConfig(total=10 * rows.height))
+    assert result.rows.height == rows.height
+    assert any("not reached" in n for n in result.report["notes"])
+    assert all(t["limited_by"] == "all available" for t in result.report["per_task"])
+
+
+def test_strict_still_matches_the_paper_and_says_what_limited_each_task():
+    rows = pool(100, scarce={"KGE": 10})
+    result = mix(rows, MixConfig(mode="strict"))
+    tasks = per_task(result)
+    n = result.rows.height
+    for task, share in PAPER_TASK_SHARES.items():
+        assert abs(tasks[task]["used"] / n - share) <= 1.5 / n + 1e-9, task
+    assert tasks["KGE"]["limited_by"].startswith("all available; sets the total")
+    assert tasks["NER"]["limited_by"].startswith("capped to keep the exact proportions")
+    assert "KGE" in tasks["NER"]["limited_by"]
+
+
+def test_a_task_outside_the_shares_is_reported_not_used():
+    rows = pool(20)
+    result = mix(rows, MixConfig(task_shares={"NER": 1, "RE": 1}))
+    tasks = per_task(result)
+    assert result.rows["task"].unique().sort().to_list() == ["NER", "RE"]
+    assert tasks["KGE"]["limited_by"] == "not in the task shares" and tasks["KGE"]["used"] == 0
+    assert tasks["KGE"]["available"] == 40
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"mode": "balanced"}, "unknown mix mode 'balanced'; expected one of fill, strict"),
+        ({"total": -5}, "mix total must be >= 0, got -5"),
+        ({"total": 2.5}, "mix total must be a whole number of rows"),
+    ],
+)
+def test_bad_mix_config_is_one_clear_line(kwargs, message):
+    with pytest.raises(ValueError, match=message.replace("(", r"\(")) as info:
+        MixConfig(**kwargs)
+    assert "\n" not in str(info.value)
+
+
+def test_water_fill_spreads_a_short_share():
+    from hum_dagster.corpus.mix import water_fill
+
+    got = water_fill({"a": 0.5, "b": 0.25, "c": 0.25}, {"a": 10, "b": 1000, "c": 1000}, 100)
+    assert got == {"a": 10, "b": 45, "c": 45}
+    assert water_fill({"a": 1, "b": 1}, {"a": 3, "b": 4}, 100) == {"a": 3, "b": 4}
+    assert sum(water_fill({"a": 1, "b": 2, "c": 3}, {"a": 9, "b": 9, "c": 9}, 10).values()) == 10
 
 
 def test_same_bytes_for_shuffled_input(tmp_path):
@@ -210,7 +311,7 @@ def test_decontamination_removes_benchmark_sentences():
 @pytest.mark.parametrize("variant", ["no_guidelines", "no_preference_rules", "no_format_variants"])
 def test_ablation_variants_keep_size_and_drop_strategies(variant):
     rows = pool(100)
-    config = MixConfig()  # the largest total at the paper's shares
+    config = MixConfig(mode="strict")  # the largest total at the paper's shares
     full = build_variant(rows, "full", config)
     ablated = build_variant(rows, variant, config)
     size = full.rows.height
@@ -232,6 +333,32 @@ def test_ablation_variants_keep_size_and_drop_strategies(variant):
     side = ablated.report["achieved"]
     assert set(side) == {"full", variant} and side["full"]["task"] == side[variant]["task"]
     assert side[variant]["kind"]["basic"] > side["full"]["kind"]["basic"]
+
+
+@pytest.mark.parametrize("total", [None, 600])
+def test_fill_mode_ablations_keep_the_size_and_task_mix_of_full(total):
+    """In fill mode too, an ablation is ``full`` with its left-out compound rows turned
+    back into basic rows of the same task: same size, same rows per task. With every row
+    in ``full`` (no total) no basic row is left unused, so each replacement repeats one
+    and the report counts them; with a total below the supply they are distinct."""
+    rows = pool(100, scarce={"KGE": 6})
+    config = MixConfig(total=total)
+    full = build_variant(rows, "full", config)
+    for variant in ("no_guidelines", "no_format_variants"):
+        ablated = build_variant(rows, variant, config)
+        report = ablated.report["variant"]
+        def counts(frame):
+            return dict(frame.group_by("task").len().sort("task").iter_rows())
+
+        assert counts(ablated.rows) == counts(full.rows), variant
+        assert report["removed"] > 0 and report["not_replaced"] == 0
+        assert ablated.rows["instruction_id"].n_unique() == full.rows.height - report["repeated"]
+        if total is None:
+            assert full.rows.height == rows.height
+            assert report["repeated"] == report["removed"]
+        else:
+            assert full.rows.height == total
+            assert report["replaced_by_base"] > 0
 
 
 def test_an_ablation_never_refills_from_another_task():

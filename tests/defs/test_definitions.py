@@ -69,9 +69,12 @@ def test_resources_are_fed_by_environment_variables(project_defs):
     assert resources["settings"].catalog.env_var_name == "HUM_CATALOG"
     assert resources["llm"].mode.env_var_name == "HUM_LLM_MODE"
     assert resources["io_manager"].root.env_var_name == "HUM_STORAGE_ROOT"
+    assert resources["settings"].mix_mode.env_var_name == "HUM_MIX_MODE"
+    assert resources["settings"].mix_total.env_var_name == "HUM_MIX_TOTAL"
     # every variable the definitions read has an embedded default in .env
     assert {"HUM_STORAGE_ROOT", "HUM_CATALOG", "HUM_LLM_MODE", "HUM_LLM_API_KEY_ENV",
-            "HUM_TRAIN_LAUNCHER", "HUM_EVAL_LAUNCHER"} <= set(env_defaults())
+            "HUM_TRAIN_LAUNCHER", "HUM_EVAL_LAUNCHER", "HUM_MIX_MODE", "HUM_MIX_TOTAL"
+            } <= set(env_defaults())
 
 
 def _module_level_environ(path) -> list[int]:
@@ -191,7 +194,9 @@ def test_corpus_export_is_readable_alpaca_with_dataset_info(built):
             lines = [json.loads(line) for line in handle]
         total += len(lines)
         for line in lines:
-            assert line["output"] != "" or "history" in line
+            # an empty output only where a format variant lists answers one per line and
+            # the record has none (its instruction states the format)
+            assert line["output"] != "" or "history" in line or '"format":' in line["instruction"]
             assert isinstance(line["instruction"], str) and line["instruction"]
         assert lines, name
     corpus = read_table(f"{root}/hum_corpus/full.parquet").df
@@ -204,6 +209,33 @@ def test_corpus_export_is_readable_alpaca_with_dataset_info(built):
     meta = results["__corpus__"].get_asset_materialization_events()[0].materialization.metadata
     assert meta["sources_mixed"].value == len(entries)  # the inputs it read, in its metadata
     assert "ner_en_conll" in meta["inputs"].value
+    # the default mix (fill) uses every usable row and says so per task
+    assert meta["mix_mode"].value == "fill"
+    assert meta["mix_settings"].value == {"mix_mode": "fill", "mix_total": 0}
+    tasks = {r["task"]: r for r in meta["mix_by_task"].value}
+    assert sum(r["used"] for r in tasks.values()) == corpus.height
+    for row in tasks.values():
+        assert row["used"] == row["available"], row
+        assert row["limited_by"] == ("all available" if row["available"] else "no rows"), row
+    assert set(corpus["task"].unique()) == {t for t, r in tasks.items() if r["used"]}
+    assert "| task | target_share | available | wanted | used |" in meta["mix_by_task_table"].value
+
+
+def test_a_bad_mix_setting_fails_the_corpus_with_one_line(built, project_defs, hum_env):
+    root, instance, _, _ = built
+    for settings, expected in (
+        ({"mix_mode": "balanced"}, "settings: mix_mode: unknown mix mode 'balanced'; "
+         "expected one of fill, strict"),
+        ({"mix_total": -10}, "settings: mix_total must be >= 0 (0: no total), got -10"),
+    ):
+        config = {"resources": {
+            "settings": {"config": {"storage_root": str(root), **settings}},
+            "io_manager": {"config": {"root": str(root)}},
+        }}
+        result = run(project_defs, instance, ["hum_corpus"], "full", run_config=config)
+        assert not result.success
+        failure = result.get_step_failure_events()[0].step_failure_data
+        assert failure.user_failure_data.description == expected
 
 
 def test_materialization_metadata_for_people(built):

@@ -12,6 +12,7 @@ from hum_dagster.corpus.build import HumCorpusConfig, build_hum_corpus
 from hum_dagster.corpus.charts import corpus_stats, sample_token_lengths, write_chart
 from hum_dagster.corpus.decontam import BenchmarkIndex, DecontamConfig, benchmark_texts
 from hum_dagster.corpus.export import export_corpus
+from hum_dagster.corpus.mix import TASK_COLUMNS
 from hum_dagster.corpus.tokens import load_tokenizer
 from hum_dagster.defs.corpus.inputs import input_problems
 from hum_dagster.defs.corpus.partitions import corpus_partitions
@@ -45,16 +46,18 @@ def benchmark_index() -> tuple[BenchmarkIndex | None, str]:
     partitions_def=corpus_partitions,
     group_name="corpus",
     kinds={"polars", "parquet", "duckdb"},
-    description="Basic and compound train-mode instructions mixed to the paper's proportions "
-    "(55% basic / 45% compound; the task mix), de-duplicated (exact and near), cut to token "
-    "limits, decontaminated against the evaluation sets, split and exported (LlamaFactory "
+    description="Basic and compound train-mode instructions, de-duplicated (exact and near), "
+    "cut to token limits, decontaminated against the evaluation sets, mixed toward the "
+    "paper's proportions (55% basic / 45% compound; the task mix): by default every usable "
+    "row, water-filled toward the shares when a total is set, exact in strict mode (the "
+    "metadata says per task what was available, wanted and used), split and exported (LlamaFactory "
     "alpaca + dataset_info.json, OpenAI chat JSONL). Partitions: the full corpus and the "
     "paper's ablations, whose removed compound rows are replaced by basic ones.",
     ins={
         name: dg.AssetIn(key=key, partition_mapping=dg.AllPartitionMapping())
         for name, key in CORPUS_INS.items()
     },
-    code_version="3",
+    code_version="4",
 )
 def hum_corpus(
     context: dg.AssetExecutionContext,
@@ -62,6 +65,10 @@ def hum_corpus(
     **upstream: dict[str, TableRef],
 ):
     variant = context.partition_key
+    try:
+        mix_config = settings.mix_config()
+    except ValueError as exc:  # an unknown mode, a negative total: one line, no retries
+        raise dg.Failure(description=f"settings: {exc}", allow_retries=False) from exc
     graph = context.job_def.asset_layer.asset_graph
     wanted = {
         key: (
@@ -91,7 +98,7 @@ def hum_corpus(
     config = HumCorpusConfig(
         seed=settings.seed, validation_fraction=settings.validation_fraction, variant=variant,
         max_input_tokens=settings.max_input_tokens, max_output_tokens=settings.max_output_tokens,
-        mix=settings.mix_config(),
+        mix=mix_config,
     )
     corpus = build_hum_corpus(tables, config, tokenizer=tokenizer, benchmark_index=index)
     directory = layout.export_dir(settings.storage_root, variant)
@@ -130,7 +137,19 @@ def hum_corpus(
             "split": dg.MetadataValue.json(report.get("split", {})),
             "removed_by_reason": dg.MetadataValue.json(removed),
             "achieved_mix": dg.MetadataValue.json(mix.get("achieved", mix)),
-            "limited_by": dg.MetadataValue.json(mix.get("limited_by", [])),
+            "mix_mode": mix.get("mode", ""),
+            # what the settings asked (hum run re-mixes a corpus made under others)
+            "mix_settings": dg.MetadataValue.json(
+                {"mix_mode": mix_config.mode, "mix_total": mix_config.total or 0}
+            ),
+            "mix_target_total": mix.get("target_total", 0),
+            # per task: available, wanted (its share of the total), used, what limited it
+            "mix_by_task": dg.MetadataValue.json(mix.get("per_task", [])),
+            "mix_by_task_table": dg.MetadataValue.md(
+                markdown_table(mix.get("per_task", []), list(TASK_COLUMNS))
+            ),
+            "limited_by": dg.MetadataValue.json(mix.get("limited", []) + mix.get("notes", [])),
+            "variant_replacements": dg.MetadataValue.json(mix.get("variant", {})),
             "per_task": dg.MetadataValue.md(count_table(stats.get("by_task", {}), "task")),
             "per_strategy": dg.MetadataValue.md(count_table(stats.get("by_strategy", {}), "strategy")),
             "per_format": dg.MetadataValue.md(count_table(stats.get("by_variant", {}), "variant")),

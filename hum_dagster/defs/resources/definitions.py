@@ -24,6 +24,8 @@ ENV_VARS = {
     "HUM_CATALOG": "settings.catalog",
     "HUM_LANDING": "settings.landing",
     "HUM_BASE_MODELS": "settings.base_models",
+    "HUM_MIX_MODE": "settings.mix_mode",
+    "HUM_MIX_TOTAL": "settings.mix_total",
     # llm: every field of LLMResource has a HUM_LLM_* variable (llm.ENV_FIELDS)
     **{variable: f"llm.{field}" for field, (variable, _) in ENV_FIELDS.items()},
     "HUM_TRAIN_LAUNCHER": "training_launcher.kind",
@@ -32,8 +34,20 @@ ENV_VARS = {
 }
 
 
+def _mix_fields(environ) -> dict:
+    """An ``EnvVar`` for ``HUM_MIX_MODE`` / ``HUM_MIX_TOTAL`` where the variable is set
+    (``.env`` sets both; a deployment without them keeps the resource's defaults)."""
+    fields: dict = {}
+    if environ.get("HUM_MIX_MODE", "").strip():
+        fields["mix_mode"] = dg.EnvVar("HUM_MIX_MODE")
+    if environ.get("HUM_MIX_TOTAL", "").strip():
+        fields["mix_total"] = dg.EnvVar.int("HUM_MIX_TOTAL")
+    return fields
+
+
 def resources() -> dict:
     env = dg.EnvVar
+    environ = {**env_defaults(), **os.environ}
     return {
         "io_manager": TableIOManager(root=env("HUM_STORAGE_ROOT")),
         "settings": HumSettings(
@@ -41,10 +55,11 @@ def resources() -> dict:
             catalog=env("HUM_CATALOG"),
             landing=env("HUM_LANDING"),
             base_models=env("HUM_BASE_MODELS"),
+            **_mix_fields(environ),
         ),
         # an EnvVar for each HUM_LLM_* variable that is set (the four of .env always are);
         # the others keep the resource's defaults
-        "llm": llm_resource_from_env({**env_defaults(), **os.environ}),
+        "llm": llm_resource_from_env(environ),
         "eval_settings": EvalSettings(
             finetuned_backend=env("HUM_EVAL_FINETUNED_BACKEND"),
             launcher=EvalLauncher(kind=env("HUM_EVAL_LAUNCHER")),

@@ -3,7 +3,7 @@
 Every field can be set in the launchpad or in a run's config; the definitions feed the
 deployment-wide ones from environment variables (``dg.EnvVar``, read when a run
 starts, never at import): ``HUM_STORAGE_ROOT``, ``HUM_CATALOG``, ``HUM_LANDING``,
-``HUM_BASE_MODELS``. ``ENV_DEFAULTS`` (the project's ``.env`` file) gives the embedded
+``HUM_BASE_MODELS``, ``HUM_MIX_MODE``, ``HUM_MIX_TOTAL``. ``ENV_DEFAULTS`` (the project's ``.env`` file) gives the embedded
 defaults that ``hum`` and ``dagster dev`` start the code location with.
 """
 
@@ -101,10 +101,12 @@ class HumSettings(dg.ConfigurableResource):
     tokenizer: str = "smollm2-135m-instruct"  # a tokenizer.json, a folder, a .gguf, or this
     max_input_tokens: int = 1500
     max_output_tokens: int = 500
-    # The corpus mix (corpus.mix.MixConfig): empty shares mean the paper's; total 0 means
-    # the largest the supply allows; strict keeps the shares exact (the scarcest cell
-    # limits the total), redistribute gives a short cell's quota to the others.
-    mix_mode: str = "strict"
+    # The corpus mix (corpus.mix.MixConfig; HUM_MIX_MODE, HUM_MIX_TOTAL): empty shares
+    # mean the paper's. fill (default) uses every usable row, or with a total N
+    # water-fills the tasks toward their shares (a short task's share goes to the tasks
+    # with rows left); strict keeps the shares exact (the scarcest cell limits the total).
+    # Total 0: no total (fill: every usable row; strict: the largest exact mix).
+    mix_mode: str = "fill"
     mix_total: int = 0
     kind_shares: dict[str, float] = {}
     task_shares: dict[str, float] = {}
@@ -137,12 +139,30 @@ class HumSettings(dg.ConfigurableResource):
         return base_model_specs(self.base_models)
 
     def mix_config(self):
-        from hum_dagster.corpus.mix import PAPER_KIND_SHARES, PAPER_TASK_SHARES, MixConfig
+        from hum_dagster.corpus.mix import PAPER_KIND_SHARES, PAPER_TASK_SHARES
 
-        return MixConfig(
+        return mix_config(
+            self.mix_mode,
+            self.mix_total,
             kind_shares=dict(self.kind_shares or PAPER_KIND_SHARES),
             task_shares=dict(self.task_shares or PAPER_TASK_SHARES),
-            total=self.mix_total or None,
-            mode=self.mix_mode,
             seed=self.seed,
         )
+
+
+def mix_config(mode: str, total: int | str | None, **fields):
+    """``corpus.mix.MixConfig`` from the settings' ``mix_mode`` and ``mix_total`` (0 or
+    empty: no total); ``ValueError`` with one line naming the setting when either is bad."""
+    from hum_dagster.corpus.mix import MixConfig
+
+    text = str(total if total is not None else "").strip()
+    try:
+        number = int(text) if text else 0
+    except ValueError:
+        raise ValueError(f"mix_total must be a whole number of rows, got {total!r}") from None
+    if number < 0:
+        raise ValueError(f"mix_total must be >= 0 (0: no total), got {number}")
+    try:
+        return MixConfig(total=number or None, mode=str(mode).strip().lower(), **fields)
+    except ValueError as exc:
+        raise ValueError(f"mix_mode: {exc}" if "mode" in str(exc) else str(exc)) from None

@@ -1,0 +1,74 @@
+"""What `hum run` says about the corpus mix: per task available / wanted / used and what
+limited it, ablation replacements, and one-line errors for bad mix settings."""
+
+from __future__ import annotations
+
+import polars as pl
+import pytest
+from test_cli_run import _env, hum
+
+from hum_dagster.cli.summary import corpus_mix_lines
+from hum_dagster.corpus.mix import MixConfig, mix
+from hum_dagster.paths import DEFAULT_CATALOG
+
+
+def _pool() -> pl.DataFrame:
+    rows = []
+    for task, n in (("NER", 300), ("KGE", 3)):
+        for i in range(n):
+            rows.append({"instruction_id": f"{task}-{i}", "task": task, "source": "s",
+                         "strategy": "basic" if i % 2 else "description"})
+    return pl.DataFrame(rows)
+
+
+def test_the_full_corpus_lines_say_per_task_what_limited_it():
+    result = mix(_pool(), MixConfig(total=100))
+    meta = {"mix_by_task": result.report["per_task"], "mix_mode": "fill",
+            "mix_target_total": 100, "instructions": result.rows.height,
+            "variant_replacements": {"name": "full", "removed": 0}}
+    lines = corpus_mix_lines(meta)
+    assert lines[0] == "  mix fill, total 100 (per task: rows available, wanted at the target share, used):"
+    header = lines[1].split()
+    assert header[:6] == ["task", "target", "available", "wanted", "used", "achieved"]
+    by_task = {line.split()[0]: line for line in lines[2:]}
+    assert by_task["KGE"].split()[2:5] == ["3", "12", "3"] and "all available" in by_task["KGE"]
+    assert by_task["NER"].split()[2:5] == ["300", "23", "97"]
+    assert by_task["NER"].endswith("capped by the task's share of the total")
+    assert by_task["EE"].endswith("no rows")
+
+
+def test_what_bounds_a_strict_total_is_printed_under_the_table():
+    result = mix(_pool(), MixConfig(mode="strict"))
+    meta = {"mix_by_task": result.report["per_task"], "mix_mode": "strict",
+            "mix_target_total": result.report["target_total"],
+            "limited_by": result.report["limited"] + result.report["notes"]}
+    lines = corpus_mix_lines(meta)
+    assert lines[-1].startswith("    total limited by basic KGE: 1 available")
+    assert not any("no supply" in line for line in lines)
+    ner = next(line for line in lines if line.split()[0] == "NER")
+    assert ner.endswith("capped to keep the exact proportions (the total is set by basic KGE)")
+
+
+def test_an_ablation_line_counts_its_repeats():
+    meta = {"instructions": 200, "variant_replacements": {
+        "name": "no_guidelines", "removed": 120, "repeated": 50}}
+    (line,) = corpus_mix_lines(meta)
+    assert "same size and task mix as full" in line and "120 compound rows" in line
+    assert "50 of them repeats" in line and "(25% of the corpus" in line
+
+
+@pytest.mark.parametrize(
+    ("args", "extra", "expected"),
+    [
+        ((), {"HUM_MIX_MODE": "balanced"},
+         "hum run: settings: mix_mode: unknown mix mode 'balanced'; expected one of fill, strict"),
+        (("--mix-total", "-5"), {}, "hum run: settings: mix_total must be >= 0 (0: no total), got -5"),
+        ((), {"HUM_MIX_TOTAL": "lots"},
+         "hum run: settings: mix_total must be a whole number of rows, got 'lots'"),
+    ],
+)
+def test_bad_mix_settings_are_one_line_before_anything_starts(tmp_path, args, extra, expected):
+    proc = hum(tmp_path, "run", "--catalog", str(DEFAULT_CATALOG), "--skip-eval", *args,
+               env=_env(tmp_path, **extra), timeout=120)
+    lines = [line for line in (proc.stdout + proc.stderr).splitlines() if line.strip()]
+    assert proc.returncode == 2 and lines == [expected], lines
