@@ -391,3 +391,61 @@ def test_the_prompt_file_is_versioned_by_content():
     import hashlib
 
     assert load_prompt("label_examples").version == hashlib.sha256(raw).hexdigest()[:12]
+
+
+# --------------------------------------------------------------------------- FewRel 2.0
+
+
+def _fewrel_file(path, relations: dict[str, list[tuple[str, str, str]]]):
+    """A FewRel-format file keyed by relation name: (sentence, head, tail) per instance."""
+    data = {}
+    for rel, items in relations.items():
+        data[rel] = []
+        for sentence, head, tail in items:
+            tokens = sentence.split()
+
+            def at(span, tokens=tokens):
+                words = span.split()
+                for i in range(len(tokens)):
+                    if tokens[i : i + len(words)] == words:
+                        return [list(range(i, i + len(words)))]
+                raise AssertionError(span)
+
+            data[rel].append({"tokens": tokens, "h": [head, "x", at(head)],
+                              "t": [tail, "y", at(tail)]})
+    path.write_text(json.dumps(data), encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize(
+    "source, relations, label, words",
+    [
+        ("fewrel_pubmed_val",
+         {"gene_found_in_organism": [("the BRCA1 gene of Homo sapiens", "BRCA1", "Homo sapiens")],
+          "causative_agent_of": [("Vibrio cholerae causes cholera", "Vibrio cholerae", "cholera")]},
+         "gene_found_in_organism", "organism"),
+        ("fewrel_semeval_val",
+         {"Cause-Effect(e1,e2)": [("the fire caused the smoke", "fire", "smoke")],
+          "Component-Whole(e2,e1)": [("the car has a large engine", "car", "engine")]},
+         "Cause-Effect(e1,e2)", "causes the object (e2), its effect"),
+    ],
+)
+def test_name_keyed_fewrel2_relations_get_a_reviewed_description(
+    tmp_path, source, relations, label, words
+):
+    from hum_dagster.readers.catalog import CatalogEntry
+
+    path = _fewrel_file(tmp_path / "val.json", relations)
+    entry = CatalogEntry(name=source, task="RE", language="en", format="fewrel",
+                         location=str(path))
+    result = read_source(entry)
+    assert len(result.records) == 2  # names such as Cause-Effect(e1,e2) read as labels
+    seeds = select_seeds(load_seed_book(), source, {})
+    d, report = build_dictionary(source, "RE", "en", result.records, result.schema, seeds)
+    first = d.entries[label].description()
+    assert first.provenance == "seed:fewrel2.yaml" and words in first.value
+    assert d.entries[label].variants  # reviewed name variants
+    assert report.unseeded == []
+    # without the seed file the first description would be the mined "Typical values"
+    bare, _ = build_dictionary(source, "RE", "en", result.records, result.schema, [])
+    assert bare.entries[label].description().provenance == "mined"
