@@ -32,8 +32,10 @@ stable keys of ``hum_dagster.dictionary.gates`` and the constants below):
   variants are a reviewed list and stay; a "no" for one is reported
   (``disputed_seed_variants``), not acted on.
 
-Accepted examples fill the entry after the seeded and mined ones, up to five positives
-and five negatives; candidates follow the mined ones, up to ``N_CANDIDATES``. Each
+Accepted positives fill the entry after the seeded and mined ones, up to five; accepted
+negatives do too, and take up to ``LLM_NEGATIVE_SLOTS`` places of the last mined ones
+when the data filled all five (the data's near misses are boundaries, swapped pairs and
+other labels; the LLM's are semantic ones it cannot show); candidates follow the mined ones, up to ``N_CANDIDATES``. Each
 carries provenance ``"llm:<cache key>"`` and origin ``"<model> label_examples@<version>"``.
 LLM-written examples have no text id: the guideline strategies keep them from a record
 by its text and its gold spans (``synthesis.own_answers``), as curated examples.
@@ -55,9 +57,11 @@ from hum_dagster.dictionary.enrich import (
 from hum_dagster.dictionary.mine import MINED, N_CANDIDATES, PAIR_KINDS, value_string
 from hum_dagster.dictionary.model import (
     CLASS_LABEL,
+    EVENT_TYPE,
     N_NEGATIVES,
     N_POSITIVES,
     RELATION,
+    ROLE,
     SPO_LABEL,
     Example,
     LabelEntry,
@@ -75,6 +79,7 @@ MIN_COPIED_TEXT = 20  # an example text this long found in the inputs was copied
 MAX_CANDIDATE_WORDS = 8
 MAX_OTHERS_SHOWN = 15
 MAX_VARIANTS_SHOWN = 10
+LLM_NEGATIVE_SLOTS = 2  # of the 5 negatives, places a written one may take from mined ones
 
 # Rejection reasons of this step (the others come from ``gates``).
 OTHER_LABEL_VALUE = "other_label_value"
@@ -93,10 +98,18 @@ _VALUE_SHAPES = {
 }
 
 
+_SPAN_WHAT = {
+    EVENT_TYPE: '"value" is the trigger word of the event, exactly as the sentence writes it.',
+    ROLE: '"value" is the argument that fills this role, exactly as the sentence writes it.',
+}
+
+
 def _shape(kind: str) -> str:
     if kind == CLASS_LABEL:
-        return "class"
-    return "pair" if kind in PAIR_KINDS else "span"
+        return _VALUE_SHAPES["class"]
+    if kind in PAIR_KINDS:
+        return _VALUE_SHAPES["pair"]
+    return _SPAN_WHAT.get(kind, _VALUE_SHAPES["span"])
 
 
 def validate_examples(parsed: Any) -> str | None:
@@ -140,7 +153,7 @@ def examples_request(
         others=", ".join(f'"{o}"' for o in others[:MAX_OTHERS_SHOWN]) or "(none)",
         variants="\n".join(f"- {t.value}" for t in entry.variants[:MAX_VARIANTS_SHOWN])
         or "- (none)",
-        value_shape=_VALUE_SHAPES[_shape(entry.kind)],
+        value_shape=_shape(entry.kind),
         reverse_hint=", the pair in the wrong direction" if reverse else "",
     )
     return LLMRequest(
@@ -464,6 +477,7 @@ def _merge_answer(
     ):
         target = entry.negatives if negative else entry.positives
         seen = {_example_form(x) for x in target}
+        written: list[Example] = []
         for item in answer.get(name) or ():
             example, rejection = check_llm_example(
                 item, entry, ctx, negative=negative, labels=class_labels
@@ -479,15 +493,24 @@ def _merge_answer(
             assert example is not None
             report.accept()
             seen.add(_example_form(example))
-            if len(target) < limit:
-                target.append(
-                    Example(
-                        text=example.text, value=example.value, provenance=provenance,
-                        reason=example.reason, origin=origin,
-                    )
+            written.append(
+                Example(
+                    text=example.text, value=example.value, provenance=provenance,
+                    reason=example.reason, origin=origin,
                 )
-                usage.added[name] += 1
-                used = True
+            )
+        # positives: the data's first, written ones fill up; negatives: written ones also
+        # take up to LLM_NEGATIVE_SLOTS places from the last mined ones (semantic near
+        # misses the data cannot show: "taught at", "engaged, never married")
+        slots = limit - len(target)
+        if negative:
+            slots = max(slots, min(LLM_NEGATIVE_SLOTS, len(written)))
+        take = written[: max(slots, 0)]
+        if take:
+            del target[limit - len(take) :]
+            target.extend(take)
+            usage.added[name] += len(take)
+            used = True
     seen_c = {g.norm(t.value) for t in entry.candidates}
     for value in answer.get("candidates") or ():
         text, rejection = check_candidate(value, entry, ctx)

@@ -54,7 +54,7 @@ def test_plausible_answers_one_report_for_both_steps(server, hum_env, project_de
     assert meta["llm/values"].value == 11 + 26 and meta["llm/accepted"].value == 11 + 24
     assert meta["llm/rejected_by_reason"].value == {"meaning_changed": 2}
     examples = meta["dictionary/examples"].value
-    assert examples["added"] == {"positives": 5, "negatives": 0, "candidates": 5}
+    assert examples["added"] == {"positives": 5, "negatives": 6, "candidates": 5}
     found = {c.check_name: c for c in result.get_asset_check_evaluations()}
     assert found[LLM_ANSWERED_CHECK].passed and found[LLM_ACCEPTED_CHECK].passed
     assert "label_examples@" in meta["entries"].value  # the origin shows in the UI view

@@ -228,8 +228,12 @@ def test_plausible_answers_fill_the_entries_with_provenance_and_origin():
     assert all(x.origin == f"scripted-model label_examples@{version}" for x in llm_pos)
     assert all(x.text_id == "" for x in llm_pos)
     assert [x.provenance for x in author.positives[:3]] == ["mined"] * 3  # data first
-    # the mined negatives were 5 already: written ones are accepted but not needed
-    assert all(x.provenance == "mined" for x in author.negatives)
+    # the data gave 5 negatives: the 2 written ones take the last 2 places
+    assert len(author.negatives) == 5
+    assert [x.provenance.split(":")[0] for x in author.negatives] == ["mined"] * 3 + ["llm"] * 2
+    assert author.negatives[3].reason == "the translator, not the author"
+    spouse_neg = d.entries["spouse"].negatives  # 3 written, at most 2 take mined places
+    assert [x.provenance.split(":")[0] for x in spouse_neg] == ["mined"] * 3 + ["llm"] * 2
     assert author.candidates[-1].value == "Winter Letters → Anand Rao"
     assert author.candidates[-1].origin.startswith("scripted-model label_examples@")
     # variants: LLM synonyms stay only where confirmed; seeds stay
@@ -244,7 +248,7 @@ def test_plausible_answers_fill_the_entries_with_provenance_and_origin():
     step = report.llm["examples"]["step_report"]
     assert step["requests"] == 4 and step["failed"] == 0
     assert step["rejected_by_reason"] == {ex.MEANING_CHANGED: 2}
-    assert report.llm["examples"]["added"] == {"positives": 5, "negatives": 0, "candidates": 5}
+    assert report.llm["examples"]["added"] == {"positives": 5, "negatives": 6, "candidates": 5}
     # the same answers give the same bytes; a round trip keeps the origin
     again, _ = build("re_en_fewrel", runner=ScriptedRunner(DESCRIBE, PLAUSIBLE),
                      llm_examples=True)
