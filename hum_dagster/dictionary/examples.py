@@ -191,6 +191,17 @@ def _text_rules(kind: str, key: str, value: Any, text: Any, ctx: g.GateContext):
     return clean, None
 
 
+def _value_rules(kind: str, key: str, value: Any, part: Any) -> tuple[str | None, g.Rejection | None]:
+    """The shared text rules on a value (a span or one side of a pair), all but the
+    date-or-number one: dates and numbers are values of labels such as 出生日期."""
+    clean, rejected = g._common(kind, key, part)
+    if rejected is not None and rejected.reason == g.DATE_OR_NUMBER:
+        return " ".join(str(part).split()), None
+    if rejected is not None:
+        return None, g.Rejection(kind, key, value, rejected.reason, rejected.detail)
+    return clean, None
+
+
 def _owners(ctx: g.GateContext, value: Any) -> set[str]:
     """The labels whose gold holds ``value`` (a span, or a pair)."""
     pair = g._pair(value)
@@ -234,9 +245,9 @@ def check_llm_example(
         return None, g.Rejection(kind, key, value, g.EMPTY_VALUE, "the value must be text")
     for part in [*(g._pair(value) or ())] or [value]:
         if isinstance(part, str) and part.strip():
-            _, junk = g._common(kind, key, part)
+            _, junk = _value_rules(kind, key, value, part)
             if junk is not None:
-                return None, g.Rejection(kind, key, value, junk.reason, junk.detail)
+                return None, junk
     found = g.check_example(
         {"text": text, "value": value}, entry, ctx, negative=negative, symmetric=entry.symmetric
     )
@@ -286,7 +297,7 @@ def check_candidate(value: Any, entry: LabelEntry, ctx: g.GateContext) -> tuple[
     if entry.kind in PAIR_KINDS and pair is None:
         return None, g.Rejection(CANDIDATE, key, value, g.EMPTY_VALUE, "a relation value is a pair")
     for part in parts:
-        clean, rejected = g._common(CANDIDATE, key, part)
+        clean, rejected = _value_rules(CANDIDATE, key, value, part)
         if rejected is not None:
             return None, rejected
         assert clean is not None

@@ -453,3 +453,21 @@ def test_name_keyed_fewrel2_relations_get_a_reviewed_description(
     # without the seed file the first description would be the mined "Typical values"
     bare, _ = build_dictionary(source, "RE", "en", result.records, result.schema, [])
     assert bare.entries[label].description().provenance == "mined"
+
+
+def test_dates_and_numbers_are_values_not_junk():
+    d, ctx = context("re_zh_iepile")
+    birth = d.entries["出生日期"]
+    gold = next(iter(ctx.gold_pairs["出生日期"]))  # e.g. ("许明远", "1978年")
+    assert ex.check_candidate(pair(*gold), birth, ctx)[1] is None
+    assert ex.check_candidate(pair("林晓", "1965年"), birth, ctx) == ("林晓 → 1965年", None)
+    example, rejection = ex.check_llm_example(
+        {"text": "作家林晓1965年出生于浙江绍兴。", "value": pair("林晓", "1965年")},
+        birth, ctx, negative=False,
+    )
+    assert rejection is None and example.value == pair("林晓", "1965年")
+    # a bare date as an example text is still junk
+    _, rejection = ex.check_llm_example(
+        {"text": "1965-03-02", "value": pair("1965", "03")}, birth, ctx, negative=False
+    )
+    assert rejection.reason == g.DATE_OR_NUMBER
