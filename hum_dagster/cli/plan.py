@@ -123,6 +123,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
         models=_sizes(args.model_size),
         benchmarks=benchmarks,
         gpu=not args.no_gpu,
+        examples=bool(resource.dictionary_examples),
     )
     print(plan_json(plan) if args.format == "json" else plan.to_text())
     return 0

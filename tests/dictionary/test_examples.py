@@ -471,3 +471,24 @@ def test_dates_and_numbers_are_values_not_junk():
         {"text": "1965-03-02", "value": pair("1965", "03")}, birth, ctx, negative=False
     )
     assert rejection.reason == g.DATE_OR_NUMBER
+
+
+def test_hum_plan_counts_the_examples_step_when_it_is_on():
+    from hum_dagster.corpus.tokens import load_tokenizer
+    from hum_dagster.operations.plan import plan_llm_steps
+
+    try:
+        tokenizer = load_tokenizer("smollm2-135m-instruct")
+    except Exception as exc:  # noqa: BLE001
+        pytest.skip(f"SmolLM2 tokenizer unavailable: {exc}")
+    entry, _ = sample("re_en_fewrel")
+    config = ClientConfig(model="m", base_url="http://127.0.0.1:9/v1", api_key_env="",
+                          max_tokens=400, structured_output="none")
+    off, _, _ = plan_llm_steps([entry], config, None, tokenizer)
+    on, _, _ = plan_llm_steps([entry], config, None, tokenizer, examples=True)
+    assert off["dictionary.describe"].requests == on["dictionary.describe"].requests == 4
+    assert ex.EXAMPLES_STEP not in off or off[ex.EXAMPLES_STEP].requests == 0
+    planned = on[ex.EXAMPLES_STEP]
+    assert planned.requests == planned.to_send == 4
+    assert planned.prompt_tokens > on["dictionary.describe"].prompt_tokens  # longer prompt
+    assert planned.completion_tokens == 4 * 400
