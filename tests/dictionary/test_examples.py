@@ -492,3 +492,16 @@ def test_hum_plan_counts_the_examples_step_when_it_is_on():
     assert planned.requests == planned.to_send == 4
     assert planned.prompt_tokens > on["dictionary.describe"].prompt_tokens  # longer prompt
     assert planned.completion_tokens == 4 * 400
+
+
+def test_fewrel2_seed_list_keeps_semeval_directions_apart():
+    book = load_seed_book()
+    semeval = book["fewrel_semeval"].entries
+    assert len(semeval) == 17 and len(book["fewrel_pubmed"].entries) == 10
+    for label, entry in semeval.items():
+        desc = entry.descriptions[0]
+        assert desc.startswith("the subject (e1)") and "(e2)" in desc, label
+        assert not entry.symmetric  # SemEval's directed relations
+        if label.endswith("(e1,e2)") and (other := label.replace("(e1,e2)", "(e2,e1)")) in semeval:
+            assert semeval[other].descriptions[0] != desc
+            assert not set(entry.variants) & set(semeval[other].variants), label
