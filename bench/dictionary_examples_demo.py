@@ -200,6 +200,7 @@ def main() -> int:
             print(f"- added to the dictionary: {ex['added']}; disputed seed variants: "
                   f"{ex['disputed_seed_variants']}")
             cov = report.coverage
+            print("- positives/negatives per label: " + ", ".join(f"{c['key']} {c['positives']}/{c['negatives']}" for c in cov))
             print(f"- labels with 5 positives and 5 negatives: "
                   f"{sum(c['has_examples'] for c in cov)} of {len(cov)}")
             shown = [k for k in args.show if k in d.entries]
