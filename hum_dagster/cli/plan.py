@@ -130,6 +130,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
         benchmarks=benchmarks,
         mix_config=mix,
         gpu=not args.no_gpu,
+        examples=bool(resource.dictionary_examples),
     )
     print(plan_json(plan) if args.format == "json" else plan.to_text())
     return 0

@@ -4,6 +4,7 @@ every field value. No Dagster imports."""
 
 from hum_dagster.dictionary.build import DictionaryReport, build_dictionary
 from hum_dagster.dictionary.enrich import DESCRIBE_STEP, load_prompt, validate_description
+from hum_dagster.dictionary.examples import EXAMPLES_STEP, validate_examples
 from hum_dagster.dictionary.model import (
     DICTIONARY_COLUMNS,
     Example,
@@ -18,6 +19,7 @@ __all__ = [
     "DESCRIBE_STEP",
     "DICTIONARY_COLUMNS",
     "DictionaryReport",
+    "EXAMPLES_STEP",
     "Example",
     "LabelEntry",
     "SchemaDictionary",
@@ -30,4 +32,5 @@ __all__ = [
     "pid2name_seeds",
     "select_seeds",
     "validate_description",
+    "validate_examples",
 ]

@@ -7,7 +7,9 @@ Order of values in each field (the first description is the canonical one):
 - variants: seeds, then pid2name names (sources labelled by pid), then LLM synonyms;
   never the label itself, nor another label's name of the same kind;
 - positives: curated seed examples, then mined ones, up to 5; negatives and
-  candidates: mined.
+  candidates: mined; with ``llm_examples``, the LLM's examples and candidates
+  (``dictionary.examples``) fill up what the data leaves short (5 and 5, 10 candidates),
+  and the LLM's synonyms stay only where that step confirms they keep the meaning.
 
 Duplicates (case-insensitive, whitespace-trimmed) keep their first provenance. The
 same records, seeds, options and LLM answers give the same bytes.
@@ -26,6 +28,7 @@ from hum_dagster.dictionary.enrich import (
     enrich_with_llm,
     load_prompt,
 )
+from hum_dagster.dictionary.examples import EXAMPLES_TEMPLATE, write_examples
 from hum_dagster.dictionary.gates import GateContext
 from hum_dagster.dictionary.mine import (
     MINED,
@@ -96,6 +99,7 @@ def build_dictionary(
     seed: int = 42,
     prompts_dir: str | Path | None = None,
     llm_scope: str = "all",
+    llm_examples: bool = False,
 ) -> tuple[SchemaDictionary, DictionaryReport]:
     """The schema dictionary of one source and a report (LLM usage, coverage).
 
@@ -103,7 +107,9 @@ def build_dictionary(
     ``pid2name`` is FewRel's ``{pid: (name, description)}`` (``load_pid2name``), whose
     descriptions get provenance ``"pid2name"``. ``runner`` is None or offline: no LLM.
     ``llm_scope``: "all" asks the LLM about every label, "missing" only about labels
-    without a seeded description.
+    without a seeded description. ``llm_examples``: also ask the LLM, per label asked
+    about, for 5 positive and 5 negative examples, candidates and a verdict on each name
+    variant (``dictionary.examples``; its report is ``report.llm["examples"]``).
     """
     if llm_scope not in ("all", "missing"):
         raise ValueError(f"llm_scope must be 'all' or 'missing', got {llm_scope!r}")
@@ -193,10 +199,21 @@ def build_dictionary(
         if key in mined_typical:
             _add_texts(entry.descriptions, [mined_typical[key]])
 
+    llm_report = usage.to_json() | {"cache_keys": usage.cache_keys}
+    if llm_examples:
+        live = runner is not None and getattr(runner, "mode", "offline") != "offline"
+        examples_template = load_prompt(EXAMPLES_TEMPLATE, prompts_dir) if live and ask else None
+        if examples_template is not None and gates is None:
+            gates = GateContext.build(dictionary, instances, (r.text for r in records))
+        examples = write_examples(
+            dictionary, ask if examples_template is not None else [], runner,
+            examples_template, gates,
+        )
+        llm_report["examples"] = examples.to_json()
     report = DictionaryReport(
         source=source,
         seeds=[f"{s.name} ({s.provenance})" for s in seed_sets],
-        llm=usage.to_json() | {"cache_keys": usage.cache_keys},
+        llm=llm_report,
         coverage_summary=dictionary.coverage_summary(),
         coverage=dictionary.coverage(),
         unseeded=unseeded,

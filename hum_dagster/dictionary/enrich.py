@@ -59,6 +59,12 @@ def load_prompt(name: str, directory: str | Path | None = None) -> PromptTemplat
     )
 
 
+def llm_origin(result: LLMResponse, template: PromptTemplate) -> str:
+    """Who wrote an LLM value: ``"<model> <template>@<version>"`` (the model the answer
+    names, else the one asked)."""
+    return f"{result.model or '?'} {template.name}@{template.version}"
+
+
 def validate_description(parsed: Any) -> str | None:
     """Validator for ``describe_label`` answers (their shape; a wrong shape is asked
     again): None when usable, else the reason. Each value then goes through the gates."""
@@ -228,9 +234,10 @@ def enrich_with_llm(
             continue
         usage.cache_keys.append(result.key)
         provenance = f"llm:{result.key}"
+        origin = llm_origin(result, template)
         out[entry.key] = (
-            [Text(d, provenance) for d in gated.descriptions],
-            [Text(v, provenance) for v in gated.synonyms],
+            [Text(d, provenance, origin) for d in gated.descriptions],
+            [Text(v, provenance, origin) for v in gated.synonyms],
         )
     usage.cache_keys.sort()
     return out, usage

@@ -5,8 +5,11 @@ Every field value carries its own provenance string:
 - ``"seed:<file>"``: a curated seed file in ``assets/dictionaries/``;
 - ``"pid2name"``: FewRel's relation names and descriptions (data, read at build time);
 - ``"mined"``: mined from the source's records;
-- ``"llm:<cache key>"``: written by the LLM (``dictionary.describe``), keyed by the
-  response's cache key.
+- ``"llm:<cache key>"``: written by the LLM (``dictionary.describe``: descriptions and
+  synonyms; ``dictionary.examples``: positives, negatives, candidates), keyed by the
+  response's cache key. Such a value also carries ``origin``: the model that answered
+  and the prompt template with its version, ``"<model> <template>@<version>"`` (empty,
+  and left out of the JSON, for seeded and mined values, so their bytes do not change).
 
 A label is addressed by ``entry_key(label, parent)``: the label itself for top-level
 labels, ``"<parent>/<label>"`` for event roles (parent: the event type) and KGE
@@ -59,17 +62,25 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
+def _prov(value: Text | Example) -> str:
+    return f"{value.provenance}, {value.origin}" if value.origin else value.provenance
+
+
 @dataclass(frozen=True, slots=True)
 class Text:
     value: str
     provenance: str
+    origin: str = ""  # LLM-written: "<model> <template>@<version>"
 
     def to_json(self) -> dict[str, Any]:
-        return {"value": self.value, "provenance": self.provenance}
+        data = {"value": self.value, "provenance": self.provenance}
+        if self.origin:
+            data["origin"] = self.origin
+        return data
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Text:
-        return cls(str(data["value"]), str(data["provenance"]))
+        return cls(str(data["value"]), str(data["provenance"]), str(data.get("origin") or ""))
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +100,7 @@ class Example:
     provenance: str
     reason: str | None = None
     text_id: str = ""
+    origin: str = ""  # LLM-written: "<model> <template>@<version>"
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -100,6 +112,8 @@ class Example:
             data["reason"] = self.reason
         if self.text_id:
             data["text_id"] = self.text_id
+        if self.origin:
+            data["origin"] = self.origin
         return data
 
     @classmethod
@@ -110,6 +124,7 @@ class Example:
             provenance=str(data["provenance"]),
             reason=data.get("reason"),
             text_id=str(data.get("text_id") or ""),
+            origin=str(data.get("origin") or ""),
         )
 
 
@@ -241,16 +256,16 @@ class SchemaDictionary:
             e = self.entries[key]
             lines.append(f"**{key}** ({e.kind})")
             for t in e.descriptions:
-                lines.append(f"- description: {t.value} _({t.provenance})_")
+                lines.append(f"- description: {t.value} _({_prov(t)})_")
             if e.variants:
                 lines.append(
-                    "- variants: " + ", ".join(f"{t.value} _({t.provenance})_" for t in e.variants)
+                    "- variants: " + ", ".join(f"{t.value} _({_prov(t)})_" for t in e.variants)
                 )
             for x in e.positives:
-                lines.append(f'- positive: `{_dumps(x.value)}` in "{x.text}" _({x.provenance})_')
+                lines.append(f'- positive: `{_dumps(x.value)}` in "{x.text}" _({_prov(x)})_')
             for x in e.negatives:
                 lines.append(
-                    f'- negative: `{_dumps(x.value)}` in "{x.text}": {x.reason} _({x.provenance})_'
+                    f'- negative: `{_dumps(x.value)}` in "{x.text}": {x.reason} _({_prov(x)})_'
                 )
             if e.candidates:
                 lines.append("- candidates: " + ", ".join(t.value for t in e.candidates))

@@ -161,6 +161,33 @@ class StepReport:
         if sample is not None and len(self.rejected_sample) < self.sample_size:
             self.rejected_sample.append({**sample, "reason": reason})
 
+    def merged(self, other: StepReport) -> StepReport:
+        """One report for two steps of one asset (e.g. ``dictionary.describe`` and
+        ``dictionary.examples``): counts added, samples joined up to the sample size,
+        the step named ``"<a>+<b>"``."""
+        cost = None
+        if self.cost_usd is not None or other.cost_usd is not None:
+            cost = round((self.cost_usd or 0.0) + (other.cost_usd or 0.0), 6)
+        return StepReport(
+            step=f"{self.step}+{other.step}",
+            mode=self.mode,
+            model=self.model or other.model,
+            requests=self.requests + other.requests,
+            cached=self.cached + other.cached,
+            answered=self.answered + other.answered,
+            failures=self.failures + other.failures,
+            failure_sample=(self.failure_sample + other.failure_sample)[: self.sample_size],
+            sent=self.sent + other.sent,
+            sent_prompt_tokens=self.sent_prompt_tokens + other.sent_prompt_tokens,
+            sent_completion_tokens=self.sent_completion_tokens + other.sent_completion_tokens,
+            cost_usd=cost,
+            values=self.values + other.values,
+            accepted=self.accepted + other.accepted,
+            rejections=self.rejections + other.rejections,
+            rejected_sample=(self.rejected_sample + other.rejected_sample)[: self.sample_size],
+            sample_size=self.sample_size,
+        )
+
     # -- judging ------------------------------------------------------------------------
 
     def verdict(self, thresholds: Thresholds | None = None) -> Verdict:

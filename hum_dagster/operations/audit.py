@@ -306,10 +306,11 @@ def cache_key_uses(con: duckdb.DuckDBPyConnection, target: str = "corpus") -> di
         relation = instructions_sql(con, target)
         if relation is not None and target == "corpus":
             sources = {r["source"] for r in _rows(con, f"SELECT DISTINCT source FROM {relation}")}
-        for row in _rows(con, "SELECT source, descriptions, variants FROM schema_dictionary"):
+        columns = ("descriptions", "variants", "positives", "negatives", "candidates")
+        for row in _rows(con, f"SELECT source, {', '.join(columns)} FROM schema_dictionary"):
             if sources is not None and row["source"] not in sources:
                 continue
-            for column in ("descriptions", "variants"):
+            for column in columns:  # examples and candidates: dictionary.examples
                 for value in json.loads(row[column] or "[]"):
                     prov = str(value.get("provenance", ""))
                     if prov.startswith("llm:"):

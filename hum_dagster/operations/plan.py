@@ -355,7 +355,13 @@ def _structured(config: ClientConfig, learnt: str | None = None) -> str:
 
 
 def source_dictionary(
-    entry: CatalogEntry, result: Any, runner: Any = None, *, seed: int = 42, book: Any = None
+    entry: CatalogEntry,
+    result: Any,
+    runner: Any = None,
+    *,
+    seed: int = 42,
+    book: Any = None,
+    examples: bool = False,
 ) -> tuple[Any, Any]:
     """``build_dictionary`` for a catalog entry as the ``schema_dictionary`` asset calls
     it: the entry's seed sets and its pid2name file; ``result`` is ``read_source(entry)``.
@@ -371,6 +377,7 @@ def source_dictionary(
         runner=runner,
         pid2name=load_pid2name(entry.resolve(pid)) if pid else None,
         seed=seed,
+        llm_examples=examples,
     )
 
 
@@ -385,12 +392,20 @@ def first_descriptions(dictionary: Any) -> dict[str, str]:
 
 
 def source_steps(
-    entry: CatalogEntry, result: Any, runner: Any, *, seed: int = 42, book: Any = None
+    entry: CatalogEntry,
+    result: Any,
+    runner: Any,
+    *,
+    seed: int = 42,
+    book: Any = None,
+    examples: bool = False,
 ) -> tuple[Any, list[dict[str, Any]]]:
     """The LLM steps of one source as the graph runs them, through ``runner``: its
     dictionary, then (train splits) the preference-rule requests on its basic rows.
     Returns the dictionary and the basic rows."""
-    dictionary, _ = source_dictionary(entry, result, runner, seed=seed, book=book)
+    dictionary, _ = source_dictionary(
+        entry, result, runner, seed=seed, book=book, examples=examples
+    )
     mode = "train" if entry.split == "train" else "test"
     rows = list(synthesize_basic(result.records, result.schema, BasicConfig(mode=mode, seed=seed)))
     if mode == "train" and dictionary.entries:
@@ -405,8 +420,12 @@ def plan_llm_steps(
     tokenizer: Any,
     *,
     seed: int = 42,
+    examples: bool = False,
 ) -> tuple[dict[str, StepPlan], dict[str, list[dict[str, Any]]], list[str]]:
-    """Step plans, the basic rows per source (for the GPU estimate), and notes."""
+    """Step plans, the basic rows per source (for the GPU estimate), and notes.
+    ``examples``: the dictionary also runs ``dictionary.examples``
+    (``HUM_LLM_DICTIONARY_EXAMPLES``); its prompts are planned without the describe
+    step's synonyms the cache does not hold, so they may be a little shorter than sent."""
     cache = ResponseCache(cache_root) if cache_root else None
     runner = PlanRunner(config, cache)
     rows_by_source: dict[str, list[dict[str, Any]]] = {}
@@ -419,7 +438,9 @@ def plan_llm_steps(
             notes.append(f"{entry.name}: not read ({exc}); left out of the plan")
             continue
         runner.source = entry.name
-        _, rows_by_source[entry.name] = source_steps(entry, result, runner, seed=seed, book=book)
+        _, rows_by_source[entry.name] = source_steps(
+            entry, result, runner, seed=seed, book=book, examples=examples
+        )
     stats = cache_step_stats(cache, config.model)
     # the mode a server takes is the server's, not the step's: a step with no cached answer
     # yet takes the mode most of the model's cached answers came with
@@ -557,9 +578,12 @@ def make_plan(
     benchmarks: Sequence[CatalogEntry] = (),
     mix_config: Any = None,
     gpu: bool = True,
+    examples: bool = False,
 ) -> Plan:
     assumptions = assumptions or Assumptions()
-    steps, rows, notes = plan_llm_steps(entries, config, cache_root, tokenizer, seed=seed)
+    steps, rows, notes = plan_llm_steps(
+        entries, config, cache_root, tokenizer, seed=seed, examples=examples
+    )
     gpu_plan = None
     if gpu:
         bench_rows = {}

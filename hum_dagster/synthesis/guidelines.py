@@ -323,7 +323,11 @@ def _description(entry: LabelEntry, guard: _Guard, language: str, start: int = 0
     out = []
     for d in entry.descriptions[start:]:
         if d.provenance == MINED:
-            values = [c.value for c in entry.candidates if not guard.own_value(c.value)]
+            values = [  # the data's values only: LLM-written candidates are no data
+                c.value
+                for c in entry.candidates
+                if c.provenance == MINED and not guard.own_value(c.value)
+            ]
             if not values:
                 continue
             d = Text(typical_values_text(values, language), MINED)

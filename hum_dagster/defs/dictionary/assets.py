@@ -22,6 +22,7 @@ from hum_dagster.dictionary import (
     select_seeds,
 )
 from hum_dagster.dictionary.enrich import DESCRIBE_STEP
+from hum_dagster.dictionary.examples import EXAMPLES_STEP
 from hum_dagster.llm.client import LLMError
 from hum_dagster.llm.report import StepReport
 from hum_dagster.readers.fewrel import load_pid2name
@@ -63,11 +64,17 @@ def schema_dictionary(
         dictionary, report = build_dictionary(
             entry.name, entry.task, entry.language, records, schema, seeds,
             hard_negatives=hard, runner=runner, pid2name=pid2name, seed=settings.seed,
+            llm_examples=bool(llm.dictionary_examples),
         )
     except LLMError as exc:  # an unreachable endpoint, a model it does not serve, ...
         raise dg.Failure(description=f"{where} {DESCRIBE_STEP}: {exc}", allow_retries=False) from exc
     step = StepReport.from_json(report.llm.get("step_report"), DESCRIBE_STEP)
     step.mode = llm.mode
+    examples = report.llm.get("examples")
+    if examples:  # dictionary.examples ran too: one report, one verdict, for both steps
+        more = StepReport.from_json(examples.get("step_report"), EXAMPLES_STEP)
+        more.mode = llm.mode
+        step = step.merged(more)
     thresholds = llm.thresholds()
     raise_for_step(step, thresholds, where)
     frame = dictionary_frame(dictionary.to_rows())
@@ -88,6 +95,15 @@ def schema_dictionary(
             ),
             "unseeded_labels": dg.MetadataValue.json(report.unseeded),
             **llm_step_metadata(step, thresholds),
+            **(
+                {
+                    "dictionary/examples": dg.MetadataValue.json(
+                        {k: v for k, v in examples.items() if k != "step_report"}
+                    )
+                }
+                if examples
+                else {}
+            ),
             "entries": dg.MetadataValue.md(dictionary.to_markdown(3)),
             "dagster/row_count": frame.height,
         },

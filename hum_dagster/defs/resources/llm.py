@@ -51,6 +51,7 @@ ENV_FIELDS: dict[str, tuple[str, str]] = {
     "check_model": ("HUM_LLM_CHECK_MODEL", "str"),
     "max_failed_pct": ("HUM_LLM_MAX_FAILED_PCT", "int"),
     "min_accepted_pct": ("HUM_LLM_MIN_ACCEPTED_PCT", "int"),
+    "dictionary_examples": ("HUM_LLM_DICTIONARY_EXAMPLES", "int"),
 }
 
 
@@ -89,6 +90,9 @@ class LLMResource(dg.ConfigurableResource):
     check_model: str = "strict"  # strict: probe GET /models before sending; off: no probe
     max_failed_pct: int = 10  # failed requests above this share of a step fail its partition
     min_accepted_pct: int = 50  # accepted LLM values below this share warn (asset check)
+    # 1: the schema dictionary also asks the LLM for 5 positive and 5 negative examples,
+    # candidates and a verdict on each name variant per label (dictionary.examples)
+    dictionary_examples: int = 0
 
     def client_config(self) -> ClientConfig:
         if self.mode not in MODES:
