@@ -407,6 +407,7 @@ def build_preference_row(
         provenance=json.dumps(
             provenance, ensure_ascii=False, sort_keys=True, separators=(",", ":")
         ),
+        strategies=STRATEGY,
     )
     return out
 

@@ -12,6 +12,7 @@ from hum_dagster.corpus.build import HumCorpusConfig, build_hum_corpus
 from hum_dagster.corpus.charts import corpus_stats, sample_token_lengths, write_chart
 from hum_dagster.corpus.decontam import BenchmarkIndex, DecontamConfig, benchmark_texts
 from hum_dagster.corpus.export import export_corpus
+from hum_dagster.corpus.strategy_mix import strategy_mix
 from hum_dagster.corpus.tokens import load_tokenizer
 from hum_dagster.defs.corpus.inputs import input_problems
 from hum_dagster.defs.corpus.partitions import corpus_partitions
@@ -133,6 +134,7 @@ def hum_corpus(
             "limited_by": dg.MetadataValue.json(mix.get("limited_by", [])),
             "per_task": dg.MetadataValue.md(count_table(stats.get("by_task", {}), "task")),
             "per_strategy": dg.MetadataValue.md(count_table(stats.get("by_strategy", {}), "strategy")),
+            "strategy_mix": dg.MetadataValue.json(strategy_mix(corpus.rows)),
             "per_format": dg.MetadataValue.md(count_table(stats.get("by_variant", {}), "variant")),
             "token_lengths": dg.MetadataValue.json(
                 {k: stats[k] for k in ("input_tokens", "output_tokens") if k in stats}

@@ -1,0 +1,741 @@
+"""Combined compound instructions: one instruction carrying several strategies at once.
+
+The paper's compound instructions overlap: of 1,261,658, 1,152,470 carry guidelines,
+108,091 format variants and 34,770 preference rules, and its best evaluation style is a
+label description together with examples. The ``combined`` strategy makes one row per
+train-mode basic row, its strategies drawn per record (``record_rng(seed, instruction
+id, "combined")``) from ``CombinedConfig`` (``assets/rules/combined.json``):
+
+1. a **family set**: ``guidelines``, ``format_variants``, ``preference_rules``,
+   ``guidelines+format_variants`` or ``guidelines+preference_rules`` ("guidelines"
+   covers the guideline and paraphrase families of the registry);
+2. where the set holds guidelines, a **guideline form**: one or more guideline
+   strategies, e.g. ``description+examples``, ``label_variants+examples``.
+
+The default family-set weights are the paper's counts split so that the expected
+marginals are the paper's (guidelines 91.35%, format variants 8.57%, preference rules
+2.76% of compound rows): no row carries a format variant and a preference rule (a
+relabelled answer in another format is not built), so the overlaps sum to
+1,152,470 + 108,091 + 34,770 - 1,261,658 = 33,673 rows; half the preference rows
+(17,385) state their labels' descriptions, the other 16,288 overlap rows are
+guidelines with a format variant. The split of the overlap and the guideline-form
+weights are this project's choice (the paper gives neither).
+
+A draw the record cannot take (its task has no such strategy; the dictionary lacks a
+variant; the part fails a check) gives way to the record's next draw: the options are
+ordered once per record by weighted sampling without replacement, so the first option
+is a weighted draw and each fallback a weighted draw among the rest. The report gives
+the achieved marginals next to the targets.
+
+How parts combine (each part made by its own synthesiser, then merged):
+
+- guideline forms: schema items merged item by item (a renaming part, label variants
+  or masking, first: its names win; the other parts add their keys: description,
+  positive/negative examples, typical values), the strategies' sentences appended to
+  the basic wording in registry order, extra keys (``output_format``) kept. A renaming
+  part combines with others only for NER, RE and EET, whose examples answer with spans
+  (no label names). Masking is not combined with descriptions (it carries its own).
+- guidelines + format variant: the guideline schema, the format row's output; the
+  wording is the basic task sentence, the guideline sentences, then the format
+  statement in place of the JSON reply sentence. Only forms that keep the basic answer
+  (no renaming, no ``output_format`` skeleton, which would contradict the format).
+- guidelines + preference rule: the preference row (its rule, its relabelled output)
+  with the description of every label the rule left unrenamed, and the description
+  sentence after the rules sentence.
+
+Every combined row names its parts in ``strategies`` (``"description+examples"``,
+registry order, ``+``-joined) and passes the checks of each part (``combined_*``
+functions below, wrapped as validators by ``synthesis.strategies``); a row that fails
+one is dropped before it is stored and its record takes its next draw. No Dagster
+imports.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hum_dagster.dictionary.model import SchemaDictionary
+from hum_dagster.paths import ASSETS_DIR
+from hum_dagster.records import EET, NER, RE
+from hum_dagster.store.jsonfile import read_json_object
+from hum_dagster.synthesis.chunking import record_rng
+from hum_dagster.synthesis.columns import INSTRUCTION_COLUMNS
+from hum_dagster.synthesis.formats import (
+    FORMAT_TASKS,
+    FormatConfig,
+    StrictFormatError,
+    format_row_problems,
+    format_sentence,
+    format_variant_rows,
+    format_wording,
+    load_format_wording,
+    read_strict,
+)
+from hum_dagster.synthesis.guidelines import (
+    FLAT_TASKS,
+    GUIDED_TASKS,
+    GUIDELINE_STRATEGIES,
+    GuidelineConfig,
+    GuidelineReport,
+    basic_item,
+    load_guideline_wording,
+    synthesize_guidelines,
+    validate_compound_row,
+)
+from hum_dagster.synthesis.own_answers import check_own_answers, record_spans
+from hum_dagster.synthesis.preferences import LLM_TASKS, PreferenceConfig, preference_rows
+from hum_dagster.synthesis.preferences_rules import RULE_TASKS
+from hum_dagster.synthesis.templates import join_parts, load_templates
+
+STRATEGY = "combined"
+WEIGHTS_PATH = ASSETS_DIR / "rules" / "combined.json"
+GUIDELINES, FORMATS, PREFERENCES = "guidelines", "format_variants", "preference_rules"
+FAMILY_SETS = (
+    GUIDELINES,
+    FORMATS,
+    PREFERENCES,
+    f"{GUIDELINES}+{FORMATS}",
+    f"{GUIDELINES}+{PREFERENCES}",
+)
+RENAMING = ("label_variants", "label_masking")
+RENAMING_COMBINED_TASKS = (NER, RE, EET)  # examples answer with spans, never label names
+NOT_WITH_FORMAT = ("output_format", *RENAMING)
+NOT_WITH_MASKING = ("description", "description_variants")
+PART_ORDER = (*GUIDELINE_STRATEGIES, PREFERENCES, FORMATS)
+_RULE_TASKS = frozenset(t for tasks in RULE_TASKS.values() for t in tasks)
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False)
+
+
+# --------------------------------------------------------------------------- config
+
+
+def _weights(value: Any, what: str, origin: str) -> dict[str, float]:
+    if not isinstance(value, Mapping) or not value:
+        raise ValueError(f"{origin}: {what} must be a non-empty object of name -> weight")
+    out: dict[str, float] = {}
+    for name, weight in value.items():
+        if isinstance(weight, bool) or not isinstance(weight, int | float) or weight < 0:
+            raise ValueError(f"{origin}: {what}[{name!r}] must be a number >= 0, got {weight!r}")
+        out[str(name)] = float(weight)
+    if sum(out.values()) <= 0:
+        raise ValueError(f"{origin}: {what} weights sum to 0")
+    return out
+
+
+def form_parts(form: str) -> tuple[str, ...]:
+    """The guideline strategies of a form (``"description+examples"``), registry order."""
+    return tuple(sorted(form.split("+"), key=PART_ORDER.index))
+
+
+def _check_form(form: str, what: str, origin: str) -> None:
+    names = form.split("+")
+    unknown = [n for n in names if n not in GUIDELINE_STRATEGIES]
+    if unknown:
+        raise ValueError(
+            f"{origin}: {what} form {form!r}: unknown guideline strategies {unknown}; "
+            f"known: {list(GUIDELINE_STRATEGIES)}"
+        )
+    if len(set(names)) < len(names):
+        raise ValueError(f"{origin}: {what} form {form!r} names a strategy twice")
+    if sum(n in RENAMING for n in names) > 1:
+        raise ValueError(f"{origin}: {what} form {form!r}: at most one of {list(RENAMING)}")
+    if "label_masking" in names and any(n in NOT_WITH_MASKING for n in names):
+        raise ValueError(
+            f"{origin}: {what} form {form!r}: label_masking carries its own descriptions"
+        )
+
+
+@dataclass(frozen=True)
+class CombinedConfig:
+    """Relative weights of family sets and guideline forms (see the module docstring)."""
+
+    family_sets: Mapping[str, float]
+    guideline_forms: Mapping[str, float]
+    preference_guideline_forms: Mapping[str, float]
+    seed: int = 42
+    origin: str = "built-in"
+
+    def __post_init__(self) -> None:
+        o = self.origin
+        fams = _weights(self.family_sets, "family_sets", o)
+        unknown = sorted(set(fams) - set(FAMILY_SETS))
+        if unknown:
+            raise ValueError(
+                f"{o}: unknown family sets {unknown}; known: {list(FAMILY_SETS)}"
+            )
+        for what in ("guideline_forms", "preference_guideline_forms"):
+            for form in _weights(getattr(self, what), what, o):
+                _check_form(form, what, o)
+        for form in self.preference_guideline_forms:
+            if any(p in NOT_WITH_FORMAT for p in form.split("+")):
+                raise ValueError(
+                    f"{o}: preference_guideline_forms {form!r}: a preference rule is "
+                    f"combined only with forms that keep the labels and the answer shape "
+                    f"(not {list(NOT_WITH_FORMAT)})"
+                )
+
+    def stamp(self) -> str:
+        data = [sorted(self.family_sets.items()), sorted(self.guideline_forms.items()),
+                sorted(self.preference_guideline_forms.items())]
+        digest = hashlib.blake2b(_dumps(data).encode(), digest_size=6).hexdigest()
+        return f"{self.seed}|{digest}"
+
+    def target_marginals(self) -> dict[str, float]:
+        """Expected share of rows carrying each family (before fallbacks)."""
+        total = sum(self.family_sets.values())
+        return {
+            fam: round(
+                sum(w for s, w in self.family_sets.items() if fam in s.split("+")) / total, 6
+            )
+            for fam in (GUIDELINES, FORMATS, PREFERENCES)
+        }
+
+
+def load_combined_config(path: str | Path | None = None, seed: int = 42) -> CombinedConfig:
+    """The weights in ``path`` (default ``assets/rules/combined.json``)."""
+    path = Path(path or WEIGHTS_PATH)
+    data = read_json_object(path, "combined-strategy weights")
+    missing = [k for k in ("family_sets", "guideline_forms", "preference_guideline_forms")
+               if k not in data]
+    if missing:
+        raise ValueError(f"{path}: combined-strategy weights lack {missing}")
+    return CombinedConfig(
+        data["family_sets"], data["guideline_forms"], data["preference_guideline_forms"],
+        seed=seed, origin=str(path),
+    )
+
+
+# --------------------------------------------------------------------------- sampling
+
+
+@dataclass(frozen=True)
+class Option:
+    family_set: str
+    form: str | None  # the guideline form, when the set holds guidelines
+    weight: float
+
+    @property
+    def parts(self) -> tuple[str, ...]:
+        names = list(form_parts(self.form)) if self.form else []
+        names += [f for f in self.family_set.split("+") if f != GUIDELINES]
+        return tuple(sorted(names, key=PART_ORDER.index))
+
+
+def families_for(task: str, llm: bool = False) -> set[str]:
+    found = set()
+    if task in GUIDED_TASKS:
+        found.add(GUIDELINES)
+    if task in FORMAT_TASKS:
+        found.add(FORMATS)
+    if task in _RULE_TASKS or (llm and task in LLM_TASKS):
+        found.add(PREFERENCES)
+    return found
+
+
+def options_for(config: CombinedConfig, task: str, llm: bool = False) -> list[Option]:
+    """Every (family set, form) a row of ``task`` may take, with its weight."""
+    usable = families_for(task, llm)
+    out: list[Option] = []
+    for fset, weight in config.family_sets.items():
+        fams = fset.split("+")
+        if weight <= 0 or not all(f in usable for f in fams):
+            continue
+        if GUIDELINES not in fams:
+            out.append(Option(fset, None, weight))
+            continue
+        forms = dict(config.preference_guideline_forms if PREFERENCES in fams
+                     else config.guideline_forms)
+        if FORMATS in fams:
+            forms = {f: w for f, w in forms.items()
+                     if not any(p in NOT_WITH_FORMAT for p in f.split("+"))}
+        if task not in RENAMING_COMBINED_TASKS:
+            forms = {f: w for f, w in forms.items()
+                     if "+" not in f or not any(p in RENAMING for p in f.split("+"))}
+        total = sum(forms.values())
+        for form, w in forms.items():
+            if w > 0:
+                out.append(Option(fset, form, weight * w / total))
+    return out
+
+
+def draw_order(options: list[Option], rng) -> list[Option]:
+    """Weighted sampling without replacement (Efraimidis-Spirakis keys u ** (1/w))."""
+    keyed = [(rng.random() ** (1.0 / o.weight), i, o) for i, o in enumerate(options)]
+    return [o for _, _, o in sorted(keyed, key=lambda k: (-k[0], k[1]))]
+
+
+# --------------------------------------------------------------------------- merging
+
+
+class _Fail(Exception):
+    def __init__(self, reason: str):
+        self.reason = reason
+
+
+def _inst(row: Mapping[str, Any]) -> dict[str, Any]:
+    return json.loads(row["instruction"])
+
+
+def _described(subs: Any) -> bool:
+    return isinstance(subs, list) and any(isinstance(s, dict) for s in subs)
+
+
+def _merged_items(task: str, insts: list[dict[str, Any]], n: int) -> list[Any]:
+    items = []
+    for j in range(n):
+        merged: dict[str, Any] | None = None
+        for inst in insts:
+            item = inst["schema"][j]
+            if isinstance(item, str):
+                if task not in FLAT_TASKS:
+                    raise _Fail("schema items of different shapes")
+                item = {"label": item}
+            if merged is None:
+                merged = dict(item)
+                continue
+            for key, value in item.items():
+                if key not in merged:
+                    merged[key] = value
+                elif merged[key] != value and _described(value) and not _described(merged[key]):
+                    merged[key] = value  # described roles/attributes win over bare names
+        assert merged is not None
+        items.append(merged["label"] if task in FLAT_TASKS and set(merged) == {"label"} else merged)
+    return items
+
+
+@dataclass
+class _Guided:
+    items: list[Any]
+    extras: dict[str, Any]
+    sentences: list[str]
+    output: str
+
+
+def _guided(base: Mapping[str, Any], parts: tuple[str, ...],
+            rows: Mapping[str, Mapping[str, Any]], wording) -> _Guided:
+    task, language = base["task"], base.get("language") or "en"
+    ordered = sorted(parts, key=lambda s: (s not in RENAMING, PART_ORDER.index(s)))
+    insts = [_inst(rows[s]) for s in ordered]
+    n = len(_inst(base)["schema"])
+    if any(len(i["schema"]) != n for i in insts):
+        raise _Fail("parts have schemas of different lengths")
+    extras: dict[str, Any] = {}
+    for inst in insts:
+        for key, value in inst.items():
+            if key not in ("instruction", "schema", "input"):
+                extras.setdefault(key, value)
+    sentences = [s for s in (wording.sentence(p, language, task) for p in parts) if s]
+    renaming = [s for s in ordered if s in RENAMING]
+    output = rows[renaming[0]]["output"] if renaming else base["output"]
+    return _Guided(_merged_items(task, insts, n), extras, sentences, output)
+
+
+def _sep(language: str) -> str:
+    return "" if language == "zh" else " "
+
+
+def _merge_provenance(rows: Iterable[Mapping[str, Any]], parts: tuple[str, ...]) -> str:
+    prov: dict[str, Any] = {}
+    for row in rows:
+        data = json.loads(row.get("provenance") or "{}")
+        for key, value in data.items():
+            if key in ("example_text_ids", "cache_keys"):
+                prov[key] = sorted(set(prov.get(key, [])) | set(value or []))
+            elif isinstance(prov.get(key), dict) and isinstance(value, dict):
+                prov[key] = {**prov[key], **value}
+            else:
+                prov.setdefault(key, value)
+    prov["strategies"] = list(parts)
+    return json.dumps(prov, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+
+
+def _instruction_id(base_id: str, parts: str, stamp: str) -> str:
+    key = f"{base_id}|{STRATEGY}|{parts}|{stamp}"
+    return hashlib.blake2b(key.encode("utf-8"), digest_size=12).hexdigest()
+
+
+def build_combined_row(
+    base: Mapping[str, Any],
+    option: Option,
+    guideline_rows: Mapping[str, Mapping[str, Any]],
+    format_row: Mapping[str, Any] | None,
+    preference_row: Mapping[str, Any] | None,
+    stamp: str,
+    templates=None,
+    guideline_wording=None,
+    format_wording_=None,
+) -> dict[str, Any]:
+    """The combined row of ``base`` under ``option`` from its parts' rows (each made by
+    its own synthesiser for ``base``); ``_Fail`` when they cannot be combined."""
+    parts = option.parts
+    gparts = tuple(p for p in parts if p in GUIDELINE_STRATEGIES)
+    missing = [p for p in gparts if p not in guideline_rows]
+    if missing:
+        raise _Fail(f"no {missing[0]} row")
+    if FORMATS in parts and format_row is None:
+        raise _Fail("no format_variants row")
+    if PREFERENCES in parts and preference_row is None:
+        raise _Fail("no preference_rules row")
+    task, language = base["task"], base.get("language") or "en"
+    sep = _sep(language)
+    base_inst = _inst(base)
+    text = base_inst["input"]
+    used: list[Mapping[str, Any]] = [guideline_rows[p] for p in gparts]
+    guided = (
+        _guided(base, gparts, guideline_rows, guideline_wording or load_guideline_wording())
+        if gparts else None
+    )
+    variant = None
+    if FORMATS in parts:
+        used.append(format_row)
+        finst = _inst(format_row)
+        fprov = json.loads(format_row["provenance"])
+        variant = format_row.get("variant")
+        if guided is None:
+            inst, output = finst, format_row["output"]
+        else:
+            task_text = (templates or load_templates()).task_part(
+                task, language, base_inst["instruction"]
+            )
+            if task_text is None:
+                raise _Fail("the basic wording has no reply sentence a format could replace")
+            stated = format_sentence(
+                finst["format"], task, language, fprov["empty"] or "blank",
+                format_wording_ or load_format_wording(), int(fprov["layout"]),
+            )
+            head = sep.join([task_text, *guided.sentences])
+            inst = {"instruction": join_parts(head, stated, language), "schema": guided.items,
+                    **guided.extras, "input": text, "format": finst["format"]}
+            output = format_row["output"]
+    elif PREFERENCES in parts:
+        used.append(preference_row)
+        pinst = _inst(preference_row)
+        variant = preference_row.get("variant")
+        output = preference_row["output"]
+        if guided is None:
+            inst = pinst
+        else:
+            base_items = base_inst["schema"]
+            items = [
+                g if p == b else p
+                for p, b, g in zip(pinst["schema"], base_items, guided.items, strict=True)
+            ]
+            inst = {"instruction": sep.join([pinst["instruction"], *guided.sentences]),
+                    "schema": items, "rules": pinst["rules"], "input": text}
+    else:
+        assert guided is not None
+        inst = {"instruction": sep.join([base_inst["instruction"], *guided.sentences]),
+                "schema": guided.items, **guided.extras, "input": text}
+        output = guided.output
+    joined = "+".join(parts)
+    out = {col: base.get(col) for col in INSTRUCTION_COLUMNS}
+    out.update(
+        instruction_id=_instruction_id(base["instruction_id"], joined, stamp),
+        strategy=STRATEGY,
+        template=f"{base.get('template')}+{STRATEGY}:{joined}",
+        schema=_dumps(inst["schema"]),
+        instruction=_dumps(inst),
+        output=output,
+        base_instruction_id=base["instruction_id"],
+        variant=variant,
+        provenance=_merge_provenance(used, parts),
+        strategies=joined,
+    )
+    return out
+
+
+# --------------------------------------------------------------------------- checks
+
+
+def row_parts(row: Mapping[str, Any]) -> tuple[str, ...]:
+    """The strategies a row carries (``strategies``, else its ``strategy``)."""
+    value = row.get("strategies") or row.get("strategy") or ""
+    return tuple(p for p in value.split("+") if p)
+
+
+def _format_of(row: Mapping[str, Any]) -> tuple[str, str, int]:
+    prov = json.loads(row.get("provenance") or "")
+    return prov["style"], prov["empty"] or "blank", int(prov["layout"])
+
+
+def _read_back(row: Mapping[str, Any]) -> Any:
+    """The answer a format row's output reads back to (StrictFormatError, ValueError)."""
+    style, empty, layout = _format_of(row)
+    inst = _inst(row)
+    task = row["task"]
+    items = [basic_item(task, it) for it in inst["schema"]]
+    options = [o for o in items if isinstance(o, str)] if task == "MRC" else ()
+    return read_strict(style, task, row.get("output"), empty, layout,
+                       row.get("language") or "en", options, items if task != "MRC" else None)
+
+
+def _as_json_row(row: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """A format row with its output read back as JSON (None when it does not read:
+    the format check reports that)."""
+    if FORMATS not in row_parts(row):
+        return row
+    try:
+        value = _read_back(row)
+        inst = _inst(row)
+    except (StrictFormatError, ValueError, KeyError, TypeError):
+        return None
+    inst.pop("format", None)
+    return {**row, "instruction": _dumps(inst), "output": _dumps(value)}
+
+
+def combined_label_problems(row: Mapping[str, Any], own_input: list[str] | None = None) -> list[str]:
+    """``validate_compound_row`` on the row, its output read back first where a format
+    variant is part of it. Rows carrying only a format variant are the format check's."""
+    if row_parts(row) == (FORMATS,):
+        return []
+    readable = _as_json_row(row)
+    if readable is None:
+        return []
+    return validate_compound_row(readable, own_input=own_input)
+
+
+def combined_format_problems(row: Mapping[str, Any], base: Mapping[str, Any]) -> list[str]:
+    """Where a format variant is part of the row: the wording is the basic task sentence,
+    the guideline sentences of its parts in order, then the statement of its own style,
+    layout and empty spelling; the output reads back strictly into the base answer."""
+    parts = row_parts(row)
+    if FORMATS not in parts:
+        return []
+    task, language = row.get("task"), row.get("language") or "en"
+    try:
+        style, empty, layout = _format_of(row)
+        inst = _inst(row)
+        base_wording = _inst(base)["instruction"]
+        items = [basic_item(task, it) for it in inst["schema"]]
+    except (TypeError, ValueError, KeyError) as exc:
+        return [f"row, provenance or base row does not parse: {exc}"]
+    templates = load_templates()
+    task_text = templates.task_part(task, language, base_wording)
+    if task_text is None:
+        return ["the base wording has no reply sentence a format could replace"]
+    wording = load_guideline_wording()
+    sentences = [
+        s for s in (wording.sentence(p, language, task) for p in parts if p in GUIDELINE_STRATEGIES) if s
+    ]
+    problems = []
+    try:
+        stated = format_sentence(style, task, language, empty, None, layout)
+    except (KeyError, ValueError) as exc:
+        return [f"format {style!r} layout {layout} cannot be stated: {exc}"]
+    expected = join_parts(_sep(language).join([task_text, *sentences]), stated, language)
+    if inst.get("instruction") != expected:
+        problems.append(
+            f"{row.get('variant')}: the instruction is not the task sentence, the guideline "
+            f"sentences of {'+'.join(parts)} and the statement of layout {layout} of {style}"
+        )
+    plain = {**inst, "instruction": format_wording(task_text, style, task, language, empty, layout),
+             "schema": items}
+    problems.extend(format_row_problems({**row, "instruction": _dumps(plain)}, base, templates))
+    return problems
+
+
+def combined_own_answer_problems(row: Mapping[str, Any], spans: Mapping[str, frozenset[str]]):
+    return check_own_answers([row], spans)
+
+
+def strategies_problems(row: Mapping[str, Any], base: Mapping[str, Any] | None = None) -> list[str]:
+    """The row shows each strategy its ``strategies`` names (a description, examples, a
+    stated format, a rule...), and names only registry parts."""
+    parts = row_parts(row)
+    unknown = [p for p in parts if p not in PART_ORDER]
+    if unknown or not parts:
+        return [f"strategies {row.get('strategies')!r}: unknown parts {unknown}"]
+    try:
+        inst = _inst(row)
+        items = inst["schema"]
+    except (TypeError, ValueError, KeyError) as exc:
+        return [f"instruction does not parse: {exc}"]
+    dicts = [it for it in items if isinstance(it, dict)]
+
+    def any_key(*keys: str) -> bool:
+        return any(k in it for it in dicts for k in keys)
+
+    shown = {
+        "description": any_key("description"),
+        "description_variants": any_key("description"),
+        "examples": any_key("positive examples", "negative examples"),
+        "representative_examples": any_key("examples"),
+        "output_format": "output_format" in inst,
+        "label_masking": "LABEL_" in _dumps(items),
+        "label_variants": base is None or _inst(base)["schema"] != items,
+        FORMATS: "format" in inst,
+        PREFERENCES: bool(inst.get("rules")),
+    }
+    return [f"{row.get('strategies')}: lists {p} but the instruction shows none"
+            for p in parts if not shown[p]]
+
+
+# --------------------------------------------------------------------------- synthesis
+
+
+@dataclass
+class CombinedResult:
+    rows: list[dict[str, Any]]
+    report: dict[str, Any]
+    preference_reports: list[Any] = field(default_factory=list)  # PreferenceResult values
+
+
+def _row_ok(row, base, spans) -> str | None:
+    """The first check a freshly built row fails (None: it passes them all)."""
+    own: list[str] = []
+    if combined_label_problems(row, own_input=own):
+        return "outputs_match_own_labels"
+    if own:
+        return "no_example_is_own_input"
+    if combined_format_problems(row, base):
+        return "outputs_follow_stated_format"
+    if combined_own_answer_problems(row, spans):
+        return "no_own_answer_in_guidelines"
+    if strategies_problems(row, base):
+        return "row_carries_its_strategies"
+    return None
+
+
+def combined_rows(
+    rows: Iterable[Mapping[str, Any]],
+    dictionary: SchemaDictionary,
+    config: CombinedConfig | None = None,
+    runner: Any = None,
+    descriptions: Mapping[str, str] | None = None,
+) -> CombinedResult:
+    """One combined row per train-mode basic row that can take any option (see the
+    module docstring). ``runner``: the LLM for the preference part (None: rules only)."""
+    config = config or load_combined_config()
+    rows = rows if isinstance(rows, list) else list(rows)
+    live = runner is not None and getattr(runner, "mode", "offline") != "offline"
+    by_id = {r["instruction_id"]: r for r in rows}
+    spans = record_spans(rows)
+    stamp = config.stamp()
+    skipped: Counter = Counter()
+    plans: dict[str, list[Option]] = {}
+    for row in rows:
+        if row.get("mode") != "train":
+            skipped["not a train-mode row"] += 1
+            continue
+        options = options_for(config, row["task"], live)
+        if not options:
+            skipped["task takes no compound strategy"] += 1
+            continue
+        rng = record_rng(config.seed, row["instruction_id"], STRATEGY)
+        plans[row["instruction_id"]] = draw_order(options, rng)
+    cursor = dict.fromkeys(plans, 0)
+    done: dict[str, dict[str, Any]] = {}
+    fallbacks: Counter = Counter()  # why a draw gave way to the next
+    first_draw: Counter = Counter()
+    pref_results = []
+    templates, gwording, fwording = load_templates(), load_guideline_wording(), load_format_wording()
+    rounds = 0
+    while True:
+        pending = [i for i in plans if i not in done and cursor[i] < len(plans[i])]
+        if rounds > 0:  # the preference part is asked once (one LLM call at most)
+            for i in pending:
+                while cursor[i] < len(plans[i]) and PREFERENCES in plans[i][cursor[i]].parts:
+                    cursor[i] += 1
+                    fallbacks["preference rule not made"] += 1
+            pending = [i for i in pending if cursor[i] < len(plans[i])]
+        if not pending:
+            break
+        current = {i: plans[i][cursor[i]] for i in pending}
+        if rounds == 0:
+            first_draw.update("+".join(o.parts) for o in current.values())
+        need: dict[str, set[str]] = {}
+        for i, option in current.items():
+            for p in option.parts:
+                need.setdefault(p, set()).add(i)
+        guideline: dict[str, dict[str, dict[str, Any]]] = {}
+        for part in GUIDELINE_STRATEGIES:
+            if part in need:
+                made = synthesize_guidelines(
+                    rows, dictionary, part, GuidelineConfig(seed=config.seed),
+                    GuidelineReport(part), only=need[part],
+                )
+                guideline[part] = {r["base_instruction_id"]: r for r in made}
+        formats: dict[str, dict[str, Any]] = {}
+        if FORMATS in need:
+            made = format_variant_rows(
+                [by_id[i] for i in sorted(need[FORMATS])], FormatConfig(seed=config.seed, per_row=1)
+            )
+            formats = {r["base_instruction_id"]: r for r in made}
+        prefs: dict[str, dict[str, Any]] = {}
+        if PREFERENCES in need:
+            result = preference_rows(
+                [by_id[i] for i in sorted(need[PREFERENCES])],
+                PreferenceConfig(seed=config.seed), runner, descriptions,
+            )
+            pref_results.append(result)
+            prefs = {r["base_instruction_id"]: r for r in result.rows}
+        for i, option in current.items():
+            base = by_id[i]
+            parts_rows = {p: guideline[p][i] for p in option.parts if p in guideline and i in guideline[p]}
+            try:
+                row = build_combined_row(
+                    base, option, parts_rows, formats.get(i), prefs.get(i), stamp,
+                    templates, gwording, fwording,
+                )
+                failed = _row_ok(row, base, spans)
+                if failed:
+                    raise _Fail(f"fails {failed}")
+            except _Fail as fail:
+                fallbacks[fail.reason] += 1
+                cursor[i] += 1
+                continue
+            done[i] = row
+        rounds += 1
+    out = [done[i] for i in plans if i in done]
+    for i in plans:
+        if i not in done:
+            skipped["no option could be made"] += 1
+    n = len(out)
+    carried = Counter(
+        fam for r in out
+        for fam in {GUIDELINES if p in GUIDELINE_STRATEGIES else p for p in row_parts(r)}
+    )
+    report = {
+        "rows_in": len(rows),
+        "rows_out": n,
+        "skipped": dict(sorted(skipped.items())),
+        "by_strategies": dict(sorted(Counter(r["strategies"] for r in out).items())),
+        "first_draws": dict(sorted(first_draw.items())),
+        "fallbacks": dict(sorted(fallbacks.items())),
+        "rows_on_first_draw": sum(1 for i in done if cursor[i] == 0),
+        "target_marginals": config.target_marginals(),
+        "achieved_marginals": {f: round(carried[f] / n, 6) if n else 0.0
+                               for f in (GUIDELINES, FORMATS, PREFERENCES)},
+        "rounds": rounds,
+        "weights": config.origin,
+    }
+    return CombinedResult(out, report, pref_results)
+
+
+__all__ = [
+    "FAMILY_SETS",
+    "STRATEGY",
+    "CombinedConfig",
+    "CombinedResult",
+    "Option",
+    "build_combined_row",
+    "combined_format_problems",
+    "combined_label_problems",
+    "combined_own_answer_problems",
+    "combined_rows",
+    "draw_order",
+    "form_parts",
+    "load_combined_config",
+    "options_for",
+    "row_parts",
+    "strategies_problems",
+]
