@@ -40,8 +40,8 @@ How parts combine (each part made by its own synthesiser, then merged):
   statement in place of the JSON reply sentence. Only forms that keep the basic answer
   (no renaming, no ``output_format`` skeleton, which would contradict the format).
 - guidelines + preference rule: the preference row (its rule, its relabelled output)
-  with the description of every label the rule left unrenamed, and the description
-  sentence after the rules sentence.
+  with the description of every label the rule left as it was (not a reversed
+  relation's new name), and the description sentence after the rules sentence.
 
 Every combined row names its parts in ``strategies`` (``"description+examples"``,
 registry order, ``+``-joined) and passes the checks of each part (``combined_*``
@@ -424,11 +424,12 @@ def build_combined_row(
         if guided is None:
             inst = pinst
         else:
-            base_items = base_inst["schema"]
-            items = [
-                g if p == b else p
-                for p, b, g in zip(pinst["schema"], base_items, guided.items, strict=True)
-            ]
+            # a label the rule left as it was gets its description; a renamed (reverse)
+            # one stays bare; one a granularity merge folded away is gone
+            described = {
+                _dumps(b): g for b, g in zip(base_inst["schema"], guided.items, strict=True)
+            }
+            items = [described.get(_dumps(p), p) for p in pinst["schema"]]
             inst = {"instruction": sep.join([pinst["instruction"], *guided.sentences]),
                     "schema": items, "rules": pinst["rules"], "input": text}
     else:

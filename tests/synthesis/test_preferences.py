@@ -11,15 +11,18 @@ from typing import Any
 import pytest
 
 from hum_dagster.llm.types import LLMFailure, LLMRequest, LLMResponse
-from hum_dagster.records import LabelSchema, Record
+from hum_dagster.records import NER, RE, LabelSchema, Record
 from hum_dagster.synthesis.basic import BasicConfig, synthesize_basic
 from hum_dagster.synthesis.columns import COMPOUND_COLUMNS, INSTRUCTION_COLUMNS
+from hum_dagster.synthesis.guidelines import validate_compound_row
+from hum_dagster.synthesis.own_answers import check_own_answers
 from hum_dagster.synthesis.preferences import (
     REJECT_DISAGREE,
     REJECT_EMPTY_RULE,
     REJECT_FORMAT,
     REJECT_LABEL,
     REJECT_LLM_FAILURE,
+    REJECT_NOT_MERGED,
     REJECT_NOT_REVERSED,
     REJECT_OTHER_LABELS,
     REJECT_SPAN,
@@ -386,7 +389,9 @@ def test_only_train_mode_rows_and_per_row_cap():
     train = basic_rows([record], NER_EN)
     assert len(preference_rows(train, PreferenceConfig(max_per_row=1)).rows) == 1
     every = preference_rows(train, PreferenceConfig(max_per_row=None)).rows
-    assert {r["variant"].split("/")[0] for r in every} == {"numerical", "boundaries", "punctuation"}
+    assert {r["variant"].split("/")[0] for r in every} == {
+        "numerical", "boundaries", "punctuation", "granularity"
+    }
     assert len({r["instruction_id"] for r in every}) == len(every)
 
 
@@ -545,7 +550,11 @@ def _answer(relabelled: Any, rule: str = "New rule.") -> dict:
 
 
 def test_llm_valid_relabel_accepted_and_requests_carry_the_context():
-    row = _ner_row()
+    # one label with answers: no rule-based granularity merge, the LLM's rule is used
+    row = one_row(
+        ner("Apple and Google met in Paris.", ("Apple", "organization"), ("Google", "organization")),
+        NER_EN,
+    )
     p = parse_row(row)
     descriptions = {"organization": "Firms.", "location": "Places."}
     examples = {"organization": ["Intel hired staff."], "location": ["Rain in Oslo."]}
@@ -700,3 +709,60 @@ def test_all_preference_rows_pass_the_basic_validator_shape():
         inst = json.loads(out["instruction"])
         assert validate_basic_row({**out, "schema": json.dumps(inst["schema"])}) == []
         assert set(INSTRUCTION_COLUMNS) <= set(out)
+
+
+# --------------------------------------------------------------------------- granularity
+
+
+def _two_label_row() -> dict:
+    return one_row(
+        ner(
+            "Paris hosted Apple and Google.",
+            ("Paris", "location"),
+            ("Apple", "organization"),
+            ("Google", "organization"),
+        ),
+        NER_EN,
+    )
+
+
+def test_granularity_merge_folds_one_label_into_another_in_reading_order():
+    p = parse_row(_two_label_row())
+    cands = rule_candidates("granularity", NER, "en", p.text, p.items, p.output)
+    by_pair = {(c.label, c.merged_label): c for c in cands}
+    assert set(by_pair) == {("location", "organization"), ("organization", "location")}
+    into_org = by_pair[("organization", "location")]
+    assert into_org.variant == "granularity/merge"
+    assert into_org.output["organization"] == ["Paris", "Apple", "Google"]  # text order
+    assert "location" not in into_org.output
+    # labels without answers are neither widened nor folded
+    assert all(c.label in p.output and p.output[c.label] for c in cands)
+    assert rule_candidates("granularity", RE, "en", p.text, p.items, p.output) == []
+
+
+def test_granularity_rows_drop_the_folded_label_and_pass_the_checks():
+    row = _two_label_row()
+    config = PreferenceConfig(strategies=("granularity",))
+    (out,) = preference_rows([row], config).rows
+    inst = json.loads(out["instruction"])
+    prov = json.loads(out["provenance"])
+    merged, label = prov["merged_label"], prov["label"]
+    assert merged not in [it for it in inst["schema"]] and merged not in json.loads(out["output"])
+    assert json.loads(out["schema"]) == inst["schema"]
+    rule = inst["rules"][0]["rule"]
+    assert f'"{label}"' in rule and f'"{merged}"' in rule
+    assert validate_compound_row(out) == []
+    assert check_own_answers([out], [row]) == []
+
+
+def test_check_relabel_rejects_a_merge_that_is_not_the_union():
+    p = parse_row(_two_label_row())
+    base = dict(label="organization", strategy="granularity", variant="granularity/merge",
+                source="rule", rule="Organization covers location.", merged_label="location")
+    good = {k: v for k, v in p.output.items() if k != "location"}
+    good["organization"] = ["Paris", "Apple", "Google"]
+    assert check_relabel(p, Relabel(output=good, **base)) is None
+    short = dict(good, organization=["Apple", "Google"])
+    assert check_relabel(p, Relabel(output=short, **base))[0] == REJECT_NOT_MERGED
+    kept = dict(good, location=["Paris"])
+    assert check_relabel(p, Relabel(output=kept, **base))[0] == REJECT_LABEL
