@@ -11,6 +11,10 @@ instruction tasks the source yields (``records.DERIVED_TASKS``: an EE source yie
 EET and EEA rows) is in the strategy's ``tasks`` (or, with a live or replaying LLM, in
 its ``llm_tasks``). Test and dev sources yield evaluation rows only: no strategy applies.
 
+``combined`` (``synthesis.combined``) composes the others: each of its rows carries one
+or more of them, listed in its ``strategies`` column, and the ablations drop a row when
+any of its parts belongs to a dropped family (``corpus.mix.carries_any``).
+
 Validators return ``records.Problem`` values whose ``check`` names the asset check they
 feed; a check passes when its validators find nothing. Adding a validator to a strategy
 is one line in ``STRATEGIES`` below (``Validator(check, description, function)``); the
