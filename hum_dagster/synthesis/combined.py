@@ -34,7 +34,9 @@ How parts combine (each part made by its own synthesiser, then merged):
   positive/negative examples, typical values), the strategies' sentences appended to
   the basic wording in registry order, extra keys (``output_format``) kept. A renaming
   part combines with others only for NER, RE and EET, whose examples answer with spans
-  (no label names). Masking is not combined with descriptions (it carries its own).
+  (no label names); the negative examples' reasons then name the variants. Masking is
+  not combined with descriptions (it carries its own) nor examples (their reasons
+  would name the masked labels).
 - guidelines + format variant: the guideline schema, the format row's output; the
   wording is the basic task sentence, the guideline sentences, then the format
   statement in place of the JSON reply sentence. Only forms that keep the basic answer
@@ -54,6 +56,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -106,7 +109,8 @@ FAMILY_SETS = (
 RENAMING = ("label_variants", "label_masking")
 RENAMING_COMBINED_TASKS = (NER, RE, EET)  # examples answer with spans, never label names
 NOT_WITH_FORMAT = ("output_format", *RENAMING)
-NOT_WITH_MASKING = ("description", "description_variants")
+# masking carries its own descriptions; examples' reasons would name the masked labels
+NOT_WITH_MASKING = ("description", "description_variants", "examples")
 PART_ORDER = (*GUIDELINE_STRATEGIES, PREFERENCES, FORMATS)
 _RULE_TASKS = frozenset(t for tasks in RULE_TASKS.values() for t in tasks)
 
@@ -150,7 +154,9 @@ def _check_form(form: str, what: str, origin: str) -> None:
         raise ValueError(f"{origin}: {what} form {form!r}: at most one of {list(RENAMING)}")
     if "label_masking" in names and any(n in NOT_WITH_MASKING for n in names):
         raise ValueError(
-            f"{origin}: {what} form {form!r}: label_masking carries its own descriptions"
+            f"{origin}: {what} form {form!r}: label_masking does not combine with "
+            f"{list(NOT_WITH_MASKING)} (it carries its own descriptions; example reasons "
+            "would name the masked labels)"
         )
 
 
@@ -336,7 +342,26 @@ def _guided(base: Mapping[str, Any], parts: tuple[str, ...],
     sentences = [s for s in (wording.sentence(p, language, task) for p in parts) if s]
     renaming = [s for s in ordered if s in RENAMING]
     output = rows[renaming[0]]["output"] if renaming else base["output"]
-    return _Guided(_merged_items(task, insts, n), extras, sentences, output)
+    items = _merged_items(task, insts, n)
+    if renaming:
+        old = [it if isinstance(it, str) else it.get("label") for it in _inst(base)["schema"]]
+        new = [it if isinstance(it, str) else it.get("label") for it in insts[0]["schema"]]
+        _rename_reasons(items, {o: w for o, w in zip(old, new, strict=True) if o and w and o != w})
+    return _Guided(items, extras, sentences, output)
+
+
+def _rename_reasons(items: list[Any], names: Mapping[str, str]) -> None:
+    """Negative examples' reasons name labels ("this is labelled misc here, not
+    location"): under label variants they name the variants, as the schema does."""
+    if not names:
+        return
+    pattern = re.compile("|".join(re.escape(k) for k in sorted(names, key=len, reverse=True)))
+    for item in items:
+        if not isinstance(item, dict):
+            continue
+        for example in item.get("negative examples") or ():
+            if isinstance(example, dict) and isinstance(example.get("reason"), str):
+                example["reason"] = pattern.sub(lambda m: names[m.group(0)], example["reason"])
 
 
 def _sep(language: str) -> str:

@@ -126,7 +126,8 @@ def test_options_follow_the_task():
         ("family_sets", {"guidelines": -1}, "must be a number >= 0"),
         ("family_sets", {"guidelines": 0}, "sum to 0"),
         ("guideline_forms", {"description+nope": 1}, "unknown guideline strategies"),
-        ("guideline_forms", {"label_masking+description": 1}, "carries its own descriptions"),
+        ("guideline_forms", {"label_masking+description": 1}, "does not combine with"),
+        ("guideline_forms", {"examples+label_masking": 1}, "does not combine with"),
         ("guideline_forms", {"label_masking+label_variants": 1}, "at most one of"),
         ("guideline_forms", {"examples+examples": 1}, "names a strategy twice"),
         ("preference_guideline_forms", {"output_format": 1}, "keep the labels"),
@@ -348,3 +349,23 @@ def test_strategy_mix_counts_overlaps_against_the_scaled_paper():
     assert set(FAMILY_SETS) >= {"guidelines", "format_variants"}
     # a frame without the strategies column counts by strategy alone
     assert strategy_mix(_pool().drop("strategies"))["families"]["guidelines"]["rows"] == 1
+
+
+def test_label_variants_with_examples_name_the_variants_in_reasons():
+    _, rows = _source("re_zh_iepile")
+    d, _ = _source("re_zh_iepile")
+    forms = {"examples+label_variants": 1.0}
+    result = combined_rows(rows, d, _config(family_sets={"guidelines": 1.0}, guideline_forms=forms))
+    assert result.rows
+    renamed = 0
+    for row in result.rows:
+        base = next(r for r in rows if r["instruction_id"] == row["base_instruction_id"])
+        old = json.loads(base["instruction"])["schema"]
+        new = [it["label"] for it in json.loads(row["instruction"])["schema"]]
+        gone = [o for o, n in zip(old, new, strict=True) if o != n]
+        for item in json.loads(row["instruction"])["schema"]:
+            for example in item["negative examples"]:
+                reason = example.get("reason", "")
+                assert not [g for g in gone if g in reason and not any(g in n for n in new)]
+                renamed += any(n in reason for n in new)
+    assert renamed  # some reasons name a (renamed) label of the schema
