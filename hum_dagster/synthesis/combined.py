@@ -32,7 +32,8 @@ How parts combine (each part made by its own synthesiser, then merged):
 - guideline forms: schema items merged item by item (a renaming part, label variants
   or masking, first: its names win; the other parts add their keys: description,
   positive/negative examples, typical values), the strategies' sentences appended to
-  the basic wording in registry order, extra keys (``output_format``) kept. A renaming
+  the basic wording in the same order (``merge_order``: renaming, descriptions, the
+  rest in registry order), extra keys (``output_format``) kept. A renaming
   part combines with others only for NER, RE and EET, whose examples answer with spans
   (no label names); the negative examples' reasons then name the variants. Masking is
   not combined with descriptions (it carries its own) nor examples (their reasons
@@ -138,6 +139,13 @@ def _weights(value: Any, what: str, origin: str) -> dict[str, float]:
 def form_parts(form: str) -> tuple[str, ...]:
     """The guideline strategies of a form (``"description+examples"``), registry order."""
     return tuple(sorted(form.split("+"), key=PART_ORDER.index))
+
+
+def merge_order(parts: Iterable[str]) -> list[str]:
+    """The order a row's guideline parts are merged and worded in: a renaming part
+    first (its names win), then descriptions, then the rest in registry order."""
+    first = {**dict.fromkeys(RENAMING, 0), "description": 1, "description_variants": 1}
+    return sorted(parts, key=lambda s: (first.get(s, 2), PART_ORDER.index(s)))
 
 
 def _check_form(form: str, what: str, origin: str) -> None:
@@ -329,7 +337,7 @@ class _Guided:
 def _guided(base: Mapping[str, Any], parts: tuple[str, ...],
             rows: Mapping[str, Mapping[str, Any]], wording) -> _Guided:
     task, language = base["task"], base.get("language") or "en"
-    ordered = sorted(parts, key=lambda s: (s not in RENAMING, PART_ORDER.index(s)))
+    ordered = merge_order(parts)
     insts = [_inst(rows[s]) for s in ordered]
     n = len(_inst(base)["schema"])
     if any(len(i["schema"]) != n for i in insts):
@@ -339,7 +347,7 @@ def _guided(base: Mapping[str, Any], parts: tuple[str, ...],
         for key, value in inst.items():
             if key not in ("instruction", "schema", "input"):
                 extras.setdefault(key, value)
-    sentences = [s for s in (wording.sentence(p, language, task) for p in parts) if s]
+    sentences = [s for s in (wording.sentence(p, language, task) for p in ordered) if s]
     renaming = [s for s in ordered if s in RENAMING]
     output = rows[renaming[0]]["output"] if renaming else base["output"]
     items = _merged_items(task, insts, n)
@@ -549,9 +557,8 @@ def combined_format_problems(row: Mapping[str, Any], base: Mapping[str, Any]) ->
     if task_text is None:
         return ["the base wording has no reply sentence a format could replace"]
     wording = load_guideline_wording()
-    sentences = [
-        s for s in (wording.sentence(p, language, task) for p in parts if p in GUIDELINE_STRATEGIES) if s
-    ]
+    gparts = merge_order(p for p in parts if p in GUIDELINE_STRATEGIES)
+    sentences = [s for s in (wording.sentence(p, language, task) for p in gparts) if s]
     problems = []
     try:
         stated = format_sentence(style, task, language, empty, None, layout)
