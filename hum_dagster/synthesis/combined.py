@@ -24,8 +24,11 @@ weights are this project's choice (the paper gives neither).
 A draw the record cannot take (its task has no such strategy; the dictionary lacks a
 variant; the part fails a check) gives way to the record's next draw: the options are
 ordered once per record by weighted sampling without replacement, so the first option
-is a weighted draw and each fallback a weighted draw among the rest. The report gives
-the achieved marginals next to the targets.
+is a weighted draw and each fallback a weighted draw among the rest. Offline, where
+rule-based relabellings exist for a share q of a task's rows only, those are made
+first and the rows that have one draw a preference rule with probability p/q (p: the
+configured share), so the share of rows with a preference rule stays p where q > p.
+The report gives the achieved marginals next to the targets.
 
 How parts combine (each part made by its own synthesiser, then merged):
 
@@ -638,6 +641,28 @@ def _row_ok(row, base, spans) -> str | None:
     return None
 
 
+def _boosts(
+    config: CombinedConfig, capable: list[Mapping[str, Any]], made: Mapping[str, Any]
+) -> tuple[dict[str, float], dict[str, float]]:
+    """Per task: the share ``q`` of rows that have a rule-based relabelling, and the factor
+    ``b`` on their preference options' weights that keeps the task's share of rows with a
+    preference rule at its configured ``p``: a row with one draws a preference option
+    with probability p/q, i.e. b = (1 - p) / (q - p) (every preference option when q <= p)."""
+    by_task: dict[str, list[bool]] = {}
+    for row in capable:
+        by_task.setdefault(row["task"], []).append(row["instruction_id"] in made)
+    feasible, boosts = {}, {}
+    for task, flags in sorted(by_task.items()):
+        q = sum(flags) / len(flags)
+        options = options_for(config, task)
+        total = sum(o.weight for o in options)
+        p = sum(o.weight for o in options if PREFERENCES in o.parts) / total if total else 0.0
+        feasible[task] = round(q, 6)
+        if q > 0 and p > 0:
+            boosts[task] = round((1 - p) / (q - p), 6) if q > p else 1e9
+    return feasible, boosts
+
+
 def combined_rows(
     rows: Iterable[Mapping[str, Any]],
     dictionary: SchemaDictionary,
@@ -654,22 +679,41 @@ def combined_rows(
     spans = record_spans(rows)
     stamp = config.stamp()
     skipped: Counter = Counter()
+    train = [r for r in rows if r.get("mode") == "train"]
+    if len(rows) > len(train):
+        skipped["not a train-mode row"] += len(rows) - len(train)
+    pref_results = []
+    # Offline, rule-based relabellings exist for some rows only: they are made first for
+    # every row that could take one, and those rows draw a preference rule more often,
+    # so that the share of rows with one stays the configured one (``_boosts``).
+    known_prefs: dict[str, dict[str, Any]] | None = None
+    boosts: dict[str, float] = {}
+    feasible: dict[str, float] = {}
+    if not live:
+        capable = [r for r in train if PREFERENCES in families_for(r["task"])]
+        result = preference_rows(capable, PreferenceConfig(seed=config.seed), None, descriptions)
+        pref_results.append(result)
+        known_prefs = {r["base_instruction_id"]: r for r in result.rows}
+        feasible, boosts = _boosts(config, capable, known_prefs)
     plans: dict[str, list[Option]] = {}
-    for row in rows:
-        if row.get("mode") != "train":
-            skipped["not a train-mode row"] += 1
-            continue
-        options = options_for(config, row["task"], live)
+    for row in train:
+        iid, task = row["instruction_id"], row["task"]
+        options = options_for(config, task, live)
+        if known_prefs is not None:
+            if iid in known_prefs:
+                b = boosts.get(task, 1.0)
+                options = [Option(o.family_set, o.form, o.weight * b)
+                           if PREFERENCES in o.parts else o for o in options]
+            else:
+                options = [o for o in options if PREFERENCES not in o.parts]
         if not options:
             skipped["task takes no compound strategy"] += 1
             continue
-        rng = record_rng(config.seed, row["instruction_id"], STRATEGY)
-        plans[row["instruction_id"]] = draw_order(options, rng)
+        plans[iid] = draw_order(options, record_rng(config.seed, iid, STRATEGY))
     cursor = dict.fromkeys(plans, 0)
     done: dict[str, dict[str, Any]] = {}
     fallbacks: Counter = Counter()  # why a draw gave way to the next
     first_draw: Counter = Counter()
-    pref_results = []
     templates, gwording, fwording = load_templates(), load_guideline_wording(), load_format_wording()
     rounds = 0
     while True:
@@ -703,8 +747,8 @@ def combined_rows(
                 [by_id[i] for i in sorted(need[FORMATS])], FormatConfig(seed=config.seed, per_row=1)
             )
             formats = {r["base_instruction_id"]: r for r in made}
-        prefs: dict[str, dict[str, Any]] = {}
-        if PREFERENCES in need:
+        prefs: dict[str, dict[str, Any]] = known_prefs or {}
+        if PREFERENCES in need and known_prefs is None:
             result = preference_rows(
                 [by_id[i] for i in sorted(need[PREFERENCES])],
                 PreferenceConfig(seed=config.seed), runner, descriptions,
@@ -750,6 +794,8 @@ def combined_rows(
                                for f in (GUIDELINES, FORMATS, PREFERENCES)},
         "rounds": rounds,
         "weights": config.origin,
+        "preference_feasible_by_task": feasible,
+        "preference_boost_by_task": boosts,
     }
     return CombinedResult(out, report, pref_results)
 

@@ -369,3 +369,32 @@ def test_label_variants_with_examples_name_the_variants_in_reasons():
                 assert not [g for g in gone if g in reason and not any(g in n for n in new)]
                 renamed += any(n in reason for n in new)
     assert renamed  # some reasons name a (renamed) label of the schema
+
+
+def test_rows_with_a_rule_relabelling_draw_preference_rules_often_enough():
+    # half the records have a rule-based relabelling (two persons and a place: numerical,
+    # granularity), half none (one person): the preference share stays the configured one
+    from hum_dagster.dictionary.model import SchemaDictionary
+    from hum_dagster.records import LabelSchema, Record
+
+    def record(i: int) -> Record:
+        if i % 2:
+            text, spans = f"Ann{i} left early.", [(f"Ann{i}", "person")]
+        else:
+            text = f"Ann{i} and Bob{i} met in Oslo{i}."
+            spans = [(f"Ann{i}", "person"), (f"Bob{i}", "person"), (f"Oslo{i}", "location")]
+        gold = {"entities": [{"text": t, "type": y, "start": None} for t, y in spans]}
+        return Record("src", "NER", "en", text, gold, f"r#{i}")
+
+    schema = LabelSchema(types=["person", "location"])
+    rows = list(synthesize_basic([record(i) for i in range(1000)], schema, BasicConfig(mode="train")))
+    config = _config(family_sets={"format_variants": 0.8, "preference_rules": 0.2})
+    result = combined_rows(rows, SchemaDictionary(source="src", task="NER", language="en"), config)
+    assert result.report["preference_feasible_by_task"]["NER"] == pytest.approx(0.5)
+    assert result.report["preference_boost_by_task"]["NER"] == pytest.approx(0.8 / 0.3, rel=1e-4)
+    share = result.report["achieved_marginals"]["preference_rules"]
+    assert share == pytest.approx(0.2, abs=0.04)  # without the boost: about 0.1
+    assert validate_rows(result.rows, VALIDATORS, _context(rows)) == []
+    with_rule = {r["base_instruction_id"] for r in result.rows if "preference_rules" in r["strategies"]}
+    assert all("Bob" in next(b for b in rows if b["instruction_id"] == i)["instruction"]
+               for i in with_rule)
