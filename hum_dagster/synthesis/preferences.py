@@ -58,6 +58,7 @@ from hum_dagster.store.jsonfile import read_json_object
 from hum_dagster.synthesis.basic import validate_basic_row
 from hum_dagster.synthesis.chunking import record_rng
 from hum_dagster.synthesis.columns import INSTRUCTION_COLUMNS
+from hum_dagster.synthesis.label_hierarchy import LabelHierarchy, load_label_hierarchy
 from hum_dagster.synthesis.outputs import output_key
 from hum_dagster.synthesis.preferences_llm import (
     PreferenceChoice,
@@ -211,6 +212,7 @@ class PreferenceConfig:
     max_k: int = 3
     templates: PreferenceTemplates = field(default_factory=load_preference_templates)
     inverse: InverseTable = field(default_factory=load_inverse_table)
+    hierarchy: LabelHierarchy = field(default_factory=load_label_hierarchy)
     prompt_path: str | None = None
 
     def __post_init__(self) -> None:
@@ -749,6 +751,7 @@ def preference_rows(
                     parsed.output,
                     inverse=config.inverse,
                     max_k=config.max_k,
+                    hierarchy=config.hierarchy,
                 )
                 chosen = _pick(cands, rng)
                 if chosen is not None:

@@ -21,7 +21,8 @@ Strategies and tasks:
 - ``reverse``: swap subject and object and rename the relation with the inverse table
   (RE, SPO; skipped where no inverse is known or the inverse is already in the schema);
 - ``granularity``: a broader label (``merge``): one label of the schema also covers
-  another, both with answers in the row; the other label leaves the schema and its
+  another that ``assets/rules/label_hierarchy.yaml`` lists under it (person:
+  politician), both with answers in the row; the other label leaves the schema and its
   mentions join the first's, in reading order (NER, EET). A finer label would need a
   label hierarchy or a property the gold does not record: that is left to the LLM path.
 
@@ -42,6 +43,7 @@ import yaml
 
 from hum_dagster.paths import ASSETS_DIR
 from hum_dagster.records import EET, NER, RE, SPO
+from hum_dagster.synthesis.label_hierarchy import LabelHierarchy, load_label_hierarchy
 
 INVERSE_PATH = ASSETS_DIR / "rules" / "inverse_relations.yaml"
 
@@ -609,10 +611,13 @@ def _nesting_candidates(output: Mapping[str, Any], text: str) -> list[Candidate]
     return found
 
 
-def _granularity_candidates(output: Mapping[str, Any], text: str) -> list[Candidate]:
-    """``granularity/merge``: label A taken broadly, covering label B (both have answers,
-    so the rule shows on both; B leaves the output, A's mentions become A's and B's in
-    reading order)."""
+def _granularity_candidates(
+    output: Mapping[str, Any], text: str, language: str, hierarchy: LabelHierarchy
+) -> list[Candidate]:
+    """``granularity/merge``: label A taken broadly, covering label B, where the label
+    hierarchy lists B under A (a politician is a person); both have answers, so the
+    rule shows on both; B leaves the output, A's mentions become A's and B's in reading
+    order."""
 
     def pos(span: str) -> int:
         at = text.find(span)
@@ -624,6 +629,8 @@ def _granularity_candidates(output: Mapping[str, Any], text: str) -> list[Candid
             continue
         for other, more in output.items():
             if other == label or not isinstance(more, list) or not more:
+                continue
+            if not hierarchy.covers(label, other, language):
                 continue
             merged = sorted(_dedupe([*values, *more]), key=pos)
             out = {k: (merged if k == label else v) for k, v in output.items() if k != other}
@@ -696,6 +703,7 @@ def rule_candidates(
     *,
     inverse: InverseTable | None = None,
     max_k: int = 3,
+    hierarchy: LabelHierarchy | None = None,
 ) -> list[Candidate]:
     """Every exact relabelling of the row under ``strategy``, labels in output order."""
     if task not in RULE_TASKS.get(strategy, ()):
@@ -707,7 +715,7 @@ def rule_candidates(
     if strategy == "nesting":
         return _nesting_candidates(output, text)
     if strategy == "granularity":
-        return _granularity_candidates(output, text)
+        return _granularity_candidates(output, text, language, hierarchy or load_label_hierarchy())
     if strategy == "reverse":
         return _reverse_candidates(
             task, output, items, text, language, inverse or load_inverse_table()

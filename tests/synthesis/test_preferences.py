@@ -389,9 +389,8 @@ def test_only_train_mode_rows_and_per_row_cap():
     train = basic_rows([record], NER_EN)
     assert len(preference_rows(train, PreferenceConfig(max_per_row=1)).rows) == 1
     every = preference_rows(train, PreferenceConfig(max_per_row=None)).rows
-    assert {r["variant"].split("/")[0] for r in every} == {
-        "numerical", "boundaries", "punctuation", "granularity"
-    }
+    # no granularity: the label hierarchy lists no person/location pair
+    assert {r["variant"].split("/")[0] for r in every} == {"numerical", "boundaries", "punctuation"}
     assert len({r["instruction_id"] for r in every}) == len(every)
 
 
@@ -550,11 +549,7 @@ def _answer(relabelled: Any, rule: str = "New rule.") -> dict:
 
 
 def test_llm_valid_relabel_accepted_and_requests_carry_the_context():
-    # one label with answers: no rule-based granularity merge, the LLM's rule is used
-    row = one_row(
-        ner("Apple and Google met in Paris.", ("Apple", "organization"), ("Google", "organization")),
-        NER_EN,
-    )
+    row = _ner_row()
     p = parse_row(row)
     descriptions = {"organization": "Firms.", "location": "Places."}
     examples = {"organization": ["Intel hired staff."], "location": ["Rain in Oslo."]}
@@ -714,30 +709,50 @@ def test_all_preference_rows_pass_the_basic_validator_shape():
 # --------------------------------------------------------------------------- granularity
 
 
+POLITICS = LabelSchema(types=["person", "politician", "location", "organisation"])
+
+
 def _two_label_row() -> dict:
     return one_row(
         ner(
-            "Paris hosted Apple and Google.",
+            "Merkel met Ann Lee and Bob Hale in Paris.",
+            ("Merkel", "politician"),
+            ("Ann Lee", "person"),
+            ("Bob Hale", "person"),
             ("Paris", "location"),
-            ("Apple", "organization"),
-            ("Google", "organization"),
         ),
-        NER_EN,
+        POLITICS,
     )
 
 
-def test_granularity_merge_folds_one_label_into_another_in_reading_order():
+def test_granularity_merge_folds_a_narrower_label_into_its_broader_one():
     p = parse_row(_two_label_row())
     cands = rule_candidates("granularity", NER, "en", p.text, p.items, p.output)
-    by_pair = {(c.label, c.merged_label): c for c in cands}
-    assert set(by_pair) == {("location", "organization"), ("organization", "location")}
-    into_org = by_pair[("organization", "location")]
-    assert into_org.variant == "granularity/merge"
-    assert into_org.output["organization"] == ["Paris", "Apple", "Google"]  # text order
-    assert "location" not in into_org.output
-    # labels without answers are neither widened nor folded
-    assert all(c.label in p.output and p.output[c.label] for c in cands)
+    # only the pair the label hierarchy lists: a politician is a person; a location is
+    # neither a person nor covers one
+    assert [(c.label, c.merged_label) for c in cands] == [("person", "politician")]
+    (merge,) = cands
+    assert merge.variant == "granularity/merge"
+    assert merge.output["person"] == ["Merkel", "Ann Lee", "Bob Hale"]  # text order
+    assert "politician" not in merge.output and merge.output["location"] == ["Paris"]
+    # a narrower label without answers gives no rule
+    empty = dict(p.output, politician=[])
+    assert rule_candidates("granularity", NER, "en", p.text, p.items, empty) == []
     assert rule_candidates("granularity", RE, "en", p.text, p.items, p.output) == []
+
+
+def test_label_hierarchy_errors_name_the_file(tmp_path):
+    from hum_dagster.synthesis.label_hierarchy import read_label_hierarchy
+
+    path = tmp_path / "h.yaml"
+    path.write_text("en:\n  person: politician\n")
+    with pytest.raises(ValueError, match=f"{path}: en.person: expected a list"):
+        read_label_hierarchy(path)
+    path.write_text("en:\n  person: [Person]\n")
+    with pytest.raises(ValueError, match="cannot cover itself"):
+        read_label_hierarchy(path)
+    path.write_text("zh:\n  人物: [政治人物]\n")
+    assert read_label_hierarchy(path).covers("人物", "政治人物", "en")  # any language
 
 
 def test_granularity_rows_drop_the_folded_label_and_pass_the_checks():
@@ -757,12 +772,12 @@ def test_granularity_rows_drop_the_folded_label_and_pass_the_checks():
 
 def test_check_relabel_rejects_a_merge_that_is_not_the_union():
     p = parse_row(_two_label_row())
-    base = dict(label="organization", strategy="granularity", variant="granularity/merge",
-                source="rule", rule="Organization covers location.", merged_label="location")
-    good = {k: v for k, v in p.output.items() if k != "location"}
-    good["organization"] = ["Paris", "Apple", "Google"]
+    base = dict(label="person", strategy="granularity", variant="granularity/merge",
+                source="rule", rule="Person covers politician.", merged_label="politician")
+    good = {k: v for k, v in p.output.items() if k != "politician"}
+    good["person"] = ["Merkel", "Ann Lee", "Bob Hale"]
     assert check_relabel(p, Relabel(output=good, **base)) is None
-    short = dict(good, organization=["Apple", "Google"])
+    short = dict(good, person=["Ann Lee", "Bob Hale"])
     assert check_relabel(p, Relabel(output=short, **base))[0] == REJECT_NOT_MERGED
-    kept = dict(good, location=["Paris"])
+    kept = dict(good, politician=["Merkel"])
     assert check_relabel(p, Relabel(output=kept, **base))[0] == REJECT_LABEL
