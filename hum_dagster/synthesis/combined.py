@@ -718,7 +718,7 @@ def combined_rows(
     rounds = 0
     while True:
         pending = [i for i in plans if i not in done and cursor[i] < len(plans[i])]
-        if rounds > 0:  # the preference part is asked once (one LLM call at most)
+        if rounds > 0 and known_prefs is None:  # the LLM is asked once, in the first round
             for i in pending:
                 while cursor[i] < len(plans[i]) and PREFERENCES in plans[i][cursor[i]].parts:
                     cursor[i] += 1
