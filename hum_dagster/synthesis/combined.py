@@ -50,12 +50,11 @@ How parts combine (each part made by its own synthesiser, then merged):
   relation's new name), and the description sentence after the rules sentence.
 
 Every combined row names its parts in ``strategies`` (``"description+examples"``,
-registry order, ``+``-joined) and passes the checks of each part (``combined_*``
-functions below, wrapped as validators by ``synthesis.strategies``); a row that fails
-one is dropped before it is stored and its record takes its next draw. No Dagster
-imports.
+registry order, ``+``-joined) and passes the checks of each part
+(``synthesis.combined_checks``, wrapped as validators by ``synthesis.strategies``); a
+row that fails one is dropped before it is stored and its record takes its next draw.
+The weights and draws live in ``synthesis.combined_weights``. No Dagster imports.
 """
-
 from __future__ import annotations
 
 import hashlib
@@ -64,230 +63,53 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from hum_dagster.dictionary.model import SchemaDictionary
-from hum_dagster.paths import ASSETS_DIR
-from hum_dagster.records import EET, NER, RE
-from hum_dagster.store.jsonfile import read_json_object
 from hum_dagster.synthesis.chunking import record_rng
 from hum_dagster.synthesis.columns import INSTRUCTION_COLUMNS
+from hum_dagster.synthesis.combined_checks import (
+    combined_format_problems,
+    combined_label_problems,
+    combined_own_answer_problems,
+    row_parts,
+    strategies_problems,
+)
+from hum_dagster.synthesis.combined_weights import (
+    FORMATS,
+    GUIDELINES,
+    PREFERENCES,
+    RENAMING,
+    STRATEGY,
+    CombinedConfig,
+    Option,
+    draw_order,
+    families_for,
+    load_combined_config,
+    merge_order,
+    options_for,
+)
 from hum_dagster.synthesis.formats import (
-    FORMAT_TASKS,
     FormatConfig,
-    StrictFormatError,
-    format_row_problems,
     format_sentence,
     format_variant_rows,
-    format_wording,
     load_format_wording,
-    read_strict,
 )
 from hum_dagster.synthesis.guidelines import (
     FLAT_TASKS,
-    GUIDED_TASKS,
     GUIDELINE_STRATEGIES,
     GuidelineConfig,
     GuidelineReport,
-    basic_item,
     load_guideline_wording,
     synthesize_guidelines,
-    validate_compound_row,
 )
-from hum_dagster.synthesis.own_answers import check_own_answers, record_spans
-from hum_dagster.synthesis.preferences import LLM_TASKS, PreferenceConfig, preference_rows
-from hum_dagster.synthesis.preferences_rules import RULE_TASKS
+from hum_dagster.synthesis.own_answers import record_spans
+from hum_dagster.synthesis.preferences import PreferenceConfig, preference_rows
 from hum_dagster.synthesis.templates import join_parts, load_templates
-
-STRATEGY = "combined"
-WEIGHTS_PATH = ASSETS_DIR / "rules" / "combined.json"
-GUIDELINES, FORMATS, PREFERENCES = "guidelines", "format_variants", "preference_rules"
-FAMILY_SETS = (
-    GUIDELINES,
-    FORMATS,
-    PREFERENCES,
-    f"{GUIDELINES}+{FORMATS}",
-    f"{GUIDELINES}+{PREFERENCES}",
-)
-RENAMING = ("label_variants", "label_masking")
-RENAMING_COMBINED_TASKS = (NER, RE, EET)  # examples answer with spans, never label names
-NOT_WITH_FORMAT = ("output_format", *RENAMING)
-# masking carries its own descriptions; examples' reasons would name the masked labels
-NOT_WITH_MASKING = ("description", "description_variants", "examples")
-PART_ORDER = (*GUIDELINE_STRATEGIES, PREFERENCES, FORMATS)
-_RULE_TASKS = frozenset(t for tasks in RULE_TASKS.values() for t in tasks)
 
 
 def _dumps(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False)
-
-
-# --------------------------------------------------------------------------- config
-
-
-def _weights(value: Any, what: str, origin: str) -> dict[str, float]:
-    if not isinstance(value, Mapping) or not value:
-        raise ValueError(f"{origin}: {what} must be a non-empty object of name -> weight")
-    out: dict[str, float] = {}
-    for name, weight in value.items():
-        if isinstance(weight, bool) or not isinstance(weight, int | float) or weight < 0:
-            raise ValueError(f"{origin}: {what}[{name!r}] must be a number >= 0, got {weight!r}")
-        out[str(name)] = float(weight)
-    if sum(out.values()) <= 0:
-        raise ValueError(f"{origin}: {what} weights sum to 0")
-    return out
-
-
-def form_parts(form: str) -> tuple[str, ...]:
-    """The guideline strategies of a form (``"description+examples"``), registry order."""
-    return tuple(sorted(form.split("+"), key=PART_ORDER.index))
-
-
-def merge_order(parts: Iterable[str]) -> list[str]:
-    """The order a row's guideline parts are merged and worded in: a renaming part
-    first (its names win), then descriptions, then the rest in registry order."""
-    first = {**dict.fromkeys(RENAMING, 0), "description": 1, "description_variants": 1}
-    return sorted(parts, key=lambda s: (first.get(s, 2), PART_ORDER.index(s)))
-
-
-def _check_form(form: str, what: str, origin: str) -> None:
-    names = form.split("+")
-    unknown = [n for n in names if n not in GUIDELINE_STRATEGIES]
-    if unknown:
-        raise ValueError(
-            f"{origin}: {what} form {form!r}: unknown guideline strategies {unknown}; "
-            f"known: {list(GUIDELINE_STRATEGIES)}"
-        )
-    if len(set(names)) < len(names):
-        raise ValueError(f"{origin}: {what} form {form!r} names a strategy twice")
-    if sum(n in RENAMING for n in names) > 1:
-        raise ValueError(f"{origin}: {what} form {form!r}: at most one of {list(RENAMING)}")
-    if "label_masking" in names and any(n in NOT_WITH_MASKING for n in names):
-        raise ValueError(
-            f"{origin}: {what} form {form!r}: label_masking does not combine with "
-            f"{list(NOT_WITH_MASKING)} (it carries its own descriptions; example reasons "
-            "would name the masked labels)"
-        )
-
-
-@dataclass(frozen=True)
-class CombinedConfig:
-    """Relative weights of family sets and guideline forms (see the module docstring)."""
-
-    family_sets: Mapping[str, float]
-    guideline_forms: Mapping[str, float]
-    preference_guideline_forms: Mapping[str, float]
-    seed: int = 42
-    origin: str = "built-in"
-
-    def __post_init__(self) -> None:
-        o = self.origin
-        fams = _weights(self.family_sets, "family_sets", o)
-        unknown = sorted(set(fams) - set(FAMILY_SETS))
-        if unknown:
-            raise ValueError(
-                f"{o}: unknown family sets {unknown}; known: {list(FAMILY_SETS)}"
-            )
-        for what in ("guideline_forms", "preference_guideline_forms"):
-            for form in _weights(getattr(self, what), what, o):
-                _check_form(form, what, o)
-        for form in self.preference_guideline_forms:
-            if any(p in NOT_WITH_FORMAT for p in form.split("+")):
-                raise ValueError(
-                    f"{o}: preference_guideline_forms {form!r}: a preference rule is "
-                    f"combined only with forms that keep the labels and the answer shape "
-                    f"(not {list(NOT_WITH_FORMAT)})"
-                )
-
-    def stamp(self) -> str:
-        data = [sorted(self.family_sets.items()), sorted(self.guideline_forms.items()),
-                sorted(self.preference_guideline_forms.items())]
-        digest = hashlib.blake2b(_dumps(data).encode(), digest_size=6).hexdigest()
-        return f"{self.seed}|{digest}"
-
-    def target_marginals(self) -> dict[str, float]:
-        """Expected share of rows carrying each family (before fallbacks)."""
-        total = sum(self.family_sets.values())
-        return {
-            fam: round(
-                sum(w for s, w in self.family_sets.items() if fam in s.split("+")) / total, 6
-            )
-            for fam in (GUIDELINES, FORMATS, PREFERENCES)
-        }
-
-
-def load_combined_config(path: str | Path | None = None, seed: int = 42) -> CombinedConfig:
-    """The weights in ``path`` (default ``assets/rules/combined.json``)."""
-    path = Path(path or WEIGHTS_PATH)
-    data = read_json_object(path, "combined-strategy weights")
-    missing = [k for k in ("family_sets", "guideline_forms", "preference_guideline_forms")
-               if k not in data]
-    if missing:
-        raise ValueError(f"{path}: combined-strategy weights lack {missing}")
-    return CombinedConfig(
-        data["family_sets"], data["guideline_forms"], data["preference_guideline_forms"],
-        seed=seed, origin=str(path),
-    )
-
-
-# --------------------------------------------------------------------------- sampling
-
-
-@dataclass(frozen=True)
-class Option:
-    family_set: str
-    form: str | None  # the guideline form, when the set holds guidelines
-    weight: float
-
-    @property
-    def parts(self) -> tuple[str, ...]:
-        names = list(form_parts(self.form)) if self.form else []
-        names += [f for f in self.family_set.split("+") if f != GUIDELINES]
-        return tuple(sorted(names, key=PART_ORDER.index))
-
-
-def families_for(task: str, llm: bool = False) -> set[str]:
-    found = set()
-    if task in GUIDED_TASKS:
-        found.add(GUIDELINES)
-    if task in FORMAT_TASKS:
-        found.add(FORMATS)
-    if task in _RULE_TASKS or (llm and task in LLM_TASKS):
-        found.add(PREFERENCES)
-    return found
-
-
-def options_for(config: CombinedConfig, task: str, llm: bool = False) -> list[Option]:
-    """Every (family set, form) a row of ``task`` may take, with its weight."""
-    usable = families_for(task, llm)
-    out: list[Option] = []
-    for fset, weight in config.family_sets.items():
-        fams = fset.split("+")
-        if weight <= 0 or not all(f in usable for f in fams):
-            continue
-        if GUIDELINES not in fams:
-            out.append(Option(fset, None, weight))
-            continue
-        forms = dict(config.preference_guideline_forms if PREFERENCES in fams
-                     else config.guideline_forms)
-        if FORMATS in fams:
-            forms = {f: w for f, w in forms.items()
-                     if not any(p in NOT_WITH_FORMAT for p in f.split("+"))}
-        if task not in RENAMING_COMBINED_TASKS:
-            forms = {f: w for f, w in forms.items()
-                     if "+" not in f or not any(p in RENAMING for p in f.split("+"))}
-        total = sum(forms.values())
-        for form, w in forms.items():
-            if w > 0:
-                out.append(Option(fset, form, weight * w / total))
-    return out
-
-
-def draw_order(options: list[Option], rng) -> list[Option]:
-    """Weighted sampling without replacement (Efraimidis-Spirakis keys u ** (1/w))."""
-    keyed = [(rng.random() ** (1.0 / o.weight), i, o) for i, o in enumerate(options)]
-    return [o for _, _, o in sorted(keyed, key=lambda k: (-k[0], k[1]))]
 
 
 # --------------------------------------------------------------------------- merging
@@ -490,131 +312,6 @@ def build_combined_row(
     return out
 
 
-# --------------------------------------------------------------------------- checks
-
-
-def row_parts(row: Mapping[str, Any]) -> tuple[str, ...]:
-    """The strategies a row carries (``strategies``, else its ``strategy``)."""
-    value = row.get("strategies") or row.get("strategy") or ""
-    return tuple(p for p in value.split("+") if p)
-
-
-def _format_of(row: Mapping[str, Any]) -> tuple[str, str, int]:
-    prov = json.loads(row.get("provenance") or "")
-    return prov["style"], prov["empty"] or "blank", int(prov["layout"])
-
-
-def _read_back(row: Mapping[str, Any]) -> Any:
-    """The answer a format row's output reads back to (StrictFormatError, ValueError)."""
-    style, empty, layout = _format_of(row)
-    inst = _inst(row)
-    task = row["task"]
-    items = [basic_item(task, it) for it in inst["schema"]]
-    options = [o for o in items if isinstance(o, str)] if task == "MRC" else ()
-    return read_strict(style, task, row.get("output"), empty, layout,
-                       row.get("language") or "en", options, items if task != "MRC" else None)
-
-
-def _as_json_row(row: Mapping[str, Any]) -> Mapping[str, Any] | None:
-    """A format row with its output read back as JSON (None when it does not read:
-    the format check reports that)."""
-    if FORMATS not in row_parts(row):
-        return row
-    try:
-        value = _read_back(row)
-        inst = _inst(row)
-    except (StrictFormatError, ValueError, KeyError, TypeError):
-        return None
-    inst.pop("format", None)
-    return {**row, "instruction": _dumps(inst), "output": _dumps(value)}
-
-
-def combined_label_problems(row: Mapping[str, Any], own_input: list[str] | None = None) -> list[str]:
-    """``validate_compound_row`` on the row, its output read back first where a format
-    variant is part of it. Rows carrying only a format variant are the format check's."""
-    if row_parts(row) == (FORMATS,):
-        return []
-    readable = _as_json_row(row)
-    if readable is None:
-        return []
-    return validate_compound_row(readable, own_input=own_input)
-
-
-def combined_format_problems(row: Mapping[str, Any], base: Mapping[str, Any]) -> list[str]:
-    """Where a format variant is part of the row: the wording is the basic task sentence,
-    the guideline sentences of its parts in order, then the statement of its own style,
-    layout and empty spelling; the output reads back strictly into the base answer."""
-    parts = row_parts(row)
-    if FORMATS not in parts:
-        return []
-    task, language = row.get("task"), row.get("language") or "en"
-    try:
-        style, empty, layout = _format_of(row)
-        inst = _inst(row)
-        base_wording = _inst(base)["instruction"]
-        items = [basic_item(task, it) for it in inst["schema"]]
-    except (TypeError, ValueError, KeyError) as exc:
-        return [f"row, provenance or base row does not parse: {exc}"]
-    templates = load_templates()
-    task_text = templates.task_part(task, language, base_wording)
-    if task_text is None:
-        return ["the base wording has no reply sentence a format could replace"]
-    wording = load_guideline_wording()
-    gparts = merge_order(p for p in parts if p in GUIDELINE_STRATEGIES)
-    sentences = [s for s in (wording.sentence(p, language, task) for p in gparts) if s]
-    problems = []
-    try:
-        stated = format_sentence(style, task, language, empty, None, layout)
-    except (KeyError, ValueError) as exc:
-        return [f"format {style!r} layout {layout} cannot be stated: {exc}"]
-    expected = join_parts(_sep(language).join([task_text, *sentences]), stated, language)
-    if inst.get("instruction") != expected:
-        problems.append(
-            f"{row.get('variant')}: the instruction is not the task sentence, the guideline "
-            f"sentences of {'+'.join(parts)} and the statement of layout {layout} of {style}"
-        )
-    plain = {**inst, "instruction": format_wording(task_text, style, task, language, empty, layout),
-             "schema": items}
-    problems.extend(format_row_problems({**row, "instruction": _dumps(plain)}, base, templates))
-    return problems
-
-
-def combined_own_answer_problems(row: Mapping[str, Any], spans: Mapping[str, frozenset[str]]):
-    return check_own_answers([row], spans)
-
-
-def strategies_problems(row: Mapping[str, Any], base: Mapping[str, Any] | None = None) -> list[str]:
-    """The row shows each strategy its ``strategies`` names (a description, examples, a
-    stated format, a rule...), and names only registry parts."""
-    parts = row_parts(row)
-    unknown = [p for p in parts if p not in PART_ORDER]
-    if unknown or not parts:
-        return [f"strategies {row.get('strategies')!r}: unknown parts {unknown}"]
-    try:
-        inst = _inst(row)
-        items = inst["schema"]
-    except (TypeError, ValueError, KeyError) as exc:
-        return [f"instruction does not parse: {exc}"]
-    dicts = [it for it in items if isinstance(it, dict)]
-
-    def any_key(*keys: str) -> bool:
-        return any(k in it for it in dicts for k in keys)
-
-    shown = {
-        "description": any_key("description"),
-        "description_variants": any_key("description"),
-        "examples": any_key("positive examples", "negative examples"),
-        "representative_examples": any_key("examples"),
-        "output_format": "output_format" in inst,
-        "label_masking": "LABEL_" in _dumps(items),
-        "label_variants": base is None or _inst(base)["schema"] != items,
-        FORMATS: "format" in inst,
-        PREFERENCES: bool(inst.get("rules")),
-    }
-    return [f"{row.get('strategies')}: lists {p} but the instruction shows none"
-            for p in parts if not shown[p]]
-
-
 # --------------------------------------------------------------------------- synthesis
 
 
@@ -801,20 +498,7 @@ def combined_rows(
 
 
 __all__ = [
-    "FAMILY_SETS",
-    "STRATEGY",
-    "CombinedConfig",
     "CombinedResult",
-    "Option",
     "build_combined_row",
-    "combined_format_problems",
-    "combined_label_problems",
-    "combined_own_answer_problems",
     "combined_rows",
-    "draw_order",
-    "form_parts",
-    "load_combined_config",
-    "options_for",
-    "row_parts",
-    "strategies_problems",
 ]

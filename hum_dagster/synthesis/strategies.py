@@ -31,15 +31,14 @@ from typing import Any
 from hum_dagster.dictionary.model import SchemaDictionary
 from hum_dagster.records import DERIVED_TASKS, Problem
 from hum_dagster.synthesis.basic import validate_basic_row
-from hum_dagster.synthesis.combined import (
+from hum_dagster.synthesis.combined import combined_rows
+from hum_dagster.synthesis.combined_checks import (
     combined_format_problems,
     combined_label_problems,
-    combined_rows,
-    families_for,
-    load_combined_config,
     row_parts,
     strategies_problems,
 )
+from hum_dagster.synthesis.combined_weights import families_for, load_combined_config
 from hum_dagster.synthesis.formats import (
     FORMAT_CHECK,
     FORMAT_TASKS,

@@ -19,10 +19,10 @@ from hum_dagster.readers.catalog import load_catalog
 from hum_dagster.readers.fewrel import load_pid2name
 from hum_dagster.synthesis.basic import BasicConfig, synthesize_basic
 from hum_dagster.synthesis.columns import COMPOUND_COLUMNS
-from hum_dagster.synthesis.combined import (
+from hum_dagster.synthesis.combined import combined_rows
+from hum_dagster.synthesis.combined_weights import (
     FAMILY_SETS,
     CombinedConfig,
-    combined_rows,
     draw_order,
     load_combined_config,
     options_for,
