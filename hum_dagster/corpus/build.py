@@ -34,6 +34,7 @@ LEAN_COLUMNS = (
     "task",
     "language",
     "strategy",
+    "strategies",
     "variant",
 )
 
@@ -41,7 +42,9 @@ LEAN_COLUMNS = (
 # Lean columns with a handful of values, held as categoricals: a string column costs 16
 # bytes a row (a view) plus its text, a categorical 4 (2.8M rows: about 250 MB saved on
 # each copy of the lean frame). ``build_hum_corpus`` hands out strings again.
-CATEGORY_COLUMNS = ("source", "task", "language", "strategy", "variant", "contaminated_by")
+CATEGORY_COLUMNS = (
+    "source", "task", "language", "strategy", "strategies", "variant", "contaminated_by"
+)
 
 # What the scan reads: the lean columns and the texts the keys and counts come from.
 SCAN_COLUMNS = (

@@ -427,9 +427,21 @@ def _shares(rows: pl.DataFrame) -> dict[str, Any]:
     return {"total": mixed["total"], "kind": mixed["achieved_kind"], "task": mixed["achieved_task"]}
 
 
+def carries_any(rows: pl.DataFrame, strategies: tuple[str, ...]) -> pl.Series:
+    """Per row: whether it carries any of ``strategies``, as its ``strategy`` or as one of
+    the ``+``-joined parts of its ``strategies`` (a combined row)."""
+    names = pl.Series(list(strategies), dtype=pl.String)
+    expr = pl.col("strategy").cast(pl.String).is_in(names.implode())
+    if "strategies" in rows.columns:
+        parts = pl.col("strategies").cast(pl.String).str.split("+")
+        expr = expr | parts.list.eval(pl.element().is_in(names.implode())).list.any().fill_null(False)
+    return rows.select(expr.alias("drop"))["drop"]
+
+
 def build_variant(all_rows: pl.DataFrame, variant_name: str, config: MixConfig) -> MixResult:
-    """An ablation corpus of Table 3: ``full`` with the compound rows of the left-out
-    strategies turned back into the basic rows they came from, so the size and the task
+    """An ablation corpus of Table 3: ``full`` with the compound rows that carry any of
+    the left-out strategies (a combined row carrying one among its parts included) turned
+    back into the basic rows they came from, so the size and the task
     mix stay exactly those of ``full`` (only the basic/compound split moves).
 
     ``full`` is ``mix(all_rows)`` (``all_rows``: the cleaned pool, every candidate row).
@@ -452,10 +464,9 @@ def build_variant(all_rows: pl.DataFrame, variant_name: str, config: MixConfig) 
         full.report["achieved"] = {"full": _shares(full.rows)}
         return full
     corpus = full.rows
-    removed = corpus.filter(pl.col("strategy").is_in(dropped_strategies)).sort(
-        "rank", "instruction_id"
-    )
-    kept = corpus.filter(~pl.col("strategy").is_in(dropped_strategies))
+    drop = carries_any(corpus, dropped_strategies)
+    removed = corpus.filter(drop).sort("rank", "instruction_id")
+    kept = corpus.filter(~drop)
     pool = (
         all_rows
         if "rank" in all_rows.columns

@@ -2,8 +2,10 @@
 
 Every instruction table (basic and compound) carries ``INSTRUCTION_COLUMNS``; compound
 tables add the basic instruction a row was derived from, the strategy's variant (a
-paraphrase kind, a rule strategy, an output format) and a JSON provenance (dictionary
-entries, LLM cache keys, ...).
+paraphrase kind, a rule strategy, an output format), a JSON provenance (dictionary
+entries, LLM cache keys, ...) and ``strategies``: every registry strategy the row
+carries, ``+``-joined in registry order (``"description+examples"``; a single-strategy
+row: its ``strategy``; null on basic rows).
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ INSTRUCTION_COLUMNS = (
     "history",
     "system",
 )
-COMPOUND_EXTRA_COLUMNS = ("base_instruction_id", "variant", "provenance")
+COMPOUND_EXTRA_COLUMNS = ("base_instruction_id", "variant", "provenance", "strategies")
 COMPOUND_COLUMNS = (*INSTRUCTION_COLUMNS, *COMPOUND_EXTRA_COLUMNS)
 INT_COLUMNS = ("chunk_index", "n_chunks")
 

@@ -2043,6 +2043,7 @@ def format_variant_rows(
                 + fmt_json
                 + "}"
             )
+            out["strategies"] = STRATEGY
             counts["rows_out"] += 1
             yield out
 

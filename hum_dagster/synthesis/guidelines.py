@@ -698,11 +698,14 @@ def synthesize_guidelines(
     strategy: str,
     config: GuidelineConfig | None = None,
     report: GuidelineReport | None = None,
+    only: frozenset[str] | set[str] | None = None,
 ) -> Iterator[dict[str, Any]]:
     """Compound rows (``COMPOUND_COLUMNS``) for the basic ``rows`` of one source.
 
     Rows of tasks without a label schema, and rows whose strategy lacks what it needs,
-    are skipped and counted in ``report`` (when given) by reason.
+    are skipped and counted in ``report`` (when given) by reason. ``only``: make rows
+    for these base instruction ids alone (the others still lend their records' gold
+    spans to the own-answer guard); None: for every row.
     """
     if strategy not in GUIDELINE_STRATEGIES:
         raise ValueError(f"strategy must be one of {GUIDELINE_STRATEGIES}, got {strategy!r}")
@@ -718,6 +721,8 @@ def synthesize_guidelines(
     spans_of = record_spans(rows)
     no_spans: frozenset[str] = frozenset()
     for row in rows:
+        if only is not None and row["instruction_id"] not in only:
+            continue
         report.rows_in += 1
         task = row["task"]
         if row.get("mode") == "test" and not config.test_rows:
@@ -794,6 +799,7 @@ def synthesize_guidelines(
             base_instruction_id=base_id,
             variant=None,
             provenance=json.dumps(prov, ensure_ascii=False, sort_keys=True, separators=(",", ":")),
+            strategies=strategy,
         )
         report.rows_out += 1
         yield out
@@ -813,7 +819,7 @@ def run_guidelines(
 # --------------------------------------------------------------------------- validation
 
 
-def _basic_item(task: str, item: Any) -> Any:
+def basic_item(task: str, item: Any) -> Any:
     """A compound schema item back in basic shape (for the basic validator)."""
     if isinstance(item, str):
         return item
@@ -872,7 +878,7 @@ def validate_compound_row(
     except (TypeError, ValueError):
         problems.append("schema column is not valid JSON")
     try:
-        basic_items = [_basic_item(task, it) for it in items]
+        basic_items = [basic_item(task, it) for it in items]
     except (KeyError, TypeError, ValueError) as exc:
         return [*problems, f"schema items are malformed for {task}: {exc}"]
     problems.extend(
@@ -906,6 +912,7 @@ __all__ = [
     "GuidelineConfig",
     "GuidelineReport",
     "GuidelineWording",
+    "basic_item",
     "load_guideline_wording",
     "run_guidelines",
     "synthesize_guidelines",

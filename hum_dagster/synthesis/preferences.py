@@ -8,6 +8,8 @@ Two sources of relabellings:
 
 - **rules** (``preferences_rules``): the strategies that gold labels decide exactly:
   ``numerical`` (first k / last by position), ``boundaries`` (strip or keep titles),
+  ``granularity`` (a broader label: one label also covers another, which leaves the
+  schema),
   ``punctuation`` (strip or keep quotes, book-title marks, units), ``nesting`` (outer or
   inner), ``reverse`` (swap subject and object, inverse relation name). The rule text
   comes from ``assets/templates/preferences.json``. This is what the offline profile
@@ -56,6 +58,7 @@ from hum_dagster.store.jsonfile import read_json_object
 from hum_dagster.synthesis.basic import validate_basic_row
 from hum_dagster.synthesis.chunking import record_rng
 from hum_dagster.synthesis.columns import INSTRUCTION_COLUMNS
+from hum_dagster.synthesis.label_hierarchy import LabelHierarchy, load_label_hierarchy
 from hum_dagster.synthesis.outputs import output_key
 from hum_dagster.synthesis.preferences_llm import (
     PreferenceChoice,
@@ -70,6 +73,7 @@ from hum_dagster.synthesis.preferences_rules import (
     Candidate,
     InverseTable,
     load_inverse_table,
+    merged_items,
     reversed_items,
     rule_candidates,
 )
@@ -95,6 +99,7 @@ REJECT_SPAN = "span_not_in_input"
 REJECT_UNCHANGED = "unchanged_output"
 REJECT_OTHER_LABELS = "other_labels_changed"
 REJECT_NOT_REVERSED = "reverse_not_swapped"
+REJECT_NOT_MERGED = "merge_not_the_union"
 REJECT_DISAGREE = "llm_disagrees_with_rule"
 REJECT_LLM_FAILURE = "llm_failure"
 
@@ -162,6 +167,7 @@ class PreferenceTemplates:
             items=plural,
             k=params.get("k", ""),
             inverse=params.get("inverse", ""),
+            merged=params.get("merged", ""),
             **values,
         )
 
@@ -206,6 +212,7 @@ class PreferenceConfig:
     max_k: int = 3
     templates: PreferenceTemplates = field(default_factory=load_preference_templates)
     inverse: InverseTable = field(default_factory=load_inverse_table)
+    hierarchy: LabelHierarchy = field(default_factory=load_label_hierarchy)
     prompt_path: str | None = None
 
     def __post_init__(self) -> None:
@@ -266,6 +273,7 @@ class Relabel:
     rule: Any
     new_label: str | None = None
     cache_key: str | None = None
+    merged_label: str | None = None  # granularity/merge: the label folded into ``label``
     params: Mapping[str, Any] = field(default_factory=dict)
 
 
@@ -302,6 +310,8 @@ def check_relabel(parsed: ParsedRow, relabel: Relabel) -> tuple[str, str] | None
     items = parsed.items
     if relabel.new_label is not None:
         items = reversed_items(task, items, relabel.label, relabel.new_label)
+    if relabel.merged_label is not None:
+        items = merged_items(task, items, relabel.merged_label)
     try:
         allowed = [output_key(task, item) for item in items]
     except (KeyError, TypeError, ValueError) as exc:
@@ -329,12 +339,19 @@ def check_relabel(parsed: ParsedRow, relabel: Relabel) -> tuple[str, str] | None
     if relabel.new_label is None and same_value(output, original):
         return REJECT_UNCHANGED, "the relabelled output equals the original"
     for key, value in original.items():
-        if key == relabel.label:
+        if key in (relabel.label, relabel.merged_label):
             continue
         if key not in output or not same_value(output[key], value):
             return (
                 REJECT_OTHER_LABELS,
                 f"label {key!r} changed but the rule is about {relabel.label!r}",
+            )
+    if relabel.merged_label is not None:
+        union = [*(original.get(relabel.label) or []), *(original.get(relabel.merged_label) or [])]
+        if not same_value(output[relabel.label], list(dict.fromkeys(union))):
+            return (
+                REJECT_NOT_MERGED,
+                f"{relabel.label!r} does not hold its own and {relabel.merged_label!r}'s answers",
             )
     if relabel.new_label is not None and not same_value(
         output[relabel.new_label], _swap(original.get(relabel.label))
@@ -368,6 +385,8 @@ def build_preference_row(
     if relabel.new_label is not None:
         items = reversed_items(task, items, relabel.label, relabel.new_label)
         rule_label = relabel.new_label
+    if relabel.merged_label is not None:
+        items = merged_items(task, items, relabel.merged_label)
     keys = [output_key(task, item) for item in items]
     output = {k: relabel.output[k] for k in keys}
     sep = "" if language == "zh" else " "
@@ -392,6 +411,8 @@ def build_preference_row(
     }
     if relabel.new_label is not None:
         provenance["new_label"] = relabel.new_label
+    if relabel.merged_label is not None:
+        provenance["merged_label"] = relabel.merged_label
     out = {col: row.get(col) for col in INSTRUCTION_COLUMNS}
     out.update(
         instruction_id=_instruction_id(
@@ -399,7 +420,11 @@ def build_preference_row(
         ),
         strategy=STRATEGY,
         template=template,
-        schema=_dumps(items) if relabel.new_label is not None else row.get("schema"),
+        schema=(
+            _dumps(items)
+            if relabel.new_label is not None or relabel.merged_label is not None
+            else row.get("schema")
+        ),
         instruction=_dumps(instruction),
         output=_dumps(output),
         base_instruction_id=base_id,
@@ -407,6 +432,7 @@ def build_preference_row(
         provenance=json.dumps(
             provenance, ensure_ascii=False, sort_keys=True, separators=(",", ":")
         ),
+        strategies=STRATEGY,
     )
     return out
 
@@ -435,6 +461,7 @@ def rule_relabel(
         rule=rule,
         new_label=candidate.new_label,
         params=candidate.params,
+        merged_label=candidate.merged_label,
     )
 
 
@@ -724,6 +751,7 @@ def preference_rows(
                     parsed.output,
                     inverse=config.inverse,
                     max_k=config.max_k,
+                    hierarchy=config.hierarchy,
                 )
                 chosen = _pick(cands, rng)
                 if chosen is not None:
@@ -810,7 +838,11 @@ def preference_rows(
             llm = applied.relabels[option.llm_index]
         chosen, cross = rule, None
         if rule is not None and llm is not None:
-            agree = llm.new_label == rule.new_label and same_value(llm.output, rule.output)
+            agree = (
+                llm.new_label == rule.new_label
+                and llm.merged_label == rule.merged_label
+                and same_value(llm.output, rule.output)
+            )
             if agree:
                 chosen, cross = llm, "agree"
             else:

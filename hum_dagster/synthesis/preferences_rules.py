@@ -19,7 +19,12 @@ Strategies and tasks:
 - ``nesting``: drop mentions nested inside a longer mention of the chunk (``outer``) or
   drop mentions that contain a shorter one of the same label (``inner``) (NER);
 - ``reverse``: swap subject and object and rename the relation with the inverse table
-  (RE, SPO; skipped where no inverse is known or the inverse is already in the schema).
+  (RE, SPO; skipped where no inverse is known or the inverse is already in the schema);
+- ``granularity``: a broader label (``merge``): one label of the schema also covers
+  another that ``assets/rules/label_hierarchy.yaml`` lists under it (person:
+  politician), both with answers in the row; the other label leaves the schema and its
+  mentions join the first's, in reading order (NER, EET). A finer label would need a
+  label hierarchy or a property the gold does not record: that is left to the LLM path.
 
 A new span is always a substring of the input; a candidate whose output equals the
 original is never produced.
@@ -38,11 +43,13 @@ import yaml
 
 from hum_dagster.paths import ASSETS_DIR
 from hum_dagster.records import EET, NER, RE, SPO
+from hum_dagster.synthesis.label_hierarchy import LabelHierarchy, load_label_hierarchy
 
 INVERSE_PATH = ASSETS_DIR / "rules" / "inverse_relations.yaml"
 
-RULE_STRATEGIES = ("numerical", "boundaries", "punctuation", "nesting", "reverse")
+RULE_STRATEGIES = ("numerical", "boundaries", "granularity", "punctuation", "nesting", "reverse")
 RULE_TASKS: dict[str, tuple[str, ...]] = {
+    "granularity": (NER, EET),
     "numerical": (NER, EET, RE, SPO),
     "boundaries": (NER, RE, SPO),
     "punctuation": (NER, RE, SPO),
@@ -254,6 +261,7 @@ class Candidate:
     variant: str
     output: dict[str, Any]  # the whole relabelled output, keys in schema order
     new_label: str | None = None  # reverse: the key that replaces ``label``
+    merged_label: str | None = None  # granularity/merge: the key folded into ``label``
     params: dict[str, Any] = field(default_factory=dict)  # what the rule wording needs
 
 
@@ -603,6 +611,38 @@ def _nesting_candidates(output: Mapping[str, Any], text: str) -> list[Candidate]
     return found
 
 
+def _granularity_candidates(
+    output: Mapping[str, Any], text: str, language: str, hierarchy: LabelHierarchy
+) -> list[Candidate]:
+    """``granularity/merge``: label A taken broadly, covering label B, where the label
+    hierarchy lists B under A (a politician is a person); both have answers, so the
+    rule shows on both; B leaves the output, A's mentions become A's and B's in reading
+    order."""
+
+    def pos(span: str) -> int:
+        at = text.find(span)
+        return at if at >= 0 else len(text)
+
+    found: list[Candidate] = []
+    for label, values in output.items():
+        if not isinstance(values, list) or not values:
+            continue
+        for other, more in output.items():
+            if other == label or not isinstance(more, list) or not more:
+                continue
+            if not hierarchy.covers(label, other, language):
+                continue
+            merged = sorted(_dedupe([*values, *more]), key=pos)
+            out = {k: (merged if k == label else v) for k, v in output.items() if k != other}
+            found.append(
+                Candidate(
+                    label, "granularity", "granularity/merge", out, merged_label=other,
+                    params={"merged": other},
+                )
+            )  # fmt: skip
+    return found
+
+
 def _pair_order(text: str, pairs: list[dict[str, str]]) -> list[dict[str, str]]:
     def pos(span: str) -> int:
         at = text.find(span)
@@ -663,6 +703,7 @@ def rule_candidates(
     *,
     inverse: InverseTable | None = None,
     max_k: int = 3,
+    hierarchy: LabelHierarchy | None = None,
 ) -> list[Candidate]:
     """Every exact relabelling of the row under ``strategy``, labels in output order."""
     if task not in RULE_TASKS.get(strategy, ()):
@@ -673,11 +714,18 @@ def rule_candidates(
         return _span_candidates(task, output, text, strategy, items)
     if strategy == "nesting":
         return _nesting_candidates(output, text)
+    if strategy == "granularity":
+        return _granularity_candidates(output, text, language, hierarchy or load_label_hierarchy())
     if strategy == "reverse":
         return _reverse_candidates(
             task, output, items, text, language, inverse or load_inverse_table()
         )
     return []
+
+
+def merged_items(task: str, items: list[Any], merged_label: str) -> list[Any]:
+    """The schema items without the label a granularity merge folds into another."""
+    return [item for item in items if _key(task, item) != merged_label]
 
 
 def reversed_items(task: str, items: list[Any], label: str, new_label: str) -> list[Any]:

@@ -11,6 +11,10 @@ instruction tasks the source yields (``records.DERIVED_TASKS``: an EE source yie
 EET and EEA rows) is in the strategy's ``tasks`` (or, with a live or replaying LLM, in
 its ``llm_tasks``). Test and dev sources yield evaluation rows only: no strategy applies.
 
+``combined`` (``synthesis.combined``) composes the others: each of its rows carries one
+or more of them, listed in its ``strategies`` column, and the ablations drop a row when
+any of its parts belongs to a dropped family (``corpus.mix.carries_any``).
+
 Validators return ``records.Problem`` values whose ``check`` names the asset check they
 feed; a check passes when its validators find nothing. Adding a validator to a strategy
 is one line in ``STRATEGIES`` below (``Validator(check, description, function)``); the
@@ -27,6 +31,14 @@ from typing import Any
 from hum_dagster.dictionary.model import SchemaDictionary
 from hum_dagster.records import DERIVED_TASKS, Problem
 from hum_dagster.synthesis.basic import validate_basic_row
+from hum_dagster.synthesis.combined import combined_rows
+from hum_dagster.synthesis.combined_checks import (
+    combined_format_problems,
+    combined_label_problems,
+    row_parts,
+    strategies_problems,
+)
+from hum_dagster.synthesis.combined_weights import families_for, load_combined_config
 from hum_dagster.synthesis.formats import (
     FORMAT_CHECK,
     FORMAT_TASKS,
@@ -46,7 +58,7 @@ from hum_dagster.synthesis.preferences import LLM_TASKS, PreferenceConfig, prefe
 from hum_dagster.synthesis.preferences_llm import preference_step_report
 from hum_dagster.synthesis.preferences_rules import RULE_TASKS
 
-FAMILIES = ("guidelines", "paraphrase", "preference_rules", "format_variants")
+FAMILIES = ("guidelines", "paraphrase", "preference_rules", "format_variants", "combined")
 BASIC = "basic"  # the strategy column of basic instructions
 
 # Check names (each becomes one asset check on the assets whose validators emit it).
@@ -54,6 +66,7 @@ PARSE_CHECK = "outputs_parse_with_own_labels"
 SPAN_CHECK = "spans_occur_in_input"
 LABELS_CHECK = "outputs_match_own_labels"
 OWN_INPUT_CHECK = "no_example_is_own_input"
+STRATEGIES_CHECK = "row_carries_its_strategies"
 # OWN_ANSWER_CHECK ("no_own_answer_in_guidelines") and FORMAT_CHECK
 # ("outputs_follow_stated_format") are named where their validators live.
 
@@ -213,6 +226,72 @@ _OWN_ANSWER = Validator(
     needs_base=True,
 )
 
+
+
+def combined_labels(row: Mapping[str, Any], _: ValidationContext | None = None) -> list[Problem]:
+    """A combined row's output (read back from its stated format, where it has one)
+    parses and uses the instruction's own labels; its spans occur in the input."""
+    return _problems(LABELS_CHECK, row["instruction_id"], combined_label_problems(row, own_input=[]))
+
+
+def combined_own_input(row: Mapping[str, Any], _: ValidationContext | None = None) -> list[Problem]:
+    own: list[str] = []
+    combined_label_problems(row, own_input=own)
+    return _problems(OWN_INPUT_CHECK, row["instruction_id"], own)
+
+
+def _base_of(row: Mapping[str, Any], context: ValidationContext, check: str):
+    base = context.base_rows.get(row.get("base_instruction_id") or "")
+    if base is None:
+        return None, [Problem(check, row["instruction_id"],
+                              f"base instruction {row.get('base_instruction_id')!r} is not in "
+                              "the stored basic_instructions partition")]
+    return base, []
+
+
+def combined_format(row: Mapping[str, Any], context: ValidationContext) -> list[Problem]:
+    """Where a format variant is one of a combined row's parts: the wording states the
+    guideline sentences, then its own layout; the output reads back into the base answer."""
+    if "format_variants" not in row_parts(row):
+        return []
+    base, missing = _base_of(row, context, FORMAT_CHECK)
+    if base is None:
+        return missing
+    return _problems(FORMAT_CHECK, row["instruction_id"], combined_format_problems(row, base))
+
+
+def combined_strategies(row: Mapping[str, Any], context: ValidationContext) -> list[Problem]:
+    base, missing = _base_of(row, context, STRATEGIES_CHECK)
+    if base is None:
+        return missing
+    return _problems(STRATEGIES_CHECK, row["instruction_id"], strategies_problems(row, base))
+
+
+_C_LABELS = Validator(
+    LABELS_CHECK,
+    "Outputs (read back from the stated format where a format variant is a part) parse and "
+    "use the instruction's own label names; spans occur in the input.",
+    combined_labels,
+)
+_C_OWN_INPUT = Validator(
+    OWN_INPUT_CHECK, "No example in an instruction is the instruction's own input.",
+    combined_own_input,
+)
+_C_FORMAT = Validator(
+    FORMAT_CHECK,
+    "Rows with a format variant state the guideline sentences of their parts, then their own "
+    "layout once in place of the JSON reply sentence; outputs read back into the base answer.",
+    combined_format,
+    needs_base=True,
+)
+_C_STRATEGIES = Validator(
+    STRATEGIES_CHECK,
+    "Each strategy a row lists in `strategies` shows in its instruction (a description, "
+    "examples, a stated format, a rule...).",
+    combined_strategies,
+    needs_base=True,
+)
+
 # --------------------------------------------------------------------------- synthesisers
 
 
@@ -251,6 +330,28 @@ def _preferences(rows, dictionary, seed, runner) -> StrategyOutput:
     return StrategyOutput(result.rows, lambda: report)
 
 
+def _label_descriptions(dictionary: SchemaDictionary) -> dict[str, str]:
+    return {
+        e.label: e.descriptions[0].value
+        for e in dictionary.entries.values()
+        if e.parent is None and e.descriptions
+    }
+
+
+def _combined(rows, dictionary, seed, runner) -> StrategyOutput:
+    result = combined_rows(
+        rows, dictionary, load_combined_config(seed=seed), runner, _label_descriptions(dictionary)
+    )
+    prefs = result.preference_reports or [preference_rows([], PreferenceConfig(seed=seed), runner)]
+    report = {
+        **result.report,
+        "llm_step": preference_step_report(
+            prefs[0].llm_usage_hint, prefs[0].rejections, runner
+        ).to_json(),
+    }
+    return StrategyOutput(result.rows, lambda: report)
+
+
 def _formats(rows, dictionary, seed, runner) -> StrategyOutput:
     out, report = checked_format_rows(rows, FormatConfig(seed=seed))
     return StrategyOutput(out, lambda: report)
@@ -258,6 +359,9 @@ def _formats(rows, dictionary, seed, runner) -> StrategyOutput:
 
 _RULE_TASKS = tuple(sorted({t for tasks in RULE_TASKS.values() for t in tasks}))
 _GUIDE = (_LABELS, _OWN_INPUT, _OWN_ANSWER)
+_COMBINED_TASKS = tuple(
+    sorted({t for t in (*GUIDED_TASKS, *FORMAT_TASKS, *_RULE_TASKS) if families_for(t)})
+)
 
 
 def _guideline(name: str, family: str, description: str) -> Strategy:
@@ -284,6 +388,14 @@ STRATEGIES: dict[str, Strategy] = {
             "format_variants", "format_variants", FORMAT_TASKS, _formats,
             (_FORMAT, _OWN_ANSWER),
             description="the same answer in another output format (JSON, text, markdown, code...)",
+        ),
+        Strategy(
+            "combined", "combined", _COMBINED_TASKS, _combined,
+            (_C_LABELS, _C_OWN_INPUT, _C_FORMAT, _OWN_ANSWER, _C_STRATEGIES),
+            llm_tasks=LLM_TASKS, uses_llm=True,
+            description="one or more strategies per row (description + examples, guidelines + "
+            "a format variant, a preference rule with its labels' descriptions...), drawn per "
+            "record with the weights of assets/rules/combined.json",
         ),
     )
 }

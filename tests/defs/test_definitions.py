@@ -116,7 +116,10 @@ def test_only_applicable_source_strategy_pairs_are_partitions():
     assert pairs == expected
     by_task = {entries[n].task for n, _ in pairs}
     assert "IG" not in by_task  # chat data has no labels and no answer to reformat
-    assert {s for n, s in pairs if entries[n].task in ("MRC", "OpenIE")} == {"format_variants"}
+    # format variants only, alone or as the one part of a combined row
+    assert {s for n, s in pairs if entries[n].task in ("MRC", "OpenIE")} == {
+        "format_variants", "combined"
+    }
     assert len(pairs) < len(entries) * len(STRATEGIES)
     # a test-split source gives evaluation rows only: no compound partition at all
     test_entry = CatalogEntry(name="held_out", task="NER", language="en", format="conll",

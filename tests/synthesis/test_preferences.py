@@ -11,15 +11,18 @@ from typing import Any
 import pytest
 
 from hum_dagster.llm.types import LLMFailure, LLMRequest, LLMResponse
-from hum_dagster.records import LabelSchema, Record
+from hum_dagster.records import NER, RE, LabelSchema, Record
 from hum_dagster.synthesis.basic import BasicConfig, synthesize_basic
 from hum_dagster.synthesis.columns import COMPOUND_COLUMNS, INSTRUCTION_COLUMNS
+from hum_dagster.synthesis.guidelines import validate_compound_row
+from hum_dagster.synthesis.own_answers import check_own_answers
 from hum_dagster.synthesis.preferences import (
     REJECT_DISAGREE,
     REJECT_EMPTY_RULE,
     REJECT_FORMAT,
     REJECT_LABEL,
     REJECT_LLM_FAILURE,
+    REJECT_NOT_MERGED,
     REJECT_NOT_REVERSED,
     REJECT_OTHER_LABELS,
     REJECT_SPAN,
@@ -386,6 +389,7 @@ def test_only_train_mode_rows_and_per_row_cap():
     train = basic_rows([record], NER_EN)
     assert len(preference_rows(train, PreferenceConfig(max_per_row=1)).rows) == 1
     every = preference_rows(train, PreferenceConfig(max_per_row=None)).rows
+    # no granularity: the label hierarchy lists no person/location pair
     assert {r["variant"].split("/")[0] for r in every} == {"numerical", "boundaries", "punctuation"}
     assert len({r["instruction_id"] for r in every}) == len(every)
 
@@ -700,3 +704,80 @@ def test_all_preference_rows_pass_the_basic_validator_shape():
         inst = json.loads(out["instruction"])
         assert validate_basic_row({**out, "schema": json.dumps(inst["schema"])}) == []
         assert set(INSTRUCTION_COLUMNS) <= set(out)
+
+
+# --------------------------------------------------------------------------- granularity
+
+
+POLITICS = LabelSchema(types=["person", "politician", "location", "organisation"])
+
+
+def _two_label_row() -> dict:
+    return one_row(
+        ner(
+            "Merkel met Ann Lee and Bob Hale in Paris.",
+            ("Merkel", "politician"),
+            ("Ann Lee", "person"),
+            ("Bob Hale", "person"),
+            ("Paris", "location"),
+        ),
+        POLITICS,
+    )
+
+
+def test_granularity_merge_folds_a_narrower_label_into_its_broader_one():
+    p = parse_row(_two_label_row())
+    cands = rule_candidates("granularity", NER, "en", p.text, p.items, p.output)
+    # only the pair the label hierarchy lists: a politician is a person; a location is
+    # neither a person nor covers one
+    assert [(c.label, c.merged_label) for c in cands] == [("person", "politician")]
+    (merge,) = cands
+    assert merge.variant == "granularity/merge"
+    assert merge.output["person"] == ["Merkel", "Ann Lee", "Bob Hale"]  # text order
+    assert "politician" not in merge.output and merge.output["location"] == ["Paris"]
+    # a narrower label without answers gives no rule
+    empty = dict(p.output, politician=[])
+    assert rule_candidates("granularity", NER, "en", p.text, p.items, empty) == []
+    assert rule_candidates("granularity", RE, "en", p.text, p.items, p.output) == []
+
+
+def test_label_hierarchy_errors_name_the_file(tmp_path):
+    from hum_dagster.synthesis.label_hierarchy import read_label_hierarchy
+
+    path = tmp_path / "h.yaml"
+    path.write_text("en:\n  person: politician\n")
+    with pytest.raises(ValueError, match=f"{path}: en.person: expected a list"):
+        read_label_hierarchy(path)
+    path.write_text("en:\n  person: [Person]\n")
+    with pytest.raises(ValueError, match="cannot cover itself"):
+        read_label_hierarchy(path)
+    path.write_text("zh:\n  人物: [政治人物]\n")
+    assert read_label_hierarchy(path).covers("人物", "政治人物", "en")  # any language
+
+
+def test_granularity_rows_drop_the_folded_label_and_pass_the_checks():
+    row = _two_label_row()
+    config = PreferenceConfig(strategies=("granularity",))
+    (out,) = preference_rows([row], config).rows
+    inst = json.loads(out["instruction"])
+    prov = json.loads(out["provenance"])
+    merged, label = prov["merged_label"], prov["label"]
+    assert merged not in [it for it in inst["schema"]] and merged not in json.loads(out["output"])
+    assert json.loads(out["schema"]) == inst["schema"]
+    rule = inst["rules"][0]["rule"]
+    assert f'"{label}"' in rule and f'"{merged}"' in rule
+    assert validate_compound_row(out) == []
+    assert check_own_answers([out], [row]) == []
+
+
+def test_check_relabel_rejects_a_merge_that_is_not_the_union():
+    p = parse_row(_two_label_row())
+    base = dict(label="person", strategy="granularity", variant="granularity/merge",
+                source="rule", rule="Person covers politician.", merged_label="politician")
+    good = {k: v for k, v in p.output.items() if k != "politician"}
+    good["person"] = ["Merkel", "Ann Lee", "Bob Hale"]
+    assert check_relabel(p, Relabel(output=good, **base)) is None
+    short = dict(good, person=["Ann Lee", "Bob Hale"])
+    assert check_relabel(p, Relabel(output=short, **base))[0] == REJECT_NOT_MERGED
+    kept = dict(good, politician=["Merkel"])
+    assert check_relabel(p, Relabel(output=kept, **base))[0] == REJECT_LABEL

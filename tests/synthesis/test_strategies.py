@@ -37,11 +37,13 @@ def test_corpus_ablations_drop_whole_families():
     assert set(VARIANTS["no_guidelines"]) == set(in_families(("guidelines", "paraphrase")))
     assert VARIANTS["no_format_variants"] == ("format_variants",)
     assert VARIANTS["no_preference_rules"] == ("preference_rules",)
+    assert "combined" not in {s for v in VARIANTS.values() for s in v}  # dropped by its parts
 
 
 def test_applicability_by_task_split_and_llm():
     assert applicable(IG) == ()
-    assert applicable(MRC) == ("format_variants",) == applicable(OPENIE)
+    # MRC and OpenIE take format variants only, alone or as a combined row's one part
+    assert applicable(MRC) == ("format_variants", "combined") == applicable(OPENIE)
     assert "preference_rules" not in applicable(TC)
     assert "preference_rules" in applicable(NER)
     assert "preference_rules" in applicable(EE)  # via its EET rows (rule-based numerical)

@@ -13,6 +13,7 @@ from hum_dagster.corpus.charts import corpus_stats, sample_token_lengths, write_
 from hum_dagster.corpus.decontam import BenchmarkIndex, DecontamConfig, benchmark_texts
 from hum_dagster.corpus.export import export_corpus
 from hum_dagster.corpus.mix import TASK_COLUMNS
+from hum_dagster.corpus.strategy_mix import strategy_mix
 from hum_dagster.corpus.tokens import load_tokenizer
 from hum_dagster.defs.corpus.inputs import input_problems
 from hum_dagster.defs.corpus.partitions import corpus_partitions
@@ -152,6 +153,7 @@ def hum_corpus(
             "variant_replacements": dg.MetadataValue.json(mix.get("variant", {})),
             "per_task": dg.MetadataValue.md(count_table(stats.get("by_task", {}), "task")),
             "per_strategy": dg.MetadataValue.md(count_table(stats.get("by_strategy", {}), "strategy")),
+            "strategy_mix": dg.MetadataValue.json(strategy_mix(corpus.rows)),
             "per_format": dg.MetadataValue.md(count_table(stats.get("by_variant", {}), "variant")),
             "token_lengths": dg.MetadataValue.json(
                 {k: stats[k] for k in ("input_tokens", "output_tokens") if k in stats}

@@ -47,7 +47,7 @@ def build_compound_asset(spec: Strategy) -> dg.AssetsDefinition:
             "schema_dictionary": dg.AssetIn(partition_mapping=identity),
         },
         pool=LLM_POOL if spec.uses_llm else None,
-        code_version="2",
+        code_version="3",
     )
     def _compound(
         context: dg.AssetExecutionContext,
