@@ -747,8 +747,7 @@ def _results(job: Job, workers: int, chunk_bytes: int) -> Iterator[ChunkResult]:
         return
     import multiprocessing as mp
 
-    method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
-    pool = mp.get_context(method).Pool(workers, initializer=init_worker, initargs=(job,))
+    pool = mp.get_context(start_method()).Pool(workers, initializer=init_worker, initargs=(job,))
     try:
         window: deque = deque()
         depth = 2 * workers + 1
@@ -762,6 +761,23 @@ def _results(job: Job, workers: int, chunk_bytes: int) -> Iterator[ChunkResult]:
     finally:
         pool.terminate()
         pool.join()
+
+
+def start_method() -> str:
+    """``fork`` (workers start in milliseconds) only from a process with one thread and no
+    native thread pool: the ``hum convert`` command. A process with other threads (a
+    Dagster step, a test session with a loopback server, anything that loaded polars'
+    thread pool) may hold a lock at the moment of the fork that no thread of the child
+    will ever release, and a forked worker then hangs; there the workers come from a
+    ``forkserver`` (a clean single-threaded process), else ``spawn``."""
+    import multiprocessing as mp
+    import sys
+    import threading
+
+    methods = mp.get_all_start_methods()
+    if "fork" in methods and threading.active_count() == 1 and "polars" not in sys.modules:
+        return "fork"
+    return "forkserver" if "forkserver" in methods else "spawn"
 
 
 class Sink:

@@ -219,7 +219,7 @@ def collect(instance, graph, wanted: dict, backfill_id: str | None, log_path: Pa
 def corpus_mix_lines(meta: dict) -> list[str]:
     """How a corpus partition was mixed, from its metadata: for ``full`` the mode and, per
     task, the rows available, wanted, used and what limited them; for an ablation what
-    became of the compound rows it leaves out (same size and task mix as ``full``)."""
+    became of the compound rows it leaves out (the task mix of ``full``, no row twice)."""
     from hum_dagster.corpus.mix import format_task_table
 
     variant = meta.get("variant_replacements") or {}
@@ -227,14 +227,18 @@ def corpus_mix_lines(meta: dict) -> list[str]:
     if variant.get("name", "full") != "full":
         if not removed:
             return ["  same rows as full (none of its strategies were in full)"]
-        repeated = int(variant.get("repeated", 0) or 0)
         size = int(meta.get("instructions", 0) or 0)
-        line = (f"  same size and task mix as full: its {removed:,} compound rows of the left-out "
-                f"strategies became basic rows of the same task")
-        if repeated:
-            line += (f", {repeated:,} of them repeats of a basic row already in the corpus "
-                     f"({repeated / size:.0%} of the corpus: its task had no unused basic row "
-                     "left; see README, ablations)" if size else "")
+        scaled = float(variant.get("scaled_to", 1.0) or 0.0)
+        by_base = sum(int(variant.get(k, 0) or 0) for k in
+                      ("replaced_by_base", "replaced_by_same_source", "replaced_by_same_task"))
+        by_kept = int(variant.get("replaced_by_kept_strategy", 0) or 0)
+        missing = int(variant.get("not_replaced", 0) or 0)
+        line = (f"  task mix of full, no row twice: of its {removed:,} left-out compound rows "
+                f"{by_base:,} became basic rows of the same task, {by_kept:,} rows of a kept "
+                f"strategy, {missing:,} had no unused row of their task")
+        if scaled < 1.0:
+            line += (f"; every task cut to {scaled:.0%} of its rows in full: {size:,} of "
+                     f"{int(variant.get('rows_in_full', 0) or 0):,} rows (see README, ablations)")
         return [line]
     rows = meta.get("mix_by_task") or []
     if not rows:

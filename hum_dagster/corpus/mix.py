@@ -439,19 +439,25 @@ def carries_any(rows: pl.DataFrame, strategies: tuple[str, ...]) -> pl.Series:
 
 
 def build_variant(all_rows: pl.DataFrame, variant_name: str, config: MixConfig) -> MixResult:
-    """An ablation corpus of Table 3: ``full`` with the compound rows that carry any of
-    the left-out strategies (a combined row carrying one among its parts included) turned
-    back into the basic rows they came from, so the size and the task
-    mix stay exactly those of ``full`` (only the basic/compound split moves).
+    """An ablation corpus of Table 3: ``full`` with the compound rows of the left-out
+    strategies replaced by rows of the same task (basic rows first), never a row twice,
+    and the task mix exactly that of ``full``.
 
     ``full`` is ``mix(all_rows)`` (``all_rows``: the cleaned pool, every candidate row).
     Each removed compound row becomes, in this order of preference: its base instruction
     (``base_instruction_id``) when that basic row is in the pool and not yet in the
     corpus; else an unused basic row of the same task and source; else one of the same
-    task (smallest rank first); else, when the task has no unused basic row left, its
-    base row (or the task's first basic row) once more (``repeated``). A row is never
-    replaced by a row of another task. The report gives the mix of ``full`` and of the
-    variant side by side (``achieved``) and how each removed row was replaced.
+    task (smallest rank first); else, when the task has no unused basic row left (strict
+    mode's binding task; ``fill`` mode, where ``full`` holds every basic row), an unused
+    compound row of the same task that carries none of the left-out strategies
+    (``replaced_by_kept_strategy``); else nothing (``not_replaced``). A row is never
+    replaced by a row of another task, nor by a second copy of a row: a model trained on
+    the ablation would learn repeats as weight. Where rows were not replaced, every task is
+    cut to the same fraction of its rows in ``full`` (the
+    smallest any task reached; rows of highest rank go), so the task mix stays that of
+    ``full`` and the corpus is smaller (``scaled_to``). The report gives the mix of
+    ``full`` and of the variant side by side (``achieved``) and how each removed row was
+    replaced.
     """
     if variant_name not in VARIANTS:
         raise ValueError(
@@ -502,7 +508,9 @@ def build_variant(all_rows: pl.DataFrame, variant_name: str, config: MixConfig) 
         return positions[i] if i < len(positions) else None
 
     picks: list[int] = []
-    counts = {"base": 0, "same_source": 0, "same_task": 0, "repeated": 0, "not_replaced": 0}
+    counts = {"base": 0, "same_source": 0, "same_task": 0, "kept_strategy": 0, "not_replaced": 0}
+    others = _UnusedRows(pool, corpus, dropped_strategies)
+    other_picks: list[int] = []
     base_ids = (
         removed["base_instruction_id"].to_list()
         if "base_instruction_id" in removed.columns
@@ -517,25 +525,28 @@ def build_variant(all_rows: pl.DataFrame, variant_name: str, config: MixConfig) 
         n = by_id.get(base) if base is not None else None
         how = "base"
         if n is None or used[n]:
-            home = n
             n = next_unused((task, source), by_task_source.get((task, source), []))
             how = "same_source"
             if n is None:
                 n = next_unused(task, by_task.get(task, []))
                 how = "same_task"
-            if n is None:  # no unused basic row of this task left: the base row again
-                n = home if home is not None else (by_task.get(task) or [None])[0]
-                how = "repeated"
-        if n is None:
-            counts["not_replaced"] += 1
+        if n is None:  # no unused basic row of this task left: a kept strategy's row
+            other = others.next(task)
+            if other is None:
+                counts["not_replaced"] += 1
+            else:
+                counts["kept_strategy"] += 1
+                other_picks.append(other)
             continue
         used[n] = True
         counts[how] += 1
         picks.append(n)
     replacements = basics[picks] if picks else basics.head(0)
-    rows = pl.concat([kept, replacements.select(kept.columns)], how="vertical_relaxed").sort(
-        "rank", "instruction_id"
-    )
+    rows = pl.concat(
+        [kept, replacements.select(kept.columns), others.rows(other_picks).select(kept.columns)],
+        how="vertical_relaxed",
+    ).sort("rank", "instruction_id")
+    rows, scaled_to = _keep_task_mix(rows, full.rows)
     report = dict(full.report)
     report.update(achieved_mix(rows))
     report["achieved"] = {"full": _shares(full.rows), variant_name: _shares(rows)}
@@ -546,8 +557,67 @@ def build_variant(all_rows: pl.DataFrame, variant_name: str, config: MixConfig) 
         "replaced_by_base": counts["base"],
         "replaced_by_same_source": counts["same_source"],
         "replaced_by_same_task": counts["same_task"],
-        "repeated": counts["repeated"],
+        "replaced_by_kept_strategy": counts["kept_strategy"],
         "not_replaced": counts["not_replaced"],
-        "task_mix_equal_to_full": _shares(rows)["task"] == _shares(full.rows)["task"],
+        "scaled_to": scaled_to,
+        "rows": rows.height,
+        "rows_in_full": full.rows.height,
+        # how far any task's share is from its share in full (rounding when scaled)
+        "task_share_max_difference": _share_difference(rows, full.rows),
     }
     return MixResult(rows, report)
+
+
+def _keep_task_mix(rows: pl.DataFrame, full: pl.DataFrame) -> tuple[pl.DataFrame, float]:
+    """``rows`` cut, per task, to the same fraction of that task's rows in ``full`` (the
+    smallest fraction any task has), lowest ranks kept: the task mix of ``full`` on fewer
+    rows. The fraction is 1.0 when every task has its rows of ``full``."""
+    wanted = dict(full.group_by("task").len().iter_rows())
+    have = dict(rows.group_by("task").len().iter_rows())
+    fractions = [have.get(task, 0) / n for task, n in wanted.items() if n]
+    scaled_to = min(fractions, default=1.0)
+    if scaled_to >= 1.0:
+        return rows, 1.0
+    quota = {task: int(round(n * scaled_to)) for task, n in wanted.items()}
+    position = pl.int_range(pl.len()).over("task")
+    cut = (
+        rows.sort("rank", "instruction_id")
+        .with_columns(pl.col("task").cast(pl.String).replace_strict(quota, default=0).alias("_quota"))
+        .filter(position < pl.col("_quota"))
+        .drop("_quota")
+    )
+    return cut, round(scaled_to, 6)
+
+
+def _share_difference(rows: pl.DataFrame, full: pl.DataFrame) -> float:
+    a, b = _shares(rows)["task"], _shares(full)["task"]
+    return round(max((abs(a.get(t, 0.0) - b.get(t, 0.0)) for t in set(a) | set(b)), default=0.0), 4)
+
+
+class _UnusedRows:
+    """Compound rows of the pool that are not in ``corpus`` and carry none of the
+    ``dropped`` strategies, by task in rank order: what replaces a left-out row whose
+    task has no unused basic row."""
+
+    def __init__(self, pool: pl.DataFrame, corpus: pl.DataFrame, dropped: tuple[str, ...]):
+        frame = pool.filter(
+            (pl.col("strategy") != "basic")
+            & ~carries_any(pool, dropped)
+            & ~pl.col("instruction_id").is_in(corpus["instruction_id"].implode())
+        ).sort("rank", "instruction_id")
+        self.frame = frame.with_columns(kind_expr().alias("kind"))
+        self.by_task: dict[str, list[int]] = {}
+        for n, task in enumerate(self.frame["task"].cast(pl.String).to_list()):
+            self.by_task.setdefault(task, []).append(n)
+        self.cursor: dict[str, int] = {}
+
+    def next(self, task: str) -> int | None:
+        positions = self.by_task.get(task, [])
+        i = self.cursor.get(task, 0)
+        if i >= len(positions):
+            return None
+        self.cursor[task] = i + 1
+        return positions[i]
+
+    def rows(self, picks: list[int]) -> pl.DataFrame:
+        return self.frame[picks] if picks else self.frame.head(0)

@@ -49,12 +49,18 @@ def test_what_bounds_a_strict_total_is_printed_under_the_table():
     assert ner.endswith("capped to keep the exact proportions (the total is set by basic KGE)")
 
 
-def test_an_ablation_line_counts_its_repeats():
-    meta = {"instructions": 200, "variant_replacements": {
-        "name": "no_guidelines", "removed": 120, "repeated": 50}}
+def test_an_ablation_line_says_how_its_rows_were_replaced_and_how_much_smaller_it_is():
+    meta = {"instructions": 150, "variant_replacements": {
+        "name": "no_guidelines", "removed": 120, "replaced_by_base": 60,
+        "replaced_by_same_task": 5, "replaced_by_kept_strategy": 5, "not_replaced": 50,
+        "scaled_to": 0.75, "rows_in_full": 200}}
     (line,) = corpus_mix_lines(meta)
-    assert "same size and task mix as full" in line and "120 compound rows" in line
-    assert "50 of them repeats" in line and "(25% of the corpus" in line
+    assert "of its 120 left-out compound rows 65 became basic rows" in line
+    assert "5 rows of a kept strategy, 50 had no unused row" in line
+    assert "every task cut to 75% of its rows in full: 150 of 200 rows" in line
+    meta["variant_replacements"].update(not_replaced=0, scaled_to=1.0, replaced_by_base=110)
+    (line,) = corpus_mix_lines(meta)
+    assert "cut to" not in line
 
 
 @pytest.mark.parametrize(

@@ -437,3 +437,28 @@ def test_reason_kind():
     assert engine.reason_kind("invalid JSON: Expecting ',' delimiter at column 57") == (
         "invalid JSON: Expecting … delimiter at column N"
     )
+
+
+def test_workers_are_forked_only_from_a_single_threaded_process():
+    """A fork from a process with other threads can inherit a held lock and hang (seen:
+    `hum convert --workers 2` called in a test session with a loopback server running);
+    such a process gets its workers from a forkserver."""
+    import threading
+
+    from hum_dagster.cli.convert_engine import start_method
+
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait, daemon=True)
+    other.start()
+    try:
+        assert start_method() in ("forkserver", "spawn")
+    finally:
+        stop.set()
+        other.join()
+    code = ("import sys; from hum_dagster.cli.convert_engine import start_method; "
+            "assert 'polars' not in sys.modules; print(start_method())")
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "fork"  # the command's own process: fast start-up
