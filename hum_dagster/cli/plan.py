@@ -87,7 +87,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     root = env["HUM_STORAGE_ROOT"]
     try:  # the corpus estimate mixes as the code location will (HUM_MIX_MODE, HUM_MIX_TOTAL)
         mix = mix_config(env.get("HUM_MIX_MODE") or "fill", env.get("HUM_MIX_TOTAL") or 0,
-                         seed=args.seed)
+                         compound=env.get("HUM_MIX_COMPOUND") or "all", seed=args.seed)
     except ValueError as exc:
         print(f"hum plan: settings: {exc}", file=sys.stderr)
         return 2

@@ -64,6 +64,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                      "usable row (with --mix-total, water-filled toward the paper's task "
                      "shares); strict keeps the paper's shares exact, so the scarcest task "
                      "bounds the corpus")
+    run.add_argument("--mix-compound", choices=("all", "combined"),
+                     help="where the corpus's compound rows come from (default: "
+                     "$HUM_MIX_COMPOUND or all): every compound asset, or only the combined "
+                     "strategy's rows (one per record, strategies at the paper's counts)")
     run.add_argument("--mix-total", type=int,
                      help="corpus size asked of the mix (default: $HUM_MIX_TOTAL or 0: no total)")
     run.add_argument("--timeout", type=float, default=0,
@@ -96,8 +100,15 @@ def mix_settings(env: dict[str, str]) -> dict:
     (the flags set them); ``ValueError`` with one line when either is bad."""
     from hum_dagster.defs.resources.settings import mix_config
 
-    config = mix_config(env.get("HUM_MIX_MODE") or "fill", env.get("HUM_MIX_TOTAL") or 0)
-    return {"mix_mode": config.mode, "mix_total": config.total or 0}
+    config = mix_config(env.get("HUM_MIX_MODE") or "fill", env.get("HUM_MIX_TOTAL") or 0,
+                        compound=env.get("HUM_MIX_COMPOUND") or "all")
+    return mix_settings_of(config)
+
+
+def mix_settings_of(config) -> dict:
+    """The settings a corpus is mixed under, as its metadata ``mix_settings`` holds them."""
+    return {"mix_mode": config.mode, "mix_total": config.total or 0,
+            "mix_compound": config.compound}
 
 
 def _interrupt(signum, frame) -> None:
@@ -115,6 +126,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         env["HUM_MIX_MODE"] = args.mix_mode
     if getattr(args, "mix_total", None) is not None:
         env["HUM_MIX_TOTAL"] = str(args.mix_total)
+    if getattr(args, "mix_compound", None):
+        env["HUM_MIX_COMPOUND"] = args.mix_compound
     try:
         mix = mix_settings(env)
     except ValueError as exc:

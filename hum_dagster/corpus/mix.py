@@ -72,6 +72,17 @@ VARIANTS: dict[str, tuple[str, ...]] = {
 }
 
 
+COMPOUND_SOURCES = ("all", "combined")
+
+
+def eligible(pool: pl.DataFrame, config: MixConfig) -> pl.DataFrame:
+    """The rows of ``pool`` the mix may choose: every row, or with ``compound="combined"``
+    the basic rows and the combined strategy's rows only."""
+    if config.compound == "all":
+        return pool
+    return pool.filter(pl.col("strategy").cast(pl.String).is_in(["basic", "combined"]))
+
+
 @dataclass(frozen=True)
 class MixConfig:
     kind_shares: Mapping[str, float] = field(default_factory=lambda: dict(PAPER_KIND_SHARES))
@@ -79,6 +90,9 @@ class MixConfig:
     total: int | None = None  # None: fill: every usable row; strict: the largest exact mix
     mode: str = "fill"  # fill | strict (redistribute: the old name of fill)
     seed: int = 42
+    # where compound rows come from: every compound asset ("all"), or only the combined
+    # strategy's rows ("combined": one per record, strategies drawn at the paper's counts)
+    compound: str = "all"
 
     def __post_init__(self) -> None:
         if self.mode == "redistribute":
@@ -97,6 +111,9 @@ class MixConfig:
             raise ValueError(f"mix total must be a whole number of rows, got {self.total!r}")
         if self.total is not None and self.total < 0:
             raise ValueError(f"mix total must be >= 0, got {self.total}")
+        if self.compound not in COMPOUND_SOURCES:
+            raise ValueError(f"unknown compound source {self.compound!r}; expected one of "
+                             f"{', '.join(COMPOUND_SOURCES)}")
 
 
 @dataclass
@@ -375,6 +392,7 @@ def report_cells(report: dict, key: str) -> dict[tuple[str, str], int]:
 def mix(pool: pl.DataFrame, config: MixConfig) -> MixResult:
     """The rows of ``pool`` chosen by the quotas (``pool`` needs ``instruction_id``,
     ``strategy``, ``task``; a ``rank`` column is added when absent)."""
+    pool = eligible(pool, config)
     if "rank" not in pool.columns:
         pool = pool.with_columns(rank_keys(pool["instruction_id"], config.seed))
     pool = pool.with_columns(kind_expr().alias("kind"))
@@ -463,6 +481,7 @@ def build_variant(all_rows: pl.DataFrame, variant_name: str, config: MixConfig) 
         raise ValueError(
             f"unknown corpus variant {variant_name!r}; expected one of {sorted(VARIANTS)}"
         )
+    all_rows = eligible(all_rows, config)
     full = mix(all_rows, config)
     dropped_strategies = VARIANTS[variant_name]
     if not dropped_strategies:

@@ -8,7 +8,7 @@ from hum_dagster.cli.run import mix_settings, plan
 
 
 def test_a_corpus_mixed_under_other_settings_is_planned_again():
-    made_with = {"mix_mode": "fill", "mix_total": 0}
+    made_with = {"mix_mode": "fill", "mix_total": 0, "mix_compound": "all"}
 
     @dg.asset(name="hum_corpus")
     def corpus() -> dg.MaterializeResult:
@@ -24,4 +24,6 @@ def test_a_corpus_mixed_under_other_settings_is_planned_again():
     todo, reasons = plan(graph, instance, wanted, mix_settings({"HUM_MIX_TOTAL": "3000"}))
     assert todo == {key: [None]} and reasons == {"mix settings changed": 1}
     todo, reasons = plan(graph, instance, wanted, mix_settings({"HUM_MIX_MODE": "strict"}))
+    assert reasons == {"mix settings changed": 1}
+    todo, reasons = plan(graph, instance, wanted, mix_settings({"HUM_MIX_COMPOUND": "combined"}))
     assert reasons == {"mix settings changed": 1}

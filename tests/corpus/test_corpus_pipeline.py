@@ -180,12 +180,31 @@ def test_a_task_outside_the_shares_is_reported_not_used():
         ({"mode": "balanced"}, "unknown mix mode 'balanced'; expected one of fill, strict"),
         ({"total": -5}, "mix total must be >= 0, got -5"),
         ({"total": 2.5}, "mix total must be a whole number of rows"),
+        ({"compound": "some"}, "unknown compound source 'some'; expected one of all, combined"),
     ],
 )
 def test_bad_mix_config_is_one_clear_line(kwargs, message):
     with pytest.raises(ValueError, match=message.replace("(", r"\(")) as info:
         MixConfig(**kwargs)
     assert "\n" not in str(info.value)
+
+
+def test_compound_rows_from_the_combined_strategy_only():
+    """``compound="combined"``: the corpus's compound rows are the combined strategy's
+    (the paper's compound instructions), never a standalone strategy's row; an ablation
+    takes its replacements from the same rows."""
+    rows = pool(60)
+    extra = [row(task, i, "combined", strategies="description+examples" if i % 3 else
+                 "format_variants") for task in PAPER_TASK_SHARES if task != "IG" for i in range(60)]
+    rows = pl.concat([rows, instruction_frame(extra, COMPOUND_COLUMNS)], how="diagonal_relaxed")
+    everything = mix(rows, MixConfig())
+    assert set(everything.rows["strategy"].unique()) > {"basic", "combined"}
+    combined = mix(rows, MixConfig(compound="combined"))
+    assert set(combined.rows["strategy"].unique()) == {"basic", "combined"}
+    assert combined.rows.height == rows.filter(pl.col("strategy").is_in(["basic", "combined"])).height
+    ablated = build_variant(rows, "no_format_variants", MixConfig(compound="combined"))
+    assert set(ablated.rows["strategy"].unique()) <= {"basic", "combined"}
+    assert not ablated.rows["strategies"].cast(pl.String).str.contains("format_variants").any()
 
 
 def test_water_fill_spreads_a_short_share():

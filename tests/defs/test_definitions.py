@@ -214,7 +214,7 @@ def test_corpus_export_is_readable_alpaca_with_dataset_info(built):
     assert "ner_en_conll" in meta["inputs"].value
     # the default mix (fill) uses every usable row and says so per task
     assert meta["mix_mode"].value == "fill"
-    assert meta["mix_settings"].value == {"mix_mode": "fill", "mix_total": 0}
+    assert meta["mix_settings"].value == {"mix_mode": "fill", "mix_total": 0, "mix_compound": "all"}
     tasks = {r["task"]: r for r in meta["mix_by_task"].value}
     assert sum(r["used"] for r in tasks.values()) == corpus.height
     for row in tasks.values():
@@ -230,6 +230,8 @@ def test_a_bad_mix_setting_fails_the_corpus_with_one_line(built, project_defs, h
         ({"mix_mode": "balanced"}, "settings: mix_mode: unknown mix mode 'balanced'; "
          "expected one of fill, strict"),
         ({"mix_total": -10}, "settings: mix_total must be >= 0 (0: no total), got -10"),
+        ({"mix_compound": "some"}, "settings: mix_compound: unknown compound source 'some'; "
+         "expected one of all, combined"),
     ):
         config = {"resources": {
             "settings": {"config": {"storage_root": str(root), **settings}},

@@ -141,7 +141,8 @@ def hum_corpus(
             "mix_mode": mix.get("mode", ""),
             # what the settings asked (hum run re-mixes a corpus made under others)
             "mix_settings": dg.MetadataValue.json(
-                {"mix_mode": mix_config.mode, "mix_total": mix_config.total or 0}
+                {"mix_mode": mix_config.mode, "mix_total": mix_config.total or 0,
+                 "mix_compound": mix_config.compound}
             ),
             "mix_target_total": mix.get("target_total", 0),
             # per task: available, wanted (its share of the total), used, what limited it

@@ -26,6 +26,7 @@ ENV_VARS = {
     "HUM_BASE_MODELS": "settings.base_models",
     "HUM_MIX_MODE": "settings.mix_mode",
     "HUM_MIX_TOTAL": "settings.mix_total",
+    "HUM_MIX_COMPOUND": "settings.mix_compound",
     # llm: every field of LLMResource has a HUM_LLM_* variable (llm.ENV_FIELDS)
     **{variable: f"llm.{field}" for field, (variable, _) in ENV_FIELDS.items()},
     "HUM_TRAIN_LAUNCHER": "training_launcher.kind",
@@ -42,6 +43,8 @@ def _mix_fields(environ) -> dict:
         fields["mix_mode"] = dg.EnvVar("HUM_MIX_MODE")
     if environ.get("HUM_MIX_TOTAL", "").strip():
         fields["mix_total"] = dg.EnvVar.int("HUM_MIX_TOTAL")
+    if environ.get("HUM_MIX_COMPOUND", "").strip():
+        fields["mix_compound"] = dg.EnvVar("HUM_MIX_COMPOUND")
     return fields
 
 

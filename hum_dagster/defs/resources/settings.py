@@ -108,6 +108,9 @@ class HumSettings(dg.ConfigurableResource):
     # Total 0: no total (fill: every usable row; strict: the largest exact mix).
     mix_mode: str = "fill"
     mix_total: int = 0
+    # HUM_MIX_COMPOUND: compound rows from every compound asset (all) or only from the
+    # combined strategy (combined: the paper's compound instructions, one per record)
+    mix_compound: str = "all"
     kind_shares: dict[str, float] = {}
     task_shares: dict[str, float] = {}
 
@@ -144,13 +147,14 @@ class HumSettings(dg.ConfigurableResource):
         return mix_config(
             self.mix_mode,
             self.mix_total,
+            compound=self.mix_compound,
             kind_shares=dict(self.kind_shares or PAPER_KIND_SHARES),
             task_shares=dict(self.task_shares or PAPER_TASK_SHARES),
             seed=self.seed,
         )
 
 
-def mix_config(mode: str, total: int | str | None, **fields):
+def mix_config(mode: str, total: int | str | None, compound: str = "all", **fields):
     """``corpus.mix.MixConfig`` from the settings' ``mix_mode`` and ``mix_total`` (0 or
     empty: no total); ``ValueError`` with one line naming the setting when either is bad."""
     from hum_dagster.corpus.mix import MixConfig
@@ -163,6 +167,9 @@ def mix_config(mode: str, total: int | str | None, **fields):
     if number < 0:
         raise ValueError(f"mix_total must be >= 0 (0: no total), got {number}")
     try:
-        return MixConfig(total=number or None, mode=str(mode).strip().lower(), **fields)
+        return MixConfig(total=number or None, mode=str(mode).strip().lower(),
+                         compound=str(compound or "all").strip().lower(), **fields)
     except ValueError as exc:
+        if "compound source" in str(exc):
+            raise ValueError(f"mix_compound: {exc}") from None
         raise ValueError(f"mix_mode: {exc}" if "mode" in str(exc) else str(exc)) from None
