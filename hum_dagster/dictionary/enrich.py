@@ -101,16 +101,7 @@ def describe_request(
         descriptions=descriptions,
         positives=positives,
     )
-    return LLMRequest(
-        step=DESCRIBE_STEP,
-        template=template.name,
-        template_version=template.version,
-        messages=(
-            {"role": "system", "content": template.system},
-            {"role": "user", "content": user},
-        ),
-        json_schema=template.json_schema,
-    )
+    return LLMRequest.chat(DESCRIBE_STEP, template, user)
 
 
 @dataclass

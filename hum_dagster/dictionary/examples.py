@@ -156,16 +156,7 @@ def examples_request(
         value_shape=_shape(entry.kind),
         reverse_hint=", the pair in the wrong direction" if reverse else "",
     )
-    return LLMRequest(
-        step=EXAMPLES_STEP,
-        template=template.name,
-        template_version=template.version,
-        messages=(
-            {"role": "system", "content": template.system},
-            {"role": "user", "content": user},
-        ),
-        json_schema=template.json_schema,
-    )
+    return LLMRequest.chat(EXAMPLES_STEP, template, user)
 
 
 # --------------------------------------------------------------------------- gates

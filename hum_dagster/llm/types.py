@@ -30,6 +30,21 @@ class LLMRequest:
     # cached and returned as it is, ``parsed`` is None and a validator sees the text.
     expect_json: bool = True
 
+    @classmethod
+    def chat(cls, step: str, template: Any, user: str) -> LLMRequest:
+        """A system + user request from a prompt template (anything with ``name``,
+        ``version``, ``system`` and ``json_schema``) and the user message rendered from it."""
+        return cls(
+            step=step,
+            template=template.name,
+            template_version=template.version,
+            messages=(
+                {"role": "system", "content": template.system},
+                {"role": "user", "content": user},
+            ),
+            json_schema=template.json_schema,
+        )
+
 
 @dataclass(frozen=True)
 class LLMResponse:

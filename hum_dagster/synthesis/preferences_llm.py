@@ -144,16 +144,7 @@ def build_request(
         if strategy == "reverse"
         else "",
     )
-    return LLMRequest(
-        step=PREFERENCE_STEP,
-        template=prompt.name,
-        template_version=prompt.version,
-        messages=(
-            {"role": "system", "content": prompt.system},
-            {"role": "user", "content": user},
-        ),
-        json_schema=prompt.json_schema,
-    )
+    return LLMRequest.chat(PREFERENCE_STEP, prompt, user)
 
 
 LLM_FAILURE_REASON = "llm_failure"  # preferences.REJECT_LLM_FAILURE: counted as failed
