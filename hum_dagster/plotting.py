@@ -12,7 +12,9 @@ drawn through :func:`new_figure`, so they share one look and one font setup:
   still renders, with boxes for CJK glyphs (and matplotlib warns).
 
 :func:`markdown_image` wraps PNG bytes as a ``data:`` URI in Markdown, for
-``dg.MetadataValue.md``: the image then shows on the asset's page, not only as a path.
+``dg.MetadataValue.md``: the image then shows in the UI (the entry's "Show Markdown" on the
+asset's Events page opens it; checked with ``scripts/screenshot_asset_graph.py --js``), not
+only as a path.
 No Dagster imports.
 """
 

@@ -43,7 +43,8 @@ def wait_for(url: str, seconds: float = 180) -> None:
             time.sleep(1)
 
 
-async def shoot(debug_port: int, page_url: str, wait: float = 12) -> bytes:
+async def shoot(debug_port: int, page_url: str, wait: float = 12, height: int = 900,
+                script: str | None = None) -> bytes:
     targets = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{debug_port}/json").read())
     ws_url = next(t["webSocketDebuggerUrl"] for t in targets if t["type"] == "page")
     async with websockets.connect(ws_url, max_size=50_000_000) as ws:
@@ -57,7 +58,7 @@ async def shoot(debug_port: int, page_url: str, wait: float = 12) -> bytes:
                 if message.get("id") == i:
                     return message.get("result", {})
 
-        await call("Emulation.setDeviceMetricsOverride", width=1600, height=900,
+        await call("Emulation.setDeviceMetricsOverride", width=1600, height=height,
                    deviceScaleFactor=1, mobile=False)
         await call("Page.navigate", url=page_url)
         await asyncio.sleep(wait)
@@ -65,6 +66,10 @@ async def shoot(debug_port: int, page_url: str, wait: float = 12) -> bytes:
                 ".find(b => b.textContent.trim() === 'Skip')?.click()")
         await call("Runtime.evaluate", expression=skip)
         await asyncio.sleep(4)
+        if script:  # e.g. open a metadata entry's "[Show Markdown]" dialog
+            result = await call("Runtime.evaluate", expression=script)
+            print(f"script: {result.get('result', {}).get('value')}", file=sys.stderr)
+            await asyncio.sleep(4)
         shot = await call("Page.captureScreenshot", format="png")
         return base64.b64decode(shot["data"])
 
@@ -77,6 +82,9 @@ def main() -> None:
     parser.add_argument("--page", nargs=2, action="append", metavar=("PATH", "PNG"),
                         help="a UI path and the file to write (default: the asset graph)")
     parser.add_argument("--wait", type=float, default=12, help="seconds a page gets to load")
+    parser.add_argument("--height", type=int, default=900,
+                        help="viewport height in pixels (a tall one shows long metadata whole)")
+    parser.add_argument("--js", help="JavaScript run on each page before its screenshot")
     args = parser.parse_args()
     pages = args.page or [("/asset-groups", str(OUT))]
     home = Path(args.hum_home).resolve() if args.hum_home else Path(tempfile.mkdtemp(prefix="hum-shot-"))
@@ -99,7 +107,7 @@ def main() -> None:
         wait_for(f"http://127.0.0.1:{port}/server_info")
         wait_for(f"http://127.0.0.1:{debug_port}/json/version", 30)
         for path, target in pages:
-            png = asyncio.run(shoot(debug_port, f"http://127.0.0.1:{port}{path}", args.wait))
+            png = asyncio.run(shoot(debug_port, f"http://127.0.0.1:{port}{path}", args.wait, args.height, args.js))
             Path(target).write_bytes(png)
             print(f"wrote {target} ({len(png):,} bytes)")
     finally:

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from matplotlib.ticker import MaxNLocator
+
 from hum_dagster.plotting import new_figure, png_bytes
 
 
@@ -21,6 +23,7 @@ def loss_curve_png(curve: list[dict[str, Any]], title: str) -> bytes:
         if evals:
             ax.plot(*zip(*evals, strict=True), "o-", label="eval loss")
         ax.set_xlabel("step")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # optimizer steps are whole
         ax.set_ylabel("loss")
         ax.set_title(title, fontsize=9)
         if train or evals:
