@@ -41,13 +41,13 @@ def test_resolve_smollm2_points_at_gguf_then_cache(tmp_path):
     assert src.cache_dir.startswith(str(tmp_path / "models"))
 
 
-RECORDS = 2  # per benchmark: each CrossNER record is several schema chunks
+RECORDS = 1  # per benchmark: each CrossNER record is several schema chunks
 
 
 @pytest.mark.slow
 @needs_smollm2
 def test_smollm2_end_to_end(tmp_path, shared_data, monkeypatch):
-    """SmolLM2-135M-Instruct on 2 records of every benchmark: real (near-zero) scores."""
+    """SmolLM2-135M-Instruct on a record of every benchmark: real (near-zero) scores."""
     from hum_dagster.evaluation.benchmarks import load_benchmarks
     from hum_dagster.evaluation.generate import DecodingConfig, TransformersGenerator
     from hum_dagster.evaluation.models import load_model
