@@ -148,9 +148,38 @@ class LLMUsage:
         }
 
 
-def _reason_class(reason: str) -> str:
-    """``"invalid: descriptions must be ..."`` counts under ``"invalid"``."""
-    return reason_category(reason)
+def run_requests(runner, requests: list, validate, usage) -> list:
+    """The runner's result for each request, its model and token counts in the step
+    report; a runner that returns another number of results is an error."""
+    results = runner.run(requests, validate)
+    if len(results) != len(requests):
+        raise RuntimeError(
+            f"LLM runner returned {len(results)} results for {len(requests)} requests"
+        )
+    usage.report.model = str(getattr(runner, "served_model", "") or "")
+    usage.report.count_usage(getattr(runner, "last_usage", None))
+    return results
+
+
+def usable_response(result, validate, label: str, usage) -> LLMResponse | None:
+    """The response when it can be used; else None, with the failure counted in the
+    step report (``usage.report``; ``usage`` is a step's usage record, with ``failures``) (by the leading word of its reason) and listed in ``usage.failures``.
+    A response that fails ``validate`` (a runner that skipped validation) counts as
+    ``invalid``."""
+    if isinstance(result, LLMFailure):
+        usage.report.failures[reason_category(result.reason)] += 1
+        usage.failures.append({"key": result.key, "label": label, "reason": result.reason,
+                               "attempts": result.attempts})
+        return None
+    if not isinstance(result, LLMResponse):
+        raise TypeError(f"LLM runner returned {type(result).__name__}, not a response")
+    problem = validate(result.parsed)
+    if problem is not None:
+        usage.report.failures["invalid"] += 1
+        usage.failures.append({"key": result.key, "label": label,
+                               "reason": f"invalid: {problem}", "attempts": 1})
+        return None
+    return result
 
 
 def enrich_with_llm(
@@ -177,41 +206,13 @@ def enrich_with_llm(
         gates = GateContext.build(known)
     template = template or load_prompt(DESCRIBE_TEMPLATE)
     requests = [describe_request(e, task, language, template) for e in entries]
-    results = runner.run(requests, validate_description)
-    if len(results) != len(requests):
-        raise RuntimeError(
-            f"LLM runner returned {len(results)} results for {len(requests)} requests"
-        )
+    results = run_requests(runner, requests, validate_description, usage)
     report = usage.report
-    report.model = str(getattr(runner, "served_model", "") or "")
-    report.count_usage(getattr(runner, "last_usage", None))
     out: dict[str, tuple[list[Text], list[Text]]] = {}
-    for entry, result in zip(entries, results, strict=True):
+    for entry, answer in zip(entries, results, strict=True):
         report.requests += 1
-        if isinstance(result, LLMFailure):
-            report.failures[_reason_class(result.reason)] += 1
-            usage.failures.append(
-                {
-                    "key": result.key,
-                    "label": entry.key,
-                    "reason": result.reason,
-                    "attempts": result.attempts,
-                }
-            )
-            continue
-        if not isinstance(result, LLMResponse):
-            raise TypeError(f"LLM runner returned {type(result).__name__}, not a response")
-        problem = validate_description(result.parsed)
-        if problem is not None:  # a runner that skipped validation: count, do not use
-            report.failures["invalid"] += 1
-            usage.failures.append(
-                {
-                    "key": result.key,
-                    "label": entry.key,
-                    "reason": f"invalid: {problem}",
-                    "attempts": 1,
-                }
-            )
+        result = usable_response(answer, validate_description, entry.key, usage)
+        if result is None:
             continue
         if result.cached:
             report.cached += 1

@@ -53,6 +53,8 @@ from hum_dagster.dictionary.enrich import (
     LANGUAGE_NAMES,
     PromptTemplate,
     llm_origin,
+    run_requests,
+    usable_response,
 )
 from hum_dagster.dictionary.mine import MINED, N_CANDIDATES, PAIR_KINDS, value_string
 from hum_dagster.dictionary.model import (
@@ -69,8 +71,7 @@ from hum_dagster.dictionary.model import (
     Text,
 )
 from hum_dagster.llm.report import StepReport
-from hum_dagster.llm.types import LLMFailure, LLMRequest, LLMResponse, LLMRunner
-from hum_dagster.llm.usage import reason_category
+from hum_dagster.llm.types import LLMRequest, LLMRunner
 
 EXAMPLES_STEP = "dictionary.examples"
 EXAMPLES_TEMPLATE = "label_examples"
@@ -419,34 +420,13 @@ def write_examples(
     for e in entries:
         others = sorted({o for o in by_kind.get(e.kind, []) if o != e.label})
         requests.append(examples_request(e, dictionary.task, dictionary.language, template, others))
-    results = runner.run(requests, validate_examples)
-    if len(results) != len(requests):
-        raise RuntimeError(
-            f"LLM runner returned {len(results)} results for {len(requests)} requests"
-        )
+    results = run_requests(runner, requests, validate_examples, usage)
     report = usage.report
-    report.model = str(getattr(runner, "served_model", "") or "")
-    report.count_usage(getattr(runner, "last_usage", None))
-    for entry, result in zip(entries, results, strict=True):
+    for entry, answer in zip(entries, results, strict=True):
         report.requests += 1
-        if isinstance(result, LLMFailure):
-            report.failures[reason_category(result.reason)] += 1
-            usage.failures.append(
-                {"key": result.key, "label": entry.key, "reason": result.reason,
-                 "attempts": result.attempts}
-            )
-            _confirm_variants(entry, None, usage, result.key)
-            continue
-        if not isinstance(result, LLMResponse):
-            raise TypeError(f"LLM runner returned {type(result).__name__}, not a response")
-        problem = validate_examples(result.parsed)
-        if problem is not None:  # a runner that skipped validation: count, do not use
-            report.failures["invalid"] += 1
-            usage.failures.append(
-                {"key": result.key, "label": entry.key, "reason": f"invalid: {problem}",
-                 "attempts": 1}
-            )
-            _confirm_variants(entry, None, usage, result.key)
+        result = usable_response(answer, validate_examples, entry.key, usage)
+        if result is None:
+            _confirm_variants(entry, None, usage, answer.key)
             continue
         if result.cached:
             report.cached += 1
