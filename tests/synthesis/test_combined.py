@@ -9,14 +9,11 @@ from functools import cache
 
 import polars as pl
 import pytest
+from sample_sources import sample_rows, sample_source
 
 from hum_dagster.corpus.mix import MixConfig, build_variant
 from hum_dagster.corpus.strategy_mix import PAPER_COUNTS, strategy_mix
-from hum_dagster.dictionary import build_dictionary, load_seed_book, select_seeds
 from hum_dagster.paths import ASSETS_DIR
-from hum_dagster.readers import read_source
-from hum_dagster.readers.catalog import load_catalog
-from hum_dagster.readers.fewrel import load_pid2name
 from hum_dagster.synthesis.basic import BasicConfig, synthesize_basic
 from hum_dagster.synthesis.columns import COMPOUND_COLUMNS
 from hum_dagster.synthesis.combined import combined_rows
@@ -45,18 +42,8 @@ PAPER_N = 1_261_658
 VALIDATORS = STRATEGIES["combined"].validators
 
 
-@cache
 def _source(name: str):
-    entry = next(e for e in load_catalog(ASSETS_DIR / "catalog.yaml") if e.name == name)
-    result = read_source(entry)
-    pid = entry.option("pid2name")
-    d, _ = build_dictionary(
-        entry.name, entry.task, entry.language, result.records, result.schema,
-        select_seeds(load_seed_book(), entry.name),
-        pid2name=load_pid2name(entry.resolve(pid)) if pid else None,
-    )
-    rows = list(synthesize_basic(result.records, result.schema, BasicConfig(mode="train")))
-    return d, rows
+    return sample_source(name)[0], sample_rows(name, "train")
 
 
 def _config(**weights) -> CombinedConfig:

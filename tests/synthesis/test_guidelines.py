@@ -4,16 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from functools import cache
 
 import pytest
+from sample_sources import sample_rows, sample_source
 
-from hum_dagster.dictionary import Example, build_dictionary, load_seed_book, select_seeds
-from hum_dagster.paths import ASSETS_DIR
-from hum_dagster.readers import read_source
-from hum_dagster.readers.catalog import load_catalog
-from hum_dagster.readers.fewrel import load_pid2name
-from hum_dagster.synthesis.basic import BasicConfig, synthesize_basic
+from hum_dagster.dictionary import Example
 from hum_dagster.synthesis.columns import COMPOUND_COLUMNS
 from hum_dagster.synthesis.guidelines import (
     GUIDELINE_STRATEGIES,
@@ -37,26 +32,9 @@ SOURCES = (
 )
 
 
-@cache
 def _source(name: str):
-    entry = next(e for e in load_catalog(ASSETS_DIR / "catalog.yaml") if e.name == name)
-    result = read_source(entry)
-    pid = entry.option("pid2name")
-    pid2name = load_pid2name(entry.resolve(pid)) if pid else None
-    d, _ = build_dictionary(
-        entry.name,
-        entry.task,
-        entry.language,
-        result.records,
-        result.schema,
-        select_seeds(load_seed_book(), entry.name),
-        pid2name=pid2name,
-    )
-    rows = {
-        mode: list(synthesize_basic(result.records, result.schema, BasicConfig(mode=mode)))
-        for mode in ("train", "test")
-    }
-    return d, rows, result
+    d, result = sample_source(name)
+    return d, {mode: sample_rows(name, mode) for mode in ("train", "test")}, result
 
 
 def _run(name: str, strategy: str, mode: str = "train", **config):

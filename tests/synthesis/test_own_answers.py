@@ -5,17 +5,13 @@ strategies never make one."""
 from __future__ import annotations
 
 import json
-from functools import cache
 
 import pytest
+from sample_sources import sample_rows, sample_source
 
-from hum_dagster.dictionary import build_dictionary, load_seed_book, select_seeds
+from hum_dagster.dictionary import build_dictionary
 from hum_dagster.dictionary.mine import MINED
 from hum_dagster.dictionary.model import LabelEntry, SchemaDictionary, Text
-from hum_dagster.paths import ASSETS_DIR
-from hum_dagster.readers import read_source
-from hum_dagster.readers.catalog import load_catalog
-from hum_dagster.readers.fewrel import load_pid2name
 from hum_dagster.records import LabelSchema, Record
 from hum_dagster.synthesis.basic import BasicConfig, synthesize_basic
 from hum_dagster.synthesis.guidelines import GUIDELINE_STRATEGIES, GuidelineConfig, run_guidelines
@@ -147,18 +143,8 @@ def test_extractive_mrc_answers_count_and_option_texts_do_not():
 # --------------------------------------------------------------------------- the strategies
 
 
-@cache
 def _source(name: str):
-    entry = next(e for e in load_catalog(ASSETS_DIR / "catalog.yaml") if e.name == name)
-    result = read_source(entry)
-    pid = entry.option("pid2name")
-    d, _ = build_dictionary(
-        entry.name, entry.task, entry.language, result.records, result.schema,
-        select_seeds(load_seed_book(), entry.name),
-        pid2name=load_pid2name(entry.resolve(pid)) if pid else None,
-    )
-    rows = list(synthesize_basic(result.records, result.schema, BasicConfig()))
-    return d, rows
+    return sample_source(name)[0], sample_rows(name)
 
 
 @pytest.mark.parametrize("name", SOURCES)
