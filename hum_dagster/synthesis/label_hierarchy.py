@@ -52,8 +52,8 @@ def read_label_hierarchy(path: str | Path) -> LabelHierarchy:
             raise ValueError(f"{path}: {lang}: expected a mapping broader label: [narrower labels]")
         out: dict[str, frozenset[str]] = {}
         for broader, narrower in spec.items():
-            if not _name_ok(broader) or not isinstance(narrower, list) or not all(
-                map(_name_ok, narrower)
+            if not name_ok(broader) or not isinstance(narrower, list) or not all(
+                map(name_ok, narrower)
             ):
                 raise ValueError(f"{path}: {lang}.{broader}: expected a list of label names")
             names = frozenset(str(n).casefold() for n in narrower)
@@ -64,7 +64,8 @@ def read_label_hierarchy(path: str | Path) -> LabelHierarchy:
     return LabelHierarchy(table, origin=str(path))
 
 
-def _name_ok(value: Any) -> bool:
+def name_ok(value: Any) -> bool:
+    """A label or relation name in a rules file: a non-blank string."""
     return isinstance(value, str) and bool(value.strip())
 
 

@@ -43,7 +43,7 @@ import yaml
 
 from hum_dagster.paths import ASSETS_DIR
 from hum_dagster.records import EET, NER, RE, SPO
-from hum_dagster.synthesis.label_hierarchy import LabelHierarchy, load_label_hierarchy
+from hum_dagster.synthesis.label_hierarchy import LabelHierarchy, load_label_hierarchy, name_ok
 
 INVERSE_PATH = ASSETS_DIR / "rules" / "inverse_relations.yaml"
 
@@ -221,7 +221,7 @@ def read_inverse_table(path: str | Path) -> InverseTable:
             raise ValueError(f"{path}: {lang}: expected 'pairs' and/or 'one_way'")
         names: dict[str, str] = {}
         for i, pair in enumerate(spec.get("pairs") or ()):
-            if not (isinstance(pair, list) and len(pair) == 2 and all(map(_name_ok, pair))):
+            if not (isinstance(pair, list) and len(pair) == 2 and all(map(name_ok, pair))):
                 raise ValueError(f"{path}: {lang}.pairs[{i}]: expected [relation, inverse]")
             a, b = (str(x) for x in pair)
             if a == b:
@@ -229,15 +229,11 @@ def read_inverse_table(path: str | Path) -> InverseTable:
             names.setdefault(a, b)
             names.setdefault(b, a)
         for a, b in (spec.get("one_way") or {}).items():
-            if not (_name_ok(a) and _name_ok(b)):
+            if not (name_ok(a) and name_ok(b)):
                 raise ValueError(f"{path}: {lang}.one_way: {a!r}: expected a relation name")
             names[str(a)] = str(b)
         table[str(lang)] = names
     return InverseTable(table, origin=str(path))
-
-
-def _name_ok(value: Any) -> bool:
-    return isinstance(value, str) and bool(value.strip())
 
 
 @lru_cache(maxsize=1)
