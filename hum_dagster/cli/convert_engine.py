@@ -594,14 +594,7 @@ def convert_chunk(spec: tuple[int, int, int, int]) -> ChunkResult:
         handle.seek(offset)
         data = handle.read(length)
     result = ChunkResult()
-    try:
-        _convert(job, _records(job, data, first_line, result.tally), result)
-    except SourceError as exc:
-        result.error = (exc.location, exc.reason, exc.line)
-        result.data = b""
-    except (SchemaError, TaskError) as exc:
-        result.error = ("", str(exc), None)
-        result.data = b""
+    _convert_into(job, _records(job, data, first_line, result.tally), result)
     if job.parts is not None and result.data:
         result.part = f"{job.parts}{index}"
         with open(result.part, "wb") as handle:
@@ -615,18 +608,25 @@ def convert_items(job: Job, items) -> ChunkResult:
     result = ChunkResult()
     try:
         init_worker(job)
-        _convert(job, _item_records(job, items, result.tally), result)
+        _convert_into(job, _item_records(job, items, result.tally), result)
+    finally:
+        import gc
+
+        gc.enable()
+    return result
+
+
+def _convert_into(job: Job, records, result: ChunkResult) -> None:
+    """``_convert`` into ``result``; a bad record or schema becomes ``result.error`` (and
+    no data), for the parent to report as one line."""
+    try:
+        _convert(job, records, result)
     except SourceError as exc:
         result.error = (exc.location, exc.reason, exc.line)
         result.data = b""
     except (SchemaError, TaskError) as exc:
         result.error = ("", str(exc), None)
         result.data = b""
-    finally:
-        import gc
-
-        gc.enable()
-    return result
 
 
 def _convert(job: Job, found: Iterator[tuple], result: ChunkResult) -> None:
