@@ -441,7 +441,10 @@ def achieved_mix(rows: pl.DataFrame, supply: dict | None = None) -> dict[str, An
 
 
 def _shares(rows: pl.DataFrame) -> dict[str, Any]:
-    mixed = achieved_mix(rows)
+    return _shares_of(achieved_mix(rows))
+
+
+def _shares_of(mixed: dict[str, Any]) -> dict[str, Any]:
     return {"total": mixed["total"], "kind": mixed["achieved_kind"], "task": mixed["achieved_task"]}
 
 
@@ -567,8 +570,10 @@ def build_variant(all_rows: pl.DataFrame, variant_name: str, config: MixConfig) 
     ).sort("rank", "instruction_id")
     rows, scaled_to = _keep_task_mix(rows, full.rows)
     report = dict(full.report)
-    report.update(achieved_mix(rows))
-    report["achieved"] = {"full": _shares(full.rows), variant_name: _shares(rows)}
+    mixed = achieved_mix(rows)
+    report.update(mixed)
+    side = {"full": _shares(full.rows), variant_name: _shares_of(mixed)}
+    report["achieved"] = side
     report["variant"] = {
         "name": variant_name,
         "left_out_strategies": list(dropped_strategies),
@@ -582,7 +587,7 @@ def build_variant(all_rows: pl.DataFrame, variant_name: str, config: MixConfig) 
         "rows": rows.height,
         "rows_in_full": full.rows.height,
         # how far any task's share is from its share in full (rounding when scaled)
-        "task_share_max_difference": _share_difference(rows, full.rows),
+        "task_share_max_difference": _share_difference(side["full"], side[variant_name]),
     }
     return MixResult(rows, report)
 
@@ -608,8 +613,8 @@ def _keep_task_mix(rows: pl.DataFrame, full: pl.DataFrame) -> tuple[pl.DataFrame
     return cut, round(scaled_to, 6)
 
 
-def _share_difference(rows: pl.DataFrame, full: pl.DataFrame) -> float:
-    a, b = _shares(rows)["task"], _shares(full)["task"]
+def _share_difference(full: dict[str, Any], variant: dict[str, Any]) -> float:
+    a, b = variant["task"], full["task"]
     return round(max((abs(a.get(t, 0.0) - b.get(t, 0.0)) for t in set(a) | set(b)), default=0.0), 4)
 
 
