@@ -247,6 +247,8 @@ def corpus_mix_lines(meta: dict) -> list[str]:
     mode = meta.get("mix_mode", "?")
     head = f"  mix {mode}"
     head += (f", total {total:,}" if isinstance(total, int) else "")
+    if (meta.get("mix_settings") or {}).get("mix_compound") == "combined":
+        head += ", compound rows from the combined strategy only"
     notes = [f"    {n}" for n in meta.get("limited_by") or []
              if "not reached" in n or n.startswith("total limited by")]
     return [head + " (per task: rows available, wanted at the target share, used):",

@@ -35,6 +35,9 @@ def test_the_full_corpus_lines_say_per_task_what_limited_it():
     assert by_task["NER"].split()[2:5] == ["300", "23", "97"]
     assert by_task["NER"].endswith("capped by the task's share of the total")
     assert by_task["EE"].endswith("no rows")
+    meta["mix_settings"] = {"mix_mode": "fill", "mix_total": 100, "mix_compound": "combined"}
+    assert corpus_mix_lines(meta)[0].startswith(
+        "  mix fill, total 100, compound rows from the combined strategy only (per task")
 
 
 def test_what_bounds_a_strict_total_is_printed_under_the_table():
