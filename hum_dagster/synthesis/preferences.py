@@ -60,6 +60,7 @@ from hum_dagster.synthesis.chunking import record_rng
 from hum_dagster.synthesis.columns import INSTRUCTION_COLUMNS
 from hum_dagster.synthesis.label_hierarchy import LabelHierarchy, load_label_hierarchy
 from hum_dagster.synthesis.outputs import output_key
+from hum_dagster.synthesis.own_answers import leaked_spans, record_spans
 from hum_dagster.synthesis.preferences_llm import (
     PreferenceChoice,
     PreferencePrompt,
@@ -715,6 +716,10 @@ def preference_rows(
     rejections: list[dict[str, Any]] = []
     options: list[_Option] = []
 
+    basic_rows = list(basic_rows)
+    # A rule's wording never quotes the record's own answer (a template's "subject and
+    # object" where the FewRel entity is the word "object"): such a rule is not used.
+    spans = record_spans(basic_rows)
     for row in basic_rows:
         if row.get("mode") != "train":
             skipped[SKIP_MODE] += 1
@@ -756,6 +761,9 @@ def preference_rows(
                 chosen = _pick(cands, rng)
                 if chosen is not None:
                     rule = rule_relabel(parsed, chosen, templates, rng)
+                    own = spans.get(row.get("record_id"), frozenset())
+                    if own and leaked_spans(own, [rule.rule]):
+                        rule = None
             llm_label = None
             if live and task in LLM_TASKS and strategy in config.llm_strategies:
                 if rule is not None:

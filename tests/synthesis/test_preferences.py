@@ -159,6 +159,21 @@ def test_boundaries_keep_title_only_where_the_title_is_written():
         assert span in text
 
 
+def test_boundaries_keep_title_never_quotes_the_records_own_answer():
+    """FewRel "military rank": the title next to the name is the relation's object. A
+    rule quoting it ("a title ... ('Captain') belongs to the span") would show the record's
+    answer (68 rows of one FewRel partition failed no_own_answer_in_guidelines)."""
+    schema = LabelSchema(roles=["military rank", "sibling"])
+    text = "Later Captain Manoj Pandey was honoured."
+    own = one_row(rel(RE, text, ("Manoj Pandey", "military rank", "Captain")), schema)
+    assert "boundaries/keep_title" not in by_variant(candidates("boundaries", own))
+    # The same title where it is not an answer still gives the variant.
+    other_text = "Later Captain Manoj Pandey met Ravi."
+    other = one_row(rel(RE, other_text, ("Manoj Pandey", "sibling", "Ravi")), schema)
+    keep = by_variant(candidates("boundaries", other))["boundaries/keep_title"]
+    assert keep.params["modifiers"] == ["Captain"]
+
+
 def test_boundaries_not_applicable_without_titles():
     row = one_row(ner("Smith met Jones.", ("Smith", "person"), ("Jones", "person")), NER_EN)
     assert candidates("boundaries", row) == []
@@ -314,6 +329,21 @@ def test_reverse_spo_zh_renames_predicate_and_swaps_types():
     assert inst["rules"][0]["label"] == "作品"
     assert "作者" in inst["rules"][0]["rule"]
     assert json.loads(out["provenance"])["new_label"] == "作品"
+
+
+def test_a_rule_whose_wording_quotes_the_records_answer_is_not_used():
+    """The reverse rule says "the subject and the object exchange places"; where the
+    record's subject is the word "object" (FewRel), that rule would quote its answer."""
+    schema = LabelSchema(roles=["part of", "sibling"])
+    config = PreferenceConfig(strategies=("reverse",))
+    leaky = one_row(rel("RE", "An object whose methods run.", ("methods", "part of", "object")),
+                    schema)
+    assert candidates("reverse", leaky)  # the rule exists for this row ...
+    assert preference_rows([leaky], config).rows == []  # ... and is not used
+    clean = one_row(rel("RE", "A class whose methods run.", ("methods", "part of", "class")),
+                    schema)
+    (row,) = preference_rows([clean], config).rows
+    assert check_own_answers([row], [clean]) == []
 
 
 def test_reverse_skipped_without_inverse_or_when_inverse_in_schema():
