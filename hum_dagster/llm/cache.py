@@ -26,6 +26,8 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+import msgspec
+
 from hum_dagster.store import fsio
 
 log = logging.getLogger(__name__)
@@ -84,6 +86,7 @@ class ResponseCache:
         self.flush_every = flush_every
         self._index: dict[str, list[dict[str, Any]]] = {}
         self._loaded: set[str] = set()  # shard names already in the index
+        self._searched: set[str] = set()  # keys ``refresh(wanted)`` has looked for
         self._pending: list[dict[str, Any]] = []
         self._pending_failures: list[dict[str, Any]] = []
         self._lock = threading.RLock()
@@ -91,16 +94,17 @@ class ResponseCache:
 
     # -- reading ----------------------------------------------------------------------
 
-    def refresh(self) -> int:
-        """Load shards that appeared since the last look; returns how many were new."""
+    def refresh(self, wanted: Iterable[str] | None = None) -> int:
+        """Load shards that appeared since the last look; returns how many were new.
+
+        With ``wanted`` (the keys a run is about to ask for), only the entries under
+        those keys are kept: every shard is scanned, but a line is decoded whole only when
+        its key is wanted, so a process holds its own answers, not the whole cache (at the
+        paper's scale it holds hundreds of thousands of answers of about 1.6 kB)."""
+        if wanted is not None:
+            return self._refresh_keys(wanted)
         fs, shard_dir = fsio.filesystem(fsio.join(self.root, SHARDS))
-        fs.invalidate_cache(shard_dir)
-        try:
-            names = sorted(
-                p.rsplit("/", 1)[-1] for p in fs.ls(shard_dir, detail=False) if p.endswith(".jsonl")
-            )
-        except FileNotFoundError:
-            names = []
+        names = _shard_names(fs, shard_dir)
         with self._lock:
             new = [n for n in names if n not in self._loaded]
         if not new:
@@ -121,18 +125,55 @@ class ResponseCache:
             # a late shard may sort before ones already loaded: keep first-wins by name
             if any(n < max(self._loaded) for n in new):
                 for entries in self._index.values():
-                    entries.sort(key=lambda e: (e.get("_shard", ""), e.get("_line", 0)))
+                    entries.sort(key=_entry_order)
             self._ready = True
         return len(new)
 
-    def _absorb(self, name: str, blob: bytes) -> None:
-        for n, line in enumerate(blob.decode("utf-8").splitlines()):
-            if not line.strip():
-                continue
+    def _refresh_keys(self, wanted: Iterable[str]) -> int:
+        """``refresh(wanted)``: scan the shards not loaded whole for the keys not looked
+        for yet; returns the number of shards scanned."""
+        with self._lock:
+            need = set(wanted) - self._searched
+        if not need:
+            return 0
+        fs, shard_dir = fsio.filesystem(fsio.join(self.root, SHARDS))
+        scanned = 0
+        for name in _shard_names(fs, shard_dir):
+            with self._lock:
+                if name in self._loaded:
+                    continue
+            try:
+                blob = fs.cat_file(f"{shard_dir}/{name}")
+            except FileNotFoundError:
+                continue  # compacted away since the listing: its entries are elsewhere
+            scanned += 1
+            with self._lock:
+                self._absorb(name, blob, need)
+        with self._lock:
+            for key in need:
+                if len(self._index.get(key, ())) > 1:
+                    self._index[key].sort(key=_entry_order)
+            self._searched |= need
+        return scanned
+
+    def _absorb(self, name: str, blob: bytes, only: set[str] | None = None) -> None:
+        """Index the lines of shard ``name`` (with ``only``: those under these keys)."""
+        lines = blob.decode("utf-8").splitlines()
+        numbered = [(n, line) for n, line in enumerate(lines) if line.strip()]
+        if only is not None:
+            try:  # each line's key alone (msgspec skips the rest of the line)
+                keys = [k.key for k in _KEYS.decode_lines(blob)]
+            except msgspec.DecodeError:
+                keys = []  # a bad line: decode every line
+            if len(keys) == len(numbered):
+                numbered = [nl for nl, k in zip(numbered, keys, strict=True) if k in only]
+        for n, line in numbered:
             try:
                 entry = json.loads(line)
             except ValueError:
                 log.warning("cache shard %s line %d is not JSON: skipped", name, n + 1)
+                continue
+            if only is not None and entry.get("key") not in only:
                 continue
             entry["_shard"], entry["_line"] = name, n
             self._index.setdefault(entry["key"], []).append(entry)
@@ -144,7 +185,7 @@ class ResponseCache:
 
         The validator sees the parsed JSON, or the raw text when ``expect_json`` is False.
         """
-        if not self._ready:
+        if not self._ready and key not in self._searched:
             self.refresh()
         with self._lock:
             entries = list(self._index.get(key, ()))
@@ -245,8 +286,31 @@ class ResponseCache:
         with self._lock:
             self._index.clear()
             self._loaded.clear()
+            self._searched.clear()
             self._ready = False
         return len(names)
+
+
+class _Key(msgspec.Struct):
+    key: str
+
+
+_KEYS = msgspec.json.Decoder(_Key)  # a line's key without decoding the rest of it
+
+
+def _entry_order(entry: dict[str, Any]) -> tuple[str, int]:
+    return entry.get("_shard", ""), entry.get("_line", 0)
+
+
+def _shard_names(fs: Any, shard_dir: str) -> list[str]:
+    """The shard file names under ``shard_dir``, sorted (first-wins order)."""
+    fs.invalidate_cache(shard_dir)
+    try:
+        return sorted(
+            p.rsplit("/", 1)[-1] for p in fs.ls(shard_dir, detail=False) if p.endswith(".jsonl")
+        )
+    except FileNotFoundError:
+        return []
 
 
 def _accepts(validate: Callable[[Any], str | None], parsed: Any) -> bool:

@@ -384,8 +384,9 @@ class OpenAIRunner:
         usage = self.config.new_usage()
         self.last_usage = usage
         results: list[LLMResponse | LLMFailure | None] = [None] * len(requests)
-        await asyncio.to_thread(self.cache.refresh)
         keys = [self.key(r) for r in requests]
+        # only this run's answers are read from the cache, not every answer it holds
+        await asyncio.to_thread(self.cache.refresh, keys)
         todo: dict[str, list[int]] = {}
         for i, (request, key) in enumerate(zip(requests, keys, strict=True)):
             entry = self.cache.get(key, validate, request.expect_json)

@@ -226,6 +226,38 @@ def test_corrupt_line_is_skipped(tmp_path, caplog):
     assert "not JSON" in caplog.text
 
 
+def test_a_run_reads_only_its_own_answers_first_writer_still_wins(tmp_path):
+    """``refresh(wanted)``: a process replaying its requests holds their answers only, not
+    the whole cache; with two answers under one key the older shard's still wins."""
+    root = str(tmp_path)
+    for w in range(3):
+        cache = ResponseCache(root, flush_every=1000)
+        for i in range(50):
+            cache.put({"key": f"k{i}", "content": f"w{w}", "parsed": {"key": "nested"}})
+        cache.flush()
+    fresh = ResponseCache(root)
+    assert fresh.refresh(["k3", "k7", "absent"]) == 3  # shards scanned
+    assert set(fresh._index) == {"k3", "k7"}  # private: what the process holds
+    assert fresh.get("k3")["content"] == "w0" and fresh.get("absent") is None
+    assert fresh.refresh(["k3"]) == 0  # looked for already: no second scan
+    assert fresh.get("k9")["content"] == "w0"  # a key not looked for: read as before
+    assert len(fresh) == 50
+
+
+def test_a_corrupt_line_does_not_hide_the_wanted_answers(tmp_path, caplog):
+    cache = ResponseCache(str(tmp_path))
+    for key in ("a", "b"):
+        cache.put({"key": key, "content": key, "parsed": 1})
+    cache.flush()
+    [shard] = (tmp_path / "shards").glob("*.jsonl")
+    lines = shard.read_text().splitlines()
+    shard.write_text("\n".join([lines[0], "{not json", lines[1]]) + "\n")
+    fresh = ResponseCache(str(tmp_path))
+    fresh.refresh(["b"])
+    assert fresh.get("b")["content"] == "b" and set(fresh._index) == {"b"}
+    assert "not JSON" in caplog.text
+
+
 def test_cache_on_s3(fake, s3_bucket):
     root = f"{s3_bucket}/run/llm_cache"
     requests = [req(f"s3 {i}") for i in range(6)]
