@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -64,6 +64,11 @@ class HumCorpusConfig:
     max_output_tokens: int = 500
     batch_rows: int = 10_000  # compound prompts run to several kB: about 50 MB of text
     examples: int = 5
+    # the out-of-core steps (keystore.KeyStore): DuckDB's memory limit and threads, and
+    # where the per-row keys are written (None: the system's temp folder)
+    memory_mb: int = 512
+    threads: int = 2
+    workdir: str | None = None
 
 
 @dataclass
@@ -173,10 +178,12 @@ def _prompt_expr() -> pl.Expr:
 def scan_rows(
     source: Source,
     config: HumCorpusConfig,
+    store: Any,
     tokenizer: Any = None,
     benchmark_index: Any = None,
-) -> tuple[pl.DataFrame, dict[str, Any]]:
-    """The streaming pass: the lean frame with every per-row key and measurement."""
+) -> dict[str, Any]:
+    """The streaming pass: every per-row key and measurement of the train-mode rows,
+    batch by batch into ``store`` (a ``keystore.KeyStore``); the pass's report."""
     from hum_dagster.corpus.decontam import MatchCache
     from hum_dagster.corpus.dedup import (
         NearDupConfig,
@@ -186,10 +193,11 @@ def scan_rows(
         frame_key_expr,
         input_text_expr,
     )
+    from hum_dagster.corpus.mix import rank_keys
     from hum_dagster.corpus.tokens import prompt_text
 
     near = config.near_dup if config.near_dup is not None else NearDupConfig()
-    parts: list[pl.DataFrame] = []
+    mix_seed = config.mix.seed if config.mix is not None else config.seed
     timings = {"scan_s": 0.0, "minhash_s": 0.0, "tokens_s": 0.0, "decontam_s": 0.0}
     encoded = 0
     matcher = MatchCache(benchmark_index) if benchmark_index is not None else None
@@ -209,7 +217,9 @@ def scan_rows(
             "_norm",
             "_frame",
             pl.col("record_id").hash(seed=14).alias("_rec"),
-        ).with_columns(split_keys(batch, config.seed))
+        ).with_columns(
+            split_keys(batch, config.seed), rank_keys(batch["instruction_id"], mix_seed)
+        )
         t = time.perf_counter()
         if near:
             bands = band_keys(batch["_dedup_text"].to_list(), near)
@@ -242,14 +252,8 @@ def scan_rows(
         if matcher is not None:
             lean = lean.with_columns(matcher.match(batch["_input"]))
         timings["decontam_s"] += time.perf_counter() - t
-        # One chunk per column per batch: columns read from Parquet come in chunks of
-        # their own, and on a lean frame chunked unlike itself polars 2.1's pl.format
-        # panicked ("assertion failed: i < self.len()", the S3 run of tests/test_ops_s3.py).
-        parts.append(
-            lean.with_columns(
-                pl.col(c).cast(pl.Categorical) for c in CATEGORY_COLUMNS if c in lean.columns
-            ).rechunk()
-        )
+        del batch
+        store.append(lean)
     timings["scan_s"] = (
         time.perf_counter()
         - t0
@@ -257,21 +261,10 @@ def scan_rows(
         - timings["tokens_s"]
         - timings["decontam_s"]
     )
-    lean = pl.concat(parts, how="vertical_relaxed") if parts else None
-    if lean is None:
-        lean = (
-            instruction_frame([], LEAN_COLUMNS)
-            .with_columns(
-                pl.lit(0, pl.UInt32).alias("_row"),
-                *[pl.lit(0, pl.UInt64).alias(c) for c in ("_exact", "_norm", "_frame", "_rec")],
-                pl.lit(0, pl.Int64).alias("split_key"),
-            )
-            .head(0)
-        )
     info = {"timings_s": {k: round(v, 2) for k, v in timings.items()}, "texts_tokenized": encoded}
     if matcher is not None:
         info["decontam_distinct_inputs"] = matcher.matched
-    return lean, info
+    return info
 
 
 def split_keys(batch: pl.DataFrame, seed: int) -> pl.Series:
@@ -293,69 +286,35 @@ def split_keys(batch: pl.DataFrame, seed: int) -> pl.Series:
     ]
 
 
-def _take(lean: pl.DataFrame, rows: pl.Series) -> pl.DataFrame:
-    """The rows of ``lean`` at positions ``rows`` (``_row`` is the position)."""
-    return lean[rows.cast(pl.UInt32).sort().to_numpy()]
-
-
-def _removal(frame: pl.DataFrame, reason: str, detail: pl.Expr | None = None) -> pl.DataFrame:
-    return frame.select(
-        "_row",
-        "instruction_id",
-        "task",
-        "source",
-        pl.lit(reason).alias("reason"),
-        (detail if detail is not None else pl.lit(None, pl.String)).cast(pl.String).alias("detail"),
-    )
+# What the pool (the rows left after cleaning) carries into the mix.
+POOL_COLUMNS = ("_row", *LEAN_COLUMNS, "split_key", "rank")
 
 
 def clean_rows(
     source: Source,
     config: HumCorpusConfig,
+    store: Any,
     tokenizer: Any = None,
     benchmark_index: Any = None,
-) -> tuple[pl.DataFrame, pl.DataFrame, dict[str, Any]]:
-    """(pool, removed, report): the train-mode rows left after exact and near
-    de-duplication, token limits (when a tokenizer is given) and decontamination (when a
-    ``decontam.BenchmarkIndex`` is given); ``removed`` names each dropped row's reason."""
-    from hum_dagster.corpus.dedup import (
-        NearDupConfig,
-        candidate_pairs,
-        dedup_text_expr,
-        verify_pairs,
-    )
+) -> tuple[pl.DataFrame, dict[str, Any]]:
+    """(removed, report): scan ``source`` into ``store`` and mark, out of core, the
+    train-mode rows that exact and near de-duplication, the token limits (when a
+    tokenizer is given) and decontamination (when a ``decontam.BenchmarkIndex`` is given)
+    remove; ``removed`` names each dropped row's reason. Afterwards the store's ``pool``
+    view holds the rows left (``POOL_COLUMNS`` and the token counts)."""
+    from hum_dagster.corpus.dedup import NearDupConfig, dedup_text_expr, verify_pairs
 
     started = time.perf_counter()
-    lean, info = scan_rows(source, config, tokenizer, benchmark_index)
-    report: dict[str, Any] = {"train_mode_rows": lean.height, **info}
-    removed: list[pl.DataFrame] = []
+    info = scan_rows(source, config, store, tokenizer, benchmark_index)
+    report: dict[str, Any] = {"train_mode_rows": store.rows(), **info}
     t = time.perf_counter()
-    # De-duplication works on a narrow numeric frame in instruction-id order (the
-    # smallest id of a group stays) and marks rows to drop; the lean frame is copied
-    # once, at the end, so peak memory stays near one lean frame.
-    near = config.near_dup if config.near_dup is not None else NearDupConfig()
-    bands = [f"_band{b}" for b in range(near.bands)] if near else []
-    narrow = ["_row", "_exact", "_norm", *(["_rec", "_frame", *bands] if near else [])]
-    keys = lean.select(pl.col(narrow).gather(lean["instruction_id"].arg_sort()))
-    # The hashes live on in ``keys`` only (about 220 MB at 2.8M rows).
-    lean = lean.drop(c for c in narrow if c != "_row")
-    first = keys["_exact"].is_first_distinct()
-    exact_dups = keys.filter(~first)["_row"]
-    keys = keys.filter(first)
-    first = keys["_norm"].is_first_distinct()
-    norm_dups = keys.filter(~first)["_row"]
-    keys = keys.filter(first)
-    removed.append(_removal(_take(lean, exact_dups), "exact_duplicate"))
-    removed.append(_removal(_take(lean, norm_dups), "normalised_duplicate"))
-    report["exact_duplicates"] = len(exact_dups)
-    report["normalised_duplicates"] = len(norm_dups)
-    drop = np.zeros(lean.height, dtype=bool)
-    drop[exact_dups.to_numpy()] = True
-    drop[norm_dups.to_numpy()] = True
+    # Within each group the row with the smallest instruction id stays.
+    report["exact_duplicates"] = store.drop_repeats("_exact", "exact_duplicate")
+    report["normalised_duplicates"] = store.drop_repeats("_norm", "normalised_duplicate")
     report["near_duplicates"] = 0
+    near = config.near_dup if config.near_dup is not None else NearDupConfig()
     if near:
-        pairs = candidate_pairs(keys, near.bands)
-        del keys
+        pairs = store.candidate_pairs(near.bands)
         report["near_duplicate_candidates"] = pairs.height
         if pairs.height:
             need = pl.concat([pairs["keep_row"], pairs["drop_row"]])
@@ -371,69 +330,54 @@ def clean_rows(
             confirmed = (
                 verify_pairs(pairs, texts, near).unique("drop_row", keep="first").sort("drop_row")
             )
-            dropped = _take(lean, confirmed["drop_row"]).join(
-                confirmed, left_on="_row", right_on="drop_row", how="inner"
+            store.mark(
+                confirmed.select(
+                    pl.col("drop_row").alias("_row"),
+                    pl.format("of row {} (jaccard {})", "keep_row", pl.col("similarity").round(3))
+                    .alias("detail"),
+                ),
+                "near_duplicate",
             )
-            removed.append(
-                _removal(
-                    dropped,
-                    "near_duplicate",
-                    pl.format("of row {} (jaccard {})", "keep_row", pl.col("similarity").round(3)),
-                )
-            )
-            report["near_duplicates"] = dropped.height
+            report["near_duplicates"] = confirmed.height
             report["near_duplicate_examples"] = [
                 {"kept": texts[k][:300], "removed": texts[d][:300], "jaccard": round(s, 3)}
                 for k, d, s in confirmed.head(config.examples).iter_rows()
             ]
             del texts
-            drop[confirmed["drop_row"].to_numpy()] = True
     report["dedup_s"] = round(time.perf_counter() - t, 2)
-    # Token limits, then decontamination, each on the rows still in: masks over the lean
-    # frame and one copy of it at the end (each filtered copy costs a whole lean frame).
+    columns = list(POOL_COLUMNS)
     if tokenizer is not None:
-        too_long = (
-            (lean["input_tokens"] > config.max_input_tokens)
-            | (lean["output_tokens"] > config.max_output_tokens)
-        ).to_numpy() & ~drop
-        long_rows = lean.filter(pl.Series(too_long))
-        removed.append(
-            _removal(
-                long_rows,
-                "too_long",
-                pl.format("input {} / output {} tokens", "input_tokens", "output_tokens"),
-            )
+        report["too_long"] = store.drop_where(
+            f"input_tokens > {int(config.max_input_tokens)} "
+            f"OR output_tokens > {int(config.max_output_tokens)}",
+            "too_long",
+            "format('input {} / output {} tokens', input_tokens, output_tokens)",
         )
-        report["too_long"] = long_rows.height
         report["tokenizer"] = tokenizer.name
         report["token_limits"] = {
             "input": config.max_input_tokens,
             "output": config.max_output_tokens,
         }
-        drop |= too_long
+        columns += ["input_tokens", "output_tokens"]
+    removed = store.removed()
     if benchmark_index is not None:
-        dirty_mask = lean["contaminated_by"].is_not_null().to_numpy() & ~drop
-        dirty = lean.filter(pl.Series(dirty_mask))
-        removed.append(_removal(dirty, "contaminated", pl.col("contaminated_by")))
+        n = store.drop_where("contaminated_by IS NOT NULL", "contaminated", "contaminated_by")
+        removed = store.removed()
+        dirty = removed.filter(pl.col("reason") == "contaminated")
         report["decontamination"] = {
-            "removed": dirty.height,
+            "removed": n,
             "by_benchmark": dict(
-                dirty.group_by("contaminated_by").len().sort("contaminated_by").iter_rows()
+                dirty.group_by("detail").len().sort("detail").iter_rows()
             ),
             "benchmarks": benchmark_index.names,
             "benchmark_texts": benchmark_index.texts,
         }
-        drop |= dirty_mask
-    keep = [c for c in lean.columns if not c.startswith("_") and c != "contaminated_by"]
-    pool = lean.select("_row", *keep).filter(pl.Series(~drop))
-    del lean
-    report["pool_rows"] = pool.height
+    if store.batches:
+        store.pool_view(columns)
+    report["pool_rows"] = report["train_mode_rows"] - removed.height
     report["clean_s"] = round(time.perf_counter() - started, 2)
-    removed_frame = pl.concat(removed, how="vertical_relaxed").sort("_row")
-    report["removed_by_reason"] = dict(
-        removed_frame.group_by("reason").len().sort("reason").iter_rows()
-    )
-    return pool, removed_frame, report
+    report["removed_by_reason"] = dict(removed.group_by("reason").len().sort("reason").iter_rows())
+    return removed, report
 
 
 def split_expr(seed: int, fraction: float) -> pl.Expr:
@@ -511,19 +455,44 @@ def build_hum_corpus(
     tokenizer: Any = None,
     benchmark_index: Any = None,
 ) -> HumCorpus:
-    """Clean, mix (``config.variant``), split. Export with ``export.export_corpus``."""
-    from hum_dagster.corpus.mix import MixConfig, build_variant
+    """Clean, mix (``config.variant``), split. Export with ``export.export_corpus``.
+
+    The per-row keys live in a ``keystore.KeyStore`` (Parquet batches in a work folder,
+    DuckDB under ``config.memory_mb``): the full corpus is chosen there, out of core; an
+    ablation variant's replacements need the pool in memory (``mix.build_variant``)."""
+    from hum_dagster.corpus.keystore import KeyStore
+    from hum_dagster.corpus.mix import (
+        COMBINED_ONLY,
+        MixConfig,
+        as_full_variant,
+        build_variant,
+        mix_chosen,
+    )
 
     config = config or HumCorpusConfig()
-    pool, removed, report = clean_rows(source, config, tokenizer, benchmark_index)
-    t = time.perf_counter()
     mix_config = config.mix or MixConfig(seed=config.seed)
-    mixed = build_variant(pool, config.variant, mix_config)
+    config = replace(config, mix=mix_config)
+    with KeyStore(config.memory_mb, config.threads, config.workdir) as store:
+        removed, report = clean_rows(source, config, store, tokenizer, benchmark_index)
+        t = time.perf_counter()
+        if not store.batches:
+            mixed = build_variant(_empty_pool(tokenizer is not None), config.variant, mix_config)
+        elif config.variant == "full":
+            if mix_config.compound != "all":  # as mix.eligible
+                names = ", ".join(f"'{n}'" for n in COMBINED_ONLY)
+                store.pool_view(["*"], f"strategy IN ({names})", source="pool")
+            mixed = as_full_variant(mix_chosen(
+                store.supply(),
+                lambda quotas: store.chosen(quotas, CATEGORY_COLUMNS),
+                mix_config,
+            ))
+        else:
+            mixed = build_variant(store.pool_frame(CATEGORY_COLUMNS), config.variant, mix_config)
     report["mix"] = mixed.report
     report["mix_s"] = round(time.perf_counter() - t, 2)
     t = time.perf_counter()
     rows = assign_split(mixed.rows, config.seed, config.validation_fraction, config.min_validation)
-    rows, removed = (_as_strings(f) for f in (rows, removed))
+    rows = _as_strings(rows)
     report["split"] = dict(rows.group_by("split").len().sort("split").iter_rows())
     report["split_by"] = "text"
     report["split_texts"] = (
@@ -534,6 +503,17 @@ def build_hum_corpus(
     report["texts_in_both_splits"] = len(split_problems(rows))
     report["split_s"] = round(time.perf_counter() - t, 2)
     return HumCorpus(rows, report, removed)
+
+
+def _empty_pool(tokens: bool) -> pl.DataFrame:
+    """A pool of no rows, with the pool's columns and types."""
+    frame = instruction_frame([], LEAN_COLUMNS).with_columns(
+        pl.lit(0, pl.UInt32).alias("_row"),
+        pl.lit(0, pl.Int64).alias("split_key"),
+        pl.lit(0, pl.Int64).alias("rank"),
+        *([pl.lit(0, pl.Int32).alias(c) for c in ("input_tokens", "output_tokens")] if tokens else []),
+    )
+    return frame.head(0)
 
 
 def corpus_frame(source: Source, corpus: HumCorpus) -> pl.DataFrame:

@@ -145,41 +145,6 @@ def jaccard(a: str, b: str, k: int) -> float:
     return len(sa & sb) / len(sa | sb) if sa or sb else 1.0
 
 
-def candidate_pairs(keys: pl.DataFrame, bands: int) -> pl.DataFrame:
-    """(keep_row, drop_row) pairs: in every band bucket of one frame, each member
-    against the bucket's first row, when their records differ.
-
-    ``keys`` are numeric and in instruction-id order (so a bucket's first row has its
-    smallest id): ``_row``, ``_rec`` (a hash of the record id), ``_frame`` and
-    ``_band0`` .. ``_band{bands-1}``.
-    """
-    pairs = []
-    for band in range(bands):
-        col = f"_band{band}"
-        # Only this band's columns: the join below copies whatever it carries.
-        in_band = keys.select("_row", "_rec", "_frame", col)
-        first = (
-            in_band.group_by("_frame", col, maintain_order=True)
-            .agg(
-                pl.col("_row").first().alias("keep_row"),
-                pl.col("_rec").first().alias("keep_rec"),
-                pl.len().alias("_n"),
-            )
-            .filter(pl.col("_n") > 1)
-        )
-        if first.height == 0:
-            continue
-        members = in_band.join(first, on=["_frame", col], how="inner").filter(
-            (pl.col("_row") != pl.col("keep_row")) & (pl.col("_rec") != pl.col("keep_rec"))
-        )
-        pairs.append(members.select("keep_row", pl.col("_row").alias("drop_row")))
-    if not pairs:
-        return pl.DataFrame(schema={"keep_row": pl.Int64, "drop_row": pl.Int64})
-    return (
-        pl.concat(pairs).with_columns(pl.all().cast(pl.Int64)).unique().sort("drop_row", "keep_row")
-    )
-
-
 def verify_pairs(pairs: pl.DataFrame, texts: dict[int, str], config: NearDupConfig) -> pl.DataFrame:
     """The candidate pairs whose exact shingle Jaccard reaches the threshold, with it."""
     keep, drop, sims = [], [], []

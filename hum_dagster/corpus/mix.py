@@ -32,7 +32,7 @@ ids in any input order. No Dagster imports.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -73,6 +73,7 @@ VARIANTS: dict[str, tuple[str, ...]] = {
 
 
 COMPOUND_SOURCES = ("all", "combined")
+COMBINED_ONLY = ("basic", "combined")  # the strategies mixed with compound="combined"
 
 
 def eligible(pool: pl.DataFrame, config: MixConfig) -> pl.DataFrame:
@@ -80,7 +81,7 @@ def eligible(pool: pl.DataFrame, config: MixConfig) -> pl.DataFrame:
     the basic rows and the combined strategy's rows only."""
     if config.compound == "all":
         return pool
-    return pool.filter(pl.col("strategy").cast(pl.String).is_in(["basic", "combined"]))
+    return pool.filter(pl.col("strategy").cast(pl.String).is_in(list(COMBINED_ONLY)))
 
 
 @dataclass(frozen=True)
@@ -397,27 +398,49 @@ def mix(pool: pl.DataFrame, config: MixConfig) -> MixResult:
         pool = pool.with_columns(rank_keys(pool["instruction_id"], config.seed))
     pool = pool.with_columns(kind_expr().alias("kind"))
     supply = {(k, t): n for k, t, n in pool.group_by("kind", "task").len().iter_rows()}
+
+    def choose(quotas: dict) -> pl.DataFrame:
+        quota_frame = pl.DataFrame(
+            {
+                "kind": [c[0] for c in quotas],
+                "task": [c[1] for c in quotas],
+                "_quota": [quotas[c] for c in quotas],
+            },
+            schema={"kind": pl.String, "task": pl.String, "_quota": pl.Int64},
+        ).cast({"task": pool.schema["task"]})  # the lean frame's task is categorical
+        # The choice is made on a narrow frame of positions (rank order, then each row's
+        # place in its cell); the pool itself is copied once, for the chosen rows.
+        order = pool.select(pl.arg_sort_by("rank", "instruction_id").alias("_i"))["_i"]
+        picked = (
+            pool.select("kind", "task")[order]
+            .with_columns(order, pl.int_range(pl.len()).over("kind", "task").alias("_pos"))
+            .join(quota_frame, on=["kind", "task"], how="inner", maintain_order="left")
+            .filter(pl.col("_pos") < pl.col("_quota"))["_i"]
+        )
+        return pool[picked.to_numpy()]
+
+    return mix_chosen(supply, choose, config)
+
+
+def mix_chosen(
+    supply: dict[tuple[str, str], int],
+    choose: Callable[[dict], pl.DataFrame],
+    config: MixConfig,
+) -> MixResult:
+    """The mix given the pool's ``supply`` per (kind, task) and ``choose``, which returns
+    the pool rows within their cell's quota by rank (in rank order): in memory
+    (``mix``) or out of core (``keystore.KeyStore.chosen``)."""
     quotas, report = plan_quotas(supply, config)
-    quota_frame = pl.DataFrame(
-        {
-            "kind": [c[0] for c in quotas],
-            "task": [c[1] for c in quotas],
-            "_quota": [quotas[c] for c in quotas],
-        },
-        schema={"kind": pl.String, "task": pl.String, "_quota": pl.Int64},
-    ).cast({"task": pool.schema["task"]})  # the lean frame's task is categorical
-    # The choice is made on a narrow frame of positions (rank order, then each row's place
-    # in its cell); the pool itself is copied once, for the chosen rows.
-    order = pool.select(pl.arg_sort_by("rank", "instruction_id").alias("_i"))["_i"]
-    picked = (
-        pool.select("kind", "task")[order]
-        .with_columns(order, pl.int_range(pl.len()).over("kind", "task").alias("_pos"))
-        .join(quota_frame, on=["kind", "task"], how="inner", maintain_order="left")
-        .filter(pl.col("_pos") < pl.col("_quota"))["_i"]
-    )
-    chosen = pool[picked.to_numpy()]
+    chosen = choose(quotas)
     report.update(achieved_mix(chosen, supply))
     return MixResult(chosen, report)
+
+
+def as_full_variant(full: MixResult) -> MixResult:
+    """``full`` with the report of the ``full`` corpus variant (nothing left out)."""
+    full.report["variant"] = {"name": "full", "removed": 0, "replaced_by_base": 0}
+    full.report["achieved"] = {"full": _shares(full.rows)}
+    return full
 
 
 def achieved_mix(rows: pl.DataFrame, supply: dict | None = None) -> dict[str, Any]:
@@ -488,9 +511,7 @@ def build_variant(all_rows: pl.DataFrame, variant_name: str, config: MixConfig) 
     full = mix(all_rows, config)
     dropped_strategies = VARIANTS[variant_name]
     if not dropped_strategies:
-        full.report["variant"] = {"name": variant_name, "removed": 0, "replaced_by_base": 0}
-        full.report["achieved"] = {"full": _shares(full.rows)}
-        return full
+        return as_full_variant(full)
     corpus = full.rows
     drop = carries_any(corpus, dropped_strategies)
     removed = corpus.filter(drop).sort("rank", "instruction_id")

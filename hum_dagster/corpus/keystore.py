@@ -1,0 +1,233 @@
+"""The corpus scan's per-row keys on disk, queried out of core in DuckDB.
+
+The scan (``build.scan_rows``) computes, per train-mode row and batch by batch, the
+lean columns, the exact and normalised duplicate hashes, the MinHash band keys, the
+token counts, the contamination flag, the split key and the mix rank. Held in memory
+they grow with the corpus (about 250 bytes a row, 1.4 GB at 5.6M rows before any copy);
+here each batch goes to a Parquet file in a work folder and every step that needs all
+rows at once (first of each duplicate group, the band buckets, the pool, the mix's
+choice per cell) is a DuckDB query with a memory limit, which spills to the same
+folder when it needs more. What comes back to Python is what the step decides: the
+rows to drop (a few percent), the candidate pairs, and the chosen rows' lean columns.
+
+Why DuckDB: it is already the project's warehouse, its window functions and joins
+spill to disk under ``memory_limit`` (polars' engines do not bound a group-by or a
+join), and it reads the Parquet batches in place. Sharded Dagster partitions would
+need a second fan-in for near duplicates (a pair can share a band with any shard) and a
+Spark or Ray cluster is heavier than the problem. No Dagster imports.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from typing import Any
+
+import duckdb
+import polars as pl
+
+# Rows are compared in this order everywhere: the smallest instruction id of a group
+# stays (``_row``, the scan position, breaks ties between rows with one id).
+ORDER = "instruction_id, _row"
+
+
+@dataclass
+class KeyStore:
+    """A work folder of ``keys-<n>.parquet`` batches and a DuckDB connection over them."""
+
+    memory_mb: int = 512
+    threads: int = 2
+    workdir: str | None = None
+    path: str = field(init=False)
+    batches: int = field(init=False, default=0)
+    _con: Any = field(init=False, default=None)
+
+    def __post_init__(self) -> None:
+        self.path = tempfile.mkdtemp(prefix="hum-corpus-keys-", dir=self.workdir)
+
+    def append(self, batch: pl.DataFrame) -> None:
+        batch.write_parquet(
+            os.path.join(self.path, f"keys-{self.batches:06d}.parquet"), compression="lz4"
+        )
+        self.batches += 1
+
+    @property
+    def con(self) -> duckdb.DuckDBPyConnection:
+        if self._con is None:
+            con = duckdb.connect(config={
+                "memory_limit": f"{self.memory_mb}MB",
+                "threads": self.threads,
+                "temp_directory": os.path.join(self.path, "spill"),
+                "preserve_insertion_order": False,
+            })
+            if self.batches:
+                con.execute(
+                    "CREATE TEMP VIEW lean AS SELECT * FROM read_parquet("
+                    f"'{self.path}/keys-*.parquet')"
+                ).fetchall()
+            con.execute(
+                "CREATE TEMP TABLE dropped (_row UINTEGER, reason VARCHAR, detail VARCHAR)"
+            ).fetchall()
+            self._con = con
+        return self._con
+
+    def close(self) -> None:
+        if self._con is not None:
+            self._con.close()
+            self._con = None
+        shutil.rmtree(self.path, ignore_errors=True)
+
+    def __enter__(self) -> KeyStore:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- the cleaning ------------------------------------------------------------------
+
+    def rows(self) -> int:
+        if not self.batches:
+            return 0
+        return self.con.execute("SELECT count(*) FROM lean").fetchall()[0][0]
+
+    def drop_repeats(self, key: str, reason: str) -> int:
+        """Mark every row of a ``key`` group but its first (by ``ORDER``), among the rows
+        not yet dropped, as dropped for ``reason``; the number marked."""
+        if not self.batches:
+            return 0
+        before = self._dropped()
+        self._run(
+            f"""INSERT INTO dropped
+            SELECT _row, '{reason}', NULL FROM (
+                SELECT _row, row_number() OVER (PARTITION BY {key} ORDER BY {ORDER}) AS n
+                FROM lean ANTI JOIN dropped USING (_row))
+            WHERE n > 1"""
+        )
+        return self._dropped() - before
+
+    def candidate_pairs(self, bands: int) -> pl.DataFrame:
+        """(keep_row, drop_row) as ``dedup.candidate_pairs``: in every band bucket of one
+        frame, among the rows not dropped, each member against the bucket's first row
+        when their records differ; distinct, sorted by drop_row, keep_row."""
+        empty = pl.DataFrame(schema={"keep_row": pl.Int64, "drop_row": pl.Int64})
+        if not self.batches or not bands:
+            return empty
+        selects = []
+        for b in range(bands):
+            band = f"_band{b}"
+            selects.append(
+                f"""SELECT f.keep_row, s._row AS drop_row
+                FROM (SELECT _row, _rec, _frame, {band} FROM lean ANTI JOIN dropped USING (_row)) s
+                JOIN (
+                    SELECT _frame, {band}, first(_row ORDER BY {ORDER}) AS keep_row,
+                           first(_rec ORDER BY {ORDER}) AS keep_rec
+                    FROM lean ANTI JOIN dropped USING (_row)
+                    GROUP BY _frame, {band} HAVING count(*) > 1
+                ) f USING (_frame, {band})
+                WHERE s._row <> f.keep_row AND s._rec <> f.keep_rec"""
+            )
+        query = (
+            "SELECT DISTINCT CAST(keep_row AS BIGINT) AS keep_row, CAST(drop_row AS BIGINT) AS "
+            f"drop_row FROM ({' UNION ALL '.join(selects)}) ORDER BY drop_row, keep_row"
+        )
+        pairs = pl.from_arrow(self.con.sql(query).to_arrow_table())
+        return pairs if pairs.height else empty
+
+    def mark(self, rows: pl.DataFrame, reason: str) -> None:
+        """Mark ``rows`` (``_row``, ``detail``) dropped for ``reason``."""
+        if rows.height:
+            frame = rows.select(
+                pl.col("_row").cast(pl.UInt32), pl.lit(reason).alias("reason"),
+                pl.col("detail").cast(pl.String),
+            )
+            self.con.register("_marked", frame)
+            self._run("INSERT INTO dropped SELECT _row, reason, detail FROM _marked")
+            self.con.unregister("_marked")
+
+    def drop_where(self, condition: str, reason: str, detail: str = "NULL") -> int:
+        """Mark the rows not yet dropped where ``condition`` holds; the number marked."""
+        if not self.batches:
+            return 0
+        before = self._dropped()
+        self._run(
+            f"""INSERT INTO dropped SELECT _row, '{reason}', CAST({detail} AS VARCHAR)
+            FROM lean ANTI JOIN dropped USING (_row) WHERE {condition}"""
+        )
+        return self._dropped() - before
+
+    def _run(self, statement: str) -> None:
+        self.con.execute(statement).fetchall()  # finished, so the next statement may run
+
+    def _frame(self, query: str) -> pl.DataFrame:
+        return pl.from_arrow(self.con.sql(query).to_arrow_table())  # type: ignore[return-value]
+
+    def _dropped(self) -> int:
+        return self.con.execute("SELECT count(*) FROM dropped").fetchall()[0][0]
+
+    def removed(self) -> pl.DataFrame:
+        """The dropped rows: _row, instruction_id, task, source, reason, detail (by _row)."""
+        schema = {"_row": pl.UInt32, "instruction_id": pl.String, "task": pl.String,
+                  "source": pl.String, "reason": pl.String, "detail": pl.String}
+        if not self.batches:
+            return pl.DataFrame(schema=schema)
+        frame = self._frame(
+            """SELECT d._row, l.instruction_id, l.task, l.source, d.reason, d.detail
+            FROM dropped d JOIN lean l USING (_row) ORDER BY d._row"""
+        )
+        return frame.cast(schema) if frame.height else pl.DataFrame(schema=schema)
+
+    # -- the pool and the mix ----------------------------------------------------------
+
+    def pool_view(self, columns: list[str], where: str = "TRUE", source: str = "") -> None:
+        """``pool``: the rows not dropped (and ``where``), with ``columns``; with
+        ``source="pool"``, the rows of the current pool where ``where`` holds."""
+        cols = ", ".join(columns)
+        origin = source or "lean ANTI JOIN dropped USING (_row)"
+        query = f"SELECT {cols} FROM {origin} WHERE {where}"
+        if source:  # a view cannot be defined over itself: materialize the narrower pool
+            self._run(f"CREATE OR REPLACE TEMP TABLE _pool_narrow AS {query}")
+            query = "SELECT * FROM _pool_narrow"
+        self._run(f"CREATE OR REPLACE TEMP VIEW pool AS {query}")
+
+    def pool_frame(self, categories: tuple[str, ...]) -> pl.DataFrame:
+        """The pool in memory, ``_row`` order, ``categories`` as polars categoricals."""
+        frame = self._frame("SELECT * FROM pool ORDER BY _row")
+        return _categorical(frame, categories)
+
+    def supply(self) -> dict[tuple[str, str], int]:
+        """Rows per (kind, task) in the pool."""
+        rows = self.con.execute(
+            f"SELECT {KIND_SQL} AS kind, task, count(*) FROM pool GROUP BY ALL"
+        ).fetchall()
+        return {(k, t): n for k, t, n in rows}
+
+    def chosen(self, quotas: dict[tuple[str, str], int], categories: tuple[str, ...]) -> pl.DataFrame:
+        """The pool rows within their cell's quota by rank (``mix.mix``'s choice), in rank
+        order, ``kind`` added."""
+        table = pl.DataFrame(
+            {"kind": [c[0] for c in quotas], "task": [c[1] for c in quotas],
+             "_quota": [quotas[c] for c in quotas]},
+            schema={"kind": pl.String, "task": pl.String, "_quota": pl.Int64},
+        )
+        self.con.register("_quotas", table)
+        frame = self._frame(
+            f"""SELECT * EXCLUDE (_pos, _quota) FROM (
+                SELECT p.*, {KIND_SQL} AS kind,
+                       row_number() OVER (PARTITION BY {KIND_SQL}, task ORDER BY rank, {ORDER}) - 1
+                       AS _pos
+                FROM pool p) JOIN _quotas USING (kind, task)
+            WHERE _pos < _quota ORDER BY rank, {ORDER}"""
+        )
+        self.con.unregister("_quotas")
+        return _categorical(frame, categories)
+
+
+KIND_SQL = "CASE WHEN strategy = 'basic' THEN 'basic' ELSE 'compound' END"
+
+
+def _categorical(frame: pl.DataFrame, categories: tuple[str, ...]) -> pl.DataFrame:
+    return frame.with_columns(
+        pl.col(c).cast(pl.Categorical) for c in categories if c in frame.columns
+    )
