@@ -1,27 +1,33 @@
-"""The paper's scale through the Dagster graph: about 2.8M instructions from replicated
-real sources, ``raw_sources`` -> ``basic_instructions`` / ``schema_dictionary`` -> nine
-``compound_instructions`` strategies -> ``hum_corpus[full]``, on a persistent Dagster
-instance, as ``hum run`` materializes them.
+"""The paper's scale through the Dagster graph, as ``hum run`` runs it: about 2.8M
+instructions from replicated real sources, ``raw_sources`` -> ``basic_instructions`` /
+``schema_dictionary`` -> every ``compound_instructions`` strategy -> ``hum_corpus[full]``,
+one asset backfill on a persistent instance (daemon, code server, run queue, ``llm`` pool),
+with the LLM steps (dictionary descriptions, preference rules, the combined strategy's
+rules) replayed from a cache filled for that run.
 
 Sources (written first, not measured) are copies of the real files in ../shared/data in
 their own formats (CoNLL, FewRel JSON, C3 JSON, IMDB CSV, CaRB TSV, IEPile JSON) with about
 half of the words outside entity spans replaced per copy by words of the same file, so
 that copies are distinct records (as in a real corpus, not near duplicates), declared
-``split: train``. FewRel and C3 are split into several partitions of about 11k and 20k
-records; every other source is one partition.
+``split: train``, in partitions of 4,000-8,000 records (``PLAN``: a run holds one
+partition's rows, so the partition size bounds a run's memory).
 
-Measured: stage 1 runs each source's jobs (``synthesize_source`` then one
-``synthesize_compound`` run per strategy) in ``--workers`` processes (default 2, the
-cores of the target machine); stage 2 materializes ``hum_corpus[full]`` in a fresh
-process. Printed: wall time, instructions and instructions/s per stage and per asset,
-the corpus step's own breakdown (from its ``timings_s`` metadata) and the peak RSS of
-every process (``VmHWM``). The LLM runs offline (rule-based preference rows); the
-LLM replay path is measured by ``bench/llm_throughput.py``.
+1. Fill (not measured): ``hum run --synthesis-only`` in live mode against the loopback
+   OpenAI-compatible server (tests/openai_server.py) answering as a *simulated model*
+   (``simulate``: answers of the asked shape written from the prompt; they pass through the
+   cache, the gates and the relabelling checks like real ones, their content means
+   nothing). Every LLM answer lands in one cache (``HUM_LLM_CACHE_ROOT``).
+2. Measured: ``hum run --skip-eval --corpus-variants full`` on a fresh instance and storage
+   in replay mode over that cache (no endpoint at all). Printed: wall time; per stage
+   (sources, compound, corpus) its runs, span, instructions and instructions/s; the
+   corpus step's own breakdown (its ``timings_s`` metadata); and the peak RSS (``VmHWM``,
+   sampled every 0.2 s from /proc) of every process ``hum run`` started: run workers by
+   stage, code server, daemon, ``hum run`` itself.
 
     .venv/bin/python bench/corpus_graph.py                 # about 2.8M instructions
     .venv/bin/python bench/corpus_graph.py --scale 0.1     # a tenth, for a quick look
-    .venv/bin/python bench/corpus_graph.py --keep DIR      # keep instance and outputs
-    .venv/bin/python bench/corpus_graph.py --keep DIR --corpus-only   # stage 2 again
+    .venv/bin/python bench/corpus_graph.py --keep DIR      # keep sources, cache, instances
+    .venv/bin/python bench/corpus_graph.py --keep DIR --measure-only   # step 2 again
 """
 
 from __future__ import annotations
@@ -29,28 +35,31 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import multiprocessing
 import os
-import resource
+import shutil
+import subprocess
 import sys
 import tempfile
+import threading
 import time
-from concurrent.futures import ProcessPoolExecutor
+import zlib
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
 
 from hum_dagster.paths import ASSETS_DIR, shared_data_dir  # noqa: E402
 
-# (source, copies per partition, partitions) at --scale 1: about 2.8M instructions.
+# (copies per partition, partitions) at --scale 1: about 2.8M instructions from 173k
+# records. FewRel: two partitions per copy (8 of its 16 relations each, 5,600 records).
 PLAN = {
-    "fewrel": (1, 4),
-    "crossner_politics": (60, 1),
-    "crossner_science": (60, 1),
-    "c3": (10, 4),
-    "imdb": (25, 1),
+    "fewrel": (1, 8),
+    "crossner_politics": (20, 3),  # 200 sentences a copy
+    "crossner_science": (20, 3),
+    "c3": (4, 10),  # 1,991 questions a copy
+    "imdb": (5, 5),  # 1,000 reviews a copy
 }
 
 
@@ -88,8 +97,10 @@ def write_conll(src: Path, dest: Path, copies: int, rng) -> int:
     return copies * len(sentences)
 
 
-def write_fewrel(src: Path, dest: Path, copies: int, rng) -> int:
+def write_fewrel(src: Path, dest: Path, copies: int, rng, part: int = 0, of: int = 1) -> int:
+    """``copies`` of the relations ``part`` of ``of`` (every ``of``-th relation by name)."""
     data = json.loads(src.read_text(encoding="utf-8"))
+    data = {rel: items for n, (rel, items) in enumerate(sorted(data.items())) if n % of == part}
     vocab = sorted(
         {w for items in data.values() for it in items for w in it["tokens"] if w.isalpha()}
     )
@@ -148,37 +159,48 @@ def generate(out: Path, scale: float) -> list[dict]:
     shared = shared_data_dir()
     if not (shared / "fewrel" / "val_wiki.json").is_file():
         raise SystemExit(f"the real benchmark files are missing: {shared} (see ../shared/data)")
-    rng = np.random.default_rng(0)
+    manifest_path = out / "manifest.json"
+    manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
+
+    def written(dest: Path, write) -> int:
+        """Records in ``dest``, written first unless an earlier run wrote it (every
+        partition draws from its own seed, so a partition is the same at every scale and
+        a --scale 1 catalog lists a subset of a --scale 2 one's files)."""
+        if dest.name not in manifest or not dest.is_file():
+            manifest[dest.name] = write(np.random.default_rng([0, zlib.crc32(dest.name.encode())]))
+            manifest_path.write_text(json.dumps(manifest))
+        return manifest[dest.name]
     entries: list[dict] = []
 
     def copies(name: str) -> tuple[int, int]:
-        """(copies per partition, partitions) at ``scale``: a one-partition source scales
-        its copies, a split one its partitions."""
+        """(copies per partition, partitions) at ``scale``: the partitions scale."""
         per, parts = PLAN[name]
-        if parts == 1:
-            return max(1, round(per * scale)), 1
         return per, max(1, round(parts * scale))
 
     for domain in ("politics", "science"):
-        per, _ = copies(f"crossner_{domain}")
-        dest = out / f"crossner_{domain}.conll"
-        n = write_conll(shared / "crossner" / domain / "train.txt", dest, per, rng)
-        entries.append(
-            {
-                "name": f"crossner_{domain}_x{per}",
-                "task": "NER",
-                "language": "en",
-                "format": "conll",
-                "split": "train",
-                "location": str(dest),
-                "options": {"scheme": "BIO"},
-                "records": n,
-            }
-        )
+        per, parts = copies(f"crossner_{domain}")
+        for p in range(parts):
+            dest = out / f"crossner_{domain}_{p}.conll"
+            n = written(dest, lambda rng, d=dest, dom=domain, per=per: write_conll(
+                shared / "crossner" / dom / "train.txt", d, per, rng))
+            entries.append(
+                {
+                    "name": f"crossner_{domain}_part{p}",
+                    "task": "NER",
+                    "language": "en",
+                    "format": "conll",
+                    "split": "train",
+                    "location": str(dest),
+                    "options": {"scheme": "BIO"},
+                    "records": n,
+                }
+            )
     per, parts = copies("fewrel")
     for p in range(parts):
         dest = out / f"fewrel_{p}.json"
-        n = write_fewrel(shared / "fewrel" / "val_wiki.json", dest, per, rng)
+        # two partitions per copy of the file: half of its 16 relations each
+        n = written(dest, lambda rng, d=dest, p=p: write_fewrel(
+            shared / "fewrel" / "val_wiki.json", d, per, rng, p % 2, 2))
         entries.append(
             {
                 "name": f"fewrel_part{p}",
@@ -194,7 +216,8 @@ def generate(out: Path, scale: float) -> list[dict]:
     per, parts = copies("c3")
     for p in range(parts):
         dest = out / f"c3_{p}.json"
-        n = write_c3(shared / "c3" / "c3-m-dev.json", dest, per, rng, p * per)
+        n = written(dest, lambda rng, d=dest, p=p: write_c3(
+            shared / "c3" / "c3-m-dev.json", d, per, rng, p * per))
         entries.append(
             {
                 "name": f"c3_part{p}",
@@ -206,25 +229,27 @@ def generate(out: Path, scale: float) -> list[dict]:
                 "records": n,
             }
         )
-    per, _ = copies("imdb")
-    dest = out / "imdb.csv"
-    n = write_imdb(shared / "imdb" / "texts.csv", dest, per, rng)
-    entries.append(
-        {
-            "name": f"imdb_x{per}",
-            "task": "TC",
-            "language": "en",
-            "format": "csv",
-            "split": "train",
-            "location": str(dest),
-            "options": {
-                "text_column": "text",
-                "label_column": "label",
-                "labels": ["negative", "positive"],
-            },
-            "records": n,
-        }
-    )
+    per, parts = copies("imdb")
+    for p in range(parts):
+        dest = out / f"imdb_{p}.csv"
+        n = written(dest, lambda rng, d=dest: write_imdb(
+            shared / "imdb" / "texts.csv", d, per, rng))
+        entries.append(
+            {
+                "name": f"imdb_part{p}",
+                "task": "TC",
+                "language": "en",
+                "format": "csv",
+                "split": "train",
+                "location": str(dest),
+                "options": {
+                    "text_column": "text",
+                    "label_column": "label",
+                    "labels": ["negative", "positive"],
+                },
+                "records": n,
+            }
+        )
     # Used once, as they are: CaRB, the IEPile samples (SPO, EE, KGE), the IG samples.
     entries.append(
         {
@@ -259,127 +284,202 @@ def generate(out: Path, scale: float) -> list[dict]:
     return entries
 
 
-# --------------------------------------------------------------------------- Dagster runs
+# --------------------------------------------------------------------------- measuring
 
 
-def _peak_rss_mb() -> float:
-    """This process's peak RSS (VmHWM). Not ``ru_maxrss``: Linux carries that across
-    exec, so a spawned worker reported at least the RSS its parent had when it started
-    it (the line "bench process" below shows that one)."""
-    with open("/proc/self/status", encoding="ascii") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+class RssSampler(threading.Thread):
+    """Every ``interval`` s: the peak RSS (``VmHWM``) and command line of every process
+    descended from ``root``. VmHWM is a process's own high-water mark, so a sample taken
+    any time before it exits has its peak (a process that lives less than ``interval``
+    may be missed)."""
 
+    def __init__(self, root: int, interval: float = 0.2) -> None:
+        super().__init__(daemon=True)
+        self.root, self.interval = root, interval
+        self.peak: dict[int, float] = {}
+        self.cmd: dict[int, str] = {}
+        self.done = threading.Event()
 
-QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+    def run(self) -> None:
+        while not self.done.wait(self.interval):
+            self.sample()
 
-
-def _failure(result) -> str:
-    for event in result.all_events:
-        if event.is_step_failure:
-            data = event.step_failure_data
-            if data.user_failure_data and data.user_failure_data.description:
-                return data.user_failure_data.description
-            error = data.error
-            while error.cause is not None:
-                error = error.cause
-            return f"{error.cls_name}: {error.message.strip()}"
-    return "" if result.success else "run failed"
-
-
-def _meta(result, asset: str) -> dict:
-    for event in result.get_asset_materialization_events():
-        mat = event.materialization
-        if mat.asset_key.to_user_string() == asset:
-            return {k: getattr(v, "value", v) for k, v in mat.metadata.items()}
-    return {}
-
-
-def run_source(name: str) -> dict:
-    """One source's runs, each job of it in-process (in a worker process)."""
-    import dagster as dg
-
-    from hum_dagster.definitions import defs
-    from hum_dagster.defs.resources.settings import HumSettings
-    from hum_dagster.synthesis.strategies import applicable
-
-    definitions = defs()
-    instance = dg.DagsterInstance.get()
-    entry = HumSettings(storage_root=os.environ["HUM_STORAGE_ROOT"],
-                        catalog=os.environ["HUM_CATALOG"]).entry(name)
-    seconds: dict[str, float] = {}
-    t = time.perf_counter()
-    result = definitions.resolve_job_def("synthesize_source").execute_in_process(
-        partition_key=name, instance=instance, raise_on_error=False, run_config=QUIET
-    )
-    seconds["source"] = time.perf_counter() - t
-    out = {
-        "name": name,
-        "ok": result.success,
-        "error": _failure(result),
-        "records": _meta(result, "raw_sources").get("records", 0),
-        "basic": _meta(result, "basic_instructions").get("instructions", 0),
-        "compound": 0,
-        "compound_s": 0.0,
-    }
-    if result.success:
-        for strategy in applicable(entry.task, entry.split):
-            t = time.perf_counter()
-            run = definitions.resolve_job_def(f"synthesize_{strategy}").execute_in_process(
-                partition_key=name, instance=instance, raise_on_error=False, run_config=QUIET
-            )
-            out["compound_s"] += time.perf_counter() - t
-            if not run.success:
-                out["ok"], out["error"] = False, f"{strategy}: {_failure(run)}"
+    def sample(self) -> None:
+        parents: dict[int, int] = {}
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                try:
+                    with open(f"/proc/{entry}/stat", encoding="ascii", errors="replace") as f:
+                        parents[int(entry)] = int(f.read().rsplit(")", 1)[1].split()[1])
+                except (OSError, IndexError, ValueError):
+                    continue
+        mine = {self.root}
+        grew = True
+        while grew:
+            more = {p for p, pp in parents.items() if pp in mine and p not in mine}
+            mine |= more
+            grew = bool(more)
+        for pid in mine:
+            try:
+                with open(f"/proc/{pid}/status", encoding="ascii") as f:
+                    hwm = next((int(x.split()[1]) / 1024 for x in f if x.startswith("VmHWM:")), 0)
+                if pid not in self.cmd:
+                    with open(f"/proc/{pid}/cmdline", "rb") as f:
+                        self.cmd[pid] = f.read().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
                 continue
-            meta = _meta(run, f"compound_instructions/{strategy}")
-            out["compound"] += int(meta.get("instructions", 0))
-    out["source_s"] = seconds["source"]
-    out["peak_rss_mb"] = _peak_rss_mb()
-    return out
+            self.peak[pid] = max(self.peak.get(pid, 0.0), hwm)
+
+    def stop(self) -> None:
+        self.done.set()
+        self.join()
+        self.sample()
 
 
-def run_corpus(mix_mode: str, mix_total: int) -> dict:
+def hum_run(flags: list[str], env: dict[str, str], log: Path) -> tuple[int, float, RssSampler]:
+    """``hum run FLAGS`` as a user runs it; (exit code, wall seconds, its processes' peaks)."""
+    started = time.perf_counter()
+    with open(log, "w", encoding="utf-8") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "hum_dagster.cli.main", "run", *flags],
+            env=env, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT,
+        )
+        sampler = RssSampler(proc.pid)
+        sampler.start()
+        code = proc.wait()
+        sampler.stop()
+    return code, time.perf_counter() - started, sampler
+
+
+def start_simulator() -> tuple[subprocess.Popen, str]:
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "tests" / "openai_server.py"), "--no-record",
+         "--behaviour", "simulate"],
+        stdout=subprocess.PIPE, text=True,
+    )
+    line = proc.stdout.readline().strip()
+    if not line.startswith("listening "):
+        proc.kill()
+        raise SystemExit(f"the loopback server did not start: {line!r}")
+    return proc, line.split(" ", 1)[1]
+
+
+def run_env(tmp: Path, name: str, llm: dict[str, str]) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HUM_", "DAGSTER_"))}
+    env.update({
+        "HUM_HOME": str(tmp / name / "home"),
+        "HUM_STORAGE_ROOT": str(tmp / name / "storage"),
+        "HUM_CATALOG": str(tmp / "sources" / "catalog.yaml"),
+        "HUM_LLM_CACHE_ROOT": str(tmp / "llm_cache"),
+        "HUM_LLM_MODEL": "simulated-model",
+        "HUM_LLM_API_KEY_ENV": "",
+        "HUM_LLM_MAX_IN_FLIGHT": "64",
+        "HUM_LLM_CHECK_MODEL": "off",
+        # the gates reject most simulated answers (a relabelling equal to the original,
+        # English descriptions for Chinese labels): counted, not a failure here
+        "HUM_LLM_MIN_ACCEPTED_PCT": "0",
+        "HUM_SHARED_DATA": str(shared_data_dir()),
+        **llm,
+    })
+    return env
+
+
+def _run_pid(instance, run_id: str) -> int | None:
     import dagster as dg
 
-    from hum_dagster.definitions import defs
+    for record in instance.get_records_for_run(run_id, of_type=dg.DagsterEventType.ENGINE_EVENT).records:
+        data = record.event_log_entry.dagster_event.event_specific_data
+        if data is not None and data.metadata.get("pid"):
+            return int(data.metadata["pid"].value)
+    return None
 
-    settings = {"mix_mode": mix_mode, "mix_total": mix_total}
-    config = {**QUIET, "resources": {"settings": {"config": settings}}}
-    t = time.perf_counter()
-    result = defs().resolve_job_def("build_corpus").execute_in_process(
-        partition_key="full",
-        instance=dg.DagsterInstance.get(),
-        raise_on_error=False,
-        run_config=config,
-    )
-    wall = time.perf_counter() - t
-    out = {
-        "ok": result.success,
-        "error": _failure(result),
-        "wall_s": wall,
-        "peak_rss_mb": _peak_rss_mb(),
-    }
-    if result.success:
-        meta = result.get_asset_materialization_events()[0].materialization.metadata
-        for key in ("instructions", "timings_s", "removed_by_reason", "achieved_mix", "limited_by"):
-            value = meta[key].value if key in meta else None
-            out[key] = value
+
+def runs_report(home: Path) -> list[dict]:
+    """Per run of the latest backfill: stage, start, end, pid, instructions, status."""
+    import dagster as dg
+    from dagster._core.instance.ref import InstanceRef
+
+    instance = dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(home / "dagster_home")))
+    backfill = instance.get_backfills(limit=1)[0]
+    runs = instance.get_run_records(dg.RunsFilter(tags={"dagster/backfill": backfill.backfill_id}))
+    out = []
+    for record in runs:
+        run = record.dagster_run
+        mats = instance.get_records_for_run(
+            run.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION
+        ).records
+        keys, instructions, corpus_meta = set(), 0, {}
+        for m in mats:
+            mat = m.event_log_entry.dagster_event.event_specific_data.materialization
+            name = mat.asset_key.path[0]
+            keys.add(name)
+            meta = {k: getattr(v, "value", v) for k, v in mat.metadata.items()}
+            if name in ("basic_instructions", "compound_instructions"):
+                instructions += int(meta.get("instructions", 0) or 0)
+            if name == "hum_corpus":
+                corpus_meta = meta
+        stage = ("corpus" if "hum_corpus" in keys else "compound"
+                 if "compound_instructions" in keys else "sources")
+        if not keys:  # a failed run: its job names the stage
+            stage = "corpus" if "corpus" in run.job_name else (
+                "compound" if "compound" in run.job_name or run.job_name.startswith(
+                    "synthesize_") and run.job_name != "synthesize_source" else "sources")
+        out.append({
+            "run_id": run.run_id, "job": run.job_name, "status": run.status.value,
+            "partition": run.tags.get("dagster/partition", ""), "stage": stage,
+            "start": record.start_time or record.create_timestamp.timestamp(),
+            "end": record.end_time or time.time(), "pid": _run_pid(instance, run.run_id),
+            "instructions": instructions, "corpus": corpus_meta,
+        })
     return out
 
 
-def _init(env: dict[str, str]) -> None:
-    os.environ.update(env)
-
-
-def _fresh_process(env: dict[str, str]) -> ProcessPoolExecutor:
-    """One spawned process, as Dagster's multiprocess executor gives a step: a forked
-    one would start with this process's pages and count them in its peak RSS."""
-    return ProcessPoolExecutor(
-        1, mp_context=multiprocessing.get_context("spawn"), initializer=_init, initargs=(env,)
-    )
+def report(runs: list[dict], wall: float, sampler: RssSampler) -> None:
+    print(f"\n{'stage':<10} {'runs':>5} {'failed':>6} {'span s':>8} {'run s':>8} "
+          f"{'instructions':>13} {'instr/s':>9} {'peak RSS MB':>12}")
+    by_pid = sampler.peak
+    run_pids = set()
+    total = 0
+    for stage in ("sources", "compound", "corpus"):
+        rs = [r for r in runs if r["stage"] == stage]
+        if not rs:
+            continue
+        span = max(r["end"] for r in rs) - min(r["start"] for r in rs)
+        busy = sum(r["end"] - r["start"] for r in rs)
+        n = sum(r["instructions"] for r in rs)
+        if stage == "corpus":
+            n = sum(int(r["corpus"].get("instructions", 0) or 0) for r in rs)
+        total += n if stage != "corpus" else 0
+        pids = [r["pid"] for r in rs if r["pid"]]
+        run_pids.update(pids)
+        peak = max((by_pid.get(p, 0.0) for p in pids), default=0.0)
+        failed = sum(r["status"] != "SUCCESS" for r in rs)
+        rate = n / span if span else 0
+        print(f"{stage:<10} {len(rs):>5} {failed:>6} {span:>8.1f} {busy:>8.1f} {n:>13,} "
+              f"{rate:>9,.0f} {peak:>12,.0f}")
+    print(f"{'total':<10} {len(runs):>5} {'':>6} {wall:>8.1f} {'':>8} {total:>13,} "
+          f"{total / wall:>9,.0f}   (wall of hum run; instructions synthesized)")
+    for r in runs:
+        if r["stage"] == "corpus" and r["corpus"]:
+            meta = r["corpus"]
+            print(f"\ncorpus: {meta.get('instructions', 0):,} instructions; removed "
+                  f"{meta.get('removed_by_reason')}")
+            for key, value in sorted((meta.get("timings_s") or {}).items()):
+                print(f"   {key:<48} {value:>8.1f}")
+    others = {p: c for p, c in sampler.cmd.items() if p not in run_pids}
+    roles = []
+    for pid, cmd in others.items():
+        role = ("daemon" if " daemon" in cmd else "code server" if "code_server" in cmd
+                or "api grpc" in cmd else "hum run" if " run" in cmd and "cli.main" in cmd
+                else cmd[:60])
+        roles.append((sampler.peak.get(pid, 0.0), role))
+    print("\npeak RSS of the other processes (MB): " + "; ".join(
+        f"{role} {mb:,.0f}" for mb, role in sorted(roles, reverse=True)[:8]))
+    biggest = max(sampler.peak.values(), default=0.0)
+    print(f"largest peak RSS of any process: {biggest:,.0f} MB; cores {os.cpu_count()}")
+    bad = [r for r in runs if r["status"] != "SUCCESS"]
+    for r in bad[:10]:
+        print(f"FAILED run {r['run_id'][:8]} {r['job']} [{r['partition']}]")
 
 
 def main() -> None:
@@ -387,135 +487,56 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--scale", type=float, default=1.0)
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument(
-        "--mix-mode",
-        default="fill",
-        choices=["fill", "strict", "redistribute"],
-        help="the corpus mix: with fill a task short of its share (the IEPile and IG samples "
-        "are tiny) gives its quota to the others (redistribute: the old name of fill); strict "
-        "would cut the corpus to what the scarcest task allows",
-    )
     parser.add_argument(
         "--mix-total",
         type=int,
         default=1_000_000,
-        help="corpus size asked of the mix at --scale 1 (0: the largest the shares allow)",
+        help="corpus size asked of the mix at --scale 1 (0: every usable row)",
     )
-    parser.add_argument("--keep", help="a folder to keep the instance and outputs in")
-    parser.add_argument(
-        "--corpus-only",
-        action="store_true",
-        help="with --keep of an earlier run: only materialize hum_corpus[full] again",
-    )
+    parser.add_argument("--keep", help="a folder to keep sources, cache and instances in")
+    parser.add_argument("--fill-only", action="store_true", help="stop after step 1")
+    parser.add_argument("--measure-only", action="store_true",
+                        help="with --keep of an earlier run: step 2 again, on a fresh instance "
+                        "(its cache answers any --scale up to the one it was filled at)")
     args = parser.parse_args()
-    if args.corpus_only and not (args.keep and (Path(args.keep) / "sources").is_dir()):
-        parser.error("--corpus-only needs --keep DIR of an earlier run")
+    if args.measure_only and not (args.keep and (Path(args.keep) / "llm_cache").is_dir()):
+        parser.error("--measure-only needs --keep DIR of an earlier run")
     tmp = Path(args.keep or tempfile.mkdtemp(prefix="hum-graph-bench-"))
-    data = tmp / "sources"
-    home = tmp / "home" / "dagster_home"
-    if not args.corpus_only:
-        data.mkdir(parents=True, exist_ok=True)
-        t = time.perf_counter()
-        entries = generate(data, args.scale)
-        print(
-            f"wrote {len(entries)} sources ({sum(e.get('records', 0) for e in entries):,} "
-            f"records in the replicated ones) in {time.perf_counter() - t:.0f} s (not measured)",
-            flush=True,
-        )
-        home.mkdir(parents=True, exist_ok=True)
-        (home / "dagster.yaml").write_text(
-            (Path(__file__).resolve().parent.parent / "resources" / "dagster.yaml").read_text()
-        )
-    from hum_dagster.defs.resources.settings import HumSettings, env_defaults
-    from hum_dagster.defs.synthesis.partitions import sync_partitions
-
-    env = {
-        **env_defaults(),  # what the code location gets from .env
-        "DAGSTER_HOME": str(home),
-        "HUM_HOME": str(tmp / "home"),
-        "HUM_STORAGE_ROOT": str(tmp / "storage"),
-        "HUM_CATALOG": str(data / "catalog.yaml"),
-        "HUM_LLM_MODE": "offline",
-    }
-    os.environ.update(env)
-    import dagster as dg
-
-    instance = dg.DagsterInstance.get()  # create its storage once, before the workers race
-    sync_partitions(instance, HumSettings(storage_root=env["HUM_STORAGE_ROOT"],
-                                          catalog=env["HUM_CATALOG"]).entries().values())
-    if args.corpus_only:
-        with _fresh_process(env) as pool:
-            corpus = pool.submit(
-                run_corpus, args.mix_mode, round(args.mix_total * args.scale)
-            ).result()
-        _print_corpus(corpus, None)
-        return
-    names = [e["name"] for e in entries]
-    # Biggest first, so that no big source starts last while the other worker idles.
-    order = sorted(
-        names, key=lambda n: -next(e.get("records", 0) for e in entries if e["name"] == n)
+    (tmp / "sources").mkdir(parents=True, exist_ok=True)
+    t = time.perf_counter()
+    entries = generate(tmp / "sources", args.scale)
+    print(f"{len(entries)} sources ({sum(e.get('records', 0) for e in entries):,} records in "
+          f"the replicated ones) ready in {time.perf_counter() - t:.0f} s (not measured)",
+          flush=True)
+    if not args.measure_only:
+        shutil.rmtree(tmp / "fill", ignore_errors=True)
+        server, url = start_simulator()
+        try:
+            env = run_env(tmp, "fill", {"HUM_LLM_MODE": "live", "HUM_LLM_BASE_URL": url})
+            code, wall, _ = hum_run(["--synthesis-only"], env, tmp / "fill.log")
+        finally:
+            server.kill()
+        shards = list((tmp / "llm_cache" / "shards").glob("*.jsonl"))
+        answers = sum(s.read_bytes().count(b"\n") for s in shards)
+        print(f"1. fill: hum run --synthesis-only, live against the simulated model: exit "
+              f"{code}, {wall:.0f} s, {answers:,} answers cached (not measured; log "
+              f"{tmp / 'fill.log'})", flush=True)
+        if code != 0:
+            print((tmp / "fill.log").read_text(encoding="utf-8")[-3000:])
+            raise SystemExit(1)
+        if args.fill_only:
+            return
+    shutil.rmtree(tmp / "measured", ignore_errors=True)
+    env = run_env(tmp, "measured", {"HUM_LLM_MODE": "replay"})
+    total = round(args.mix_total * args.scale)
+    code, wall, sampler = hum_run(
+        ["--skip-eval", "--corpus-variants", "full", "--mix-total", str(total)],
+        env, tmp / "measured.log",
     )
-    started = time.perf_counter()
-    # A fresh process per source, as Dagster's multiprocess executor gives every step.
-    with ProcessPoolExecutor(
-        args.workers, initializer=_init, initargs=(env,), max_tasks_per_child=1
-    ) as pool:
-        results = list(pool.map(run_source, order))
-    stage1 = time.perf_counter() - started
-    with _fresh_process(env) as pool:
-        corpus = pool.submit(run_corpus, args.mix_mode, round(args.mix_total * args.scale)).result()
-    total = time.perf_counter() - started
-
-    basic = sum(r["basic"] for r in results)
-    compound = sum(r["compound"] for r in results)
-    failed = [r for r in results if not r["ok"]]
-    print(f"\n{'source':<26} {'records':>8} {'basic':>9} {'compound':>9} {'src s':>7} {'cmp s':>7}")
-    for r in sorted(results, key=lambda r: r["name"]):
-        print(
-            f"{r['name']:<26} {r['records']:>8,} {r['basic']:>9,} {r['compound']:>9,} "
-            f"{r['source_s']:>7.1f} {r['compound_s']:>7.1f}"
-            + ("" if r["ok"] else f"  FAILED {r['error']}")
-        )
-    inst = basic + compound
-    src_s = sum(r["source_s"] for r in results)
-    cmp_s = sum(r["compound_s"] for r in results)
-    print(
-        f"\ninstructions synthesized: {inst:,} ({basic:,} basic, {compound:,} compound); "
-        f"{len(failed)} sources failed"
-    )
-    print(f"{'stage':<52} {'seconds':>8} {'instr/s':>10}")
-    print(
-        f"{'1. sources, ' + str(args.workers) + ' workers (wall)':<52} {stage1:>8.1f} {inst / stage1:>10,.0f}"
-    )
-    print(
-        f"{'   raw + basic + dictionary (process time, summed)':<52} {src_s:>8.1f} {basic / src_s if src_s else 0:>10,.0f}"
-    )
-    print(
-        f"{'   compound, 9 strategies (process time, summed)':<52} {cmp_s:>8.1f} {compound / cmp_s if cmp_s else 0:>10,.0f}"
-    )
-    _print_corpus(corpus, inst)
-    print(f"{'total':<52} {total:>8.1f} {inst / total:>10,.0f}")
-    print(
-        f"peak RSS: source workers {max(r['peak_rss_mb'] for r in results):,.0f} MB "
-        f"(largest of {args.workers}); bench process {_peak_rss_mb():,.0f} MB (not measured: "
-        f"it writes the sources); cores {os.cpu_count()}; outputs in {tmp}"
-    )
-
-
-def _print_corpus(corpus: dict, inst: int | None) -> None:
-    rate = f"{inst / corpus['wall_s']:>10,.0f}" if inst else ""
-    print(f"{'2. hum_corpus[full] (wall)':<52} {corpus['wall_s']:>8.1f} {rate}")
-    for key, value in sorted((corpus.get("timings_s") or {}).items()):
-        print(f"{'   ' + key:<52} {value:>8.1f}")
-    if corpus["ok"]:
-        print(
-            f"corpus: {corpus['instructions']:,} instructions; removed {corpus['removed_by_reason']}"
-        )
-        print(f"limited by: {corpus['limited_by']}")
-    else:
-        print(f"corpus FAILED: {corpus['error']}")
-    print(f"peak RSS: corpus process {corpus['peak_rss_mb']:,.0f} MB")
+    print(f"2. measured: hum run --skip-eval --corpus-variants full --mix-total {total} in "
+          f"replay mode: exit {code}, {wall:.1f} s (log {tmp / 'measured.log'})", flush=True)
+    report(runs_report(Path(env["HUM_HOME"])), wall, sampler)
+    print(f"outputs in {tmp}")
 
 
 if __name__ == "__main__":

@@ -17,6 +17,12 @@ in order (then the default again), ``default`` what every other one gets. Behavi
 - ``{"kind": "bad_json"}``: 200 whose answer text is not JSON
 - ``{"kind": "malformed_body"}``: 200 whose HTTP body is not JSON at all
 - ``{"kind": "drop"}``: the connection is closed without an answer
+- ``{"kind": "simulate"}``: a simulated model, not a model: an answer of the shape the
+  request's JSON schema asks for, written from the prompt (``simulated_answer``): for the
+  describe-label prompt a description and a synonym naming the label, for the
+  preference-rule prompt a rule and the sample's annotation as given. For filling a
+  replay cache at scale (``bench/corpus_graph.py``): the answers exercise every path
+  the real ones take (cache, gates, relabelling checks), their content means nothing
 - ``{"kind": "by_prompt", "answers": [[text, content], ...], "otherwise": "..."}``: the
   content of the first pair whose text occurs in the last user message (else
   ``otherwise``, else the echo): one behaviour that answers each prompt its own way,
@@ -237,6 +243,8 @@ class LoopbackOpenAI:
             content = "Sure! Here it is: {not json at all"
         elif kind == "content":
             content = behaviour["content"]
+        elif kind == "simulate":
+            content = simulated_answer(body)
         elif kind == "by_prompt":
             prompt = last_user_message(body)
             found = [c for text, c in behaviour.get("answers", ()) if text in prompt]
@@ -376,6 +384,41 @@ def echo_content(body: dict[str, Any]) -> str:
     )
 
 
+def _line_after(prompt: str, head: str) -> str:
+    for line in prompt.splitlines():
+        if line.startswith(head):
+            return line[len(head):].strip()
+    return ""
+
+
+def simulated_answer(body: dict[str, Any]) -> str:
+    """The ``simulate`` behaviour's answer (see the module's docstring)."""
+    prompt = last_user_message(body)
+    label = _line_after(prompt, "Label:").strip('"') or "label"
+    head = "Annotation of the sample under the original rule:"
+    if '"descriptions"' in prompt and '"synonyms"' in prompt:
+        return json.dumps({
+            "descriptions": [f"A mention in the text that the data marks as {label}."],
+            "synonyms": [f"{label} mention"],
+        }, ensure_ascii=False)
+    if head in prompt:
+        lines = prompt.splitlines()
+        annotation: Any = {}
+        if head in lines and lines.index(head) + 1 < len(lines):
+            try:
+                annotation = json.loads(lines[lines.index(head) + 1])
+            except ValueError:
+                annotation = {}
+        rule = _line_after(prompt, "Original annotation rule:") or f"Mark every {label}."
+        return json.dumps({
+            "description": f"Mentions the data marks as {label}.",
+            "original_rule": rule,
+            "new_rule": f"Mark only the first {label} the text mentions.",
+            "relabelled": annotation,
+        }, ensure_ascii=False)
+    return echo_content(body)
+
+
 def completion(body: dict[str, Any], content: str) -> dict[str, Any]:
     prompt_tokens = sum(len(str(m.get("content", "")).split()) for m in body.get("messages", []))
     completion_tokens = len(content.split())
@@ -417,10 +460,13 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--latency", type=float, default=0.0)
     parser.add_argument("--no-record", action="store_true")
+    parser.add_argument("--behaviour", default="ok",
+                        help="what every chat request gets (a kind: ok, simulate, ...)")
     args = parser.parse_args()
     server = LoopbackOpenAI(
         host=args.host, port=args.port, latency=args.latency, record=not args.no_record
     )
+    server.default = {"kind": args.behaviour}
     server.start()
     print(f"listening {server.base_url}", flush=True)
     try:

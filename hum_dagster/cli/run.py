@@ -50,6 +50,12 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     run.add_argument("--sources", nargs="*", help="only these catalog sources")
     run.add_argument("--skip-eval", action="store_true",
                      help="stop after the corpus (no training, no evaluation)")
+    run.add_argument("--synthesis-only", action="store_true",
+                     help="stop after the compound instructions (no corpus, training or "
+                     "evaluation): e.g. to fill an LLM cache once for later replays")
+    run.add_argument("--corpus-variants", nargs="+", metavar="VARIANT",
+                     help="build only these corpus partitions (default: every variant: full, "
+                     "no_guidelines, no_preference_rules, no_format_variants)")
     run.add_argument("--all-variants", action="store_true",
                      help="train and evaluate every corpus variant (default: the full corpus only)")
     run.add_argument("--train-steps", type=int, default=4,
@@ -152,6 +158,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         _say(f"hum run: the catalog {catalog} lists no sources: nothing to synthesize "
              "(add entries under `sources:`)")
         return 2
+    from hum_dagster.corpus.mix import VARIANTS
+
+    unknown = sorted(set(getattr(args, "corpus_variants", None) or ()) - set(VARIANTS))
+    if unknown:
+        _say(f"hum run: unknown corpus variants: {', '.join(unknown)}; expected "
+             f"{', '.join(VARIANTS)}")
+        return 2
     remember(home, env)
     started = time.perf_counter()
     instance = open_instance(home)
@@ -224,7 +237,11 @@ def planned_partitions(graph, instance, sources: list[str], bases: list[str], ar
     for key in graph.materializable_asset_keys:
         node = graph.get(key)
         name = key.path[0]
-        if name in (*TRAINING_ASSETS, *EVALUATION_ASSETS, "lineage_audit") and args.skip_eval:
+        if name in (*TRAINING_ASSETS, *EVALUATION_ASSETS, "lineage_audit") and (
+            args.skip_eval or getattr(args, "synthesis_only", False)
+        ):
+            continue
+        if name == "hum_corpus" and getattr(args, "synthesis_only", False):
             continue
         pdef = node.partitions_def
         if pdef is None:
@@ -236,6 +253,8 @@ def planned_partitions(graph, instance, sources: list[str], bases: list[str], ar
             keys = [k for k in keys if k in chosen]
         elif name == "base_models":
             keys = [k for k in keys if k in bases]
+        elif name == "hum_corpus" and getattr(args, "corpus_variants", None):
+            keys = [k for k in keys if k in args.corpus_variants]
         elif name in CHECKPOINT_ASSETS:
             if name in ("finetuned_eval_scores", "finetuned_general_scores") and not bench_data:
                 continue

@@ -68,6 +68,33 @@ def test_catalog_errors_are_one_readable_line(tmp_path):
     assert proc.returncode == 2 and "lists no sources" in proc.stdout, proc.stdout + proc.stderr
     proc = hum(tmp_path, "run", "--catalog", str(DEFAULT_CATALOG), "--sources", "nope", timeout=120)
     assert proc.returncode == 2 and "unknown sources: nope" in proc.stdout
+    proc = hum(tmp_path, "run", "--corpus-variants", "full", "nope", "--skip-eval", timeout=120)
+    assert proc.returncode == 2 and "unknown corpus variants: nope" in proc.stdout, proc.stdout
+
+
+def test_corpus_variants_limit_the_planned_corpus_partitions():
+    from argparse import Namespace
+
+    from hum_dagster.cli.run import planned_partitions
+    from hum_dagster.corpus.mix import VARIANTS
+    from hum_dagster.definitions import defs
+
+    graph = defs().get_repository_def().asset_graph
+    instance = DagsterInstance.ephemeral()
+    corpus = dg.AssetKey("hum_corpus")
+    args = Namespace(skip_eval=True, all_variants=False, corpus_variants=["full"])
+    assert planned_partitions(graph, instance, [], [], args)[corpus] == ["full"]
+    args.corpus_variants = None
+    assert sorted(planned_partitions(graph, instance, [], [], args)[corpus]) == sorted(VARIANTS)
+    from hum_dagster.defs.synthesis.partitions import sync_partitions
+    from hum_dagster.readers.catalog import load_catalog
+
+    entries = load_catalog(str(DEFAULT_CATALOG))
+    sync_partitions(instance, entries)
+    names = [e.name for e in entries]
+    args.synthesis_only = True
+    wanted = {k.path[0] for k in planned_partitions(graph, instance, names, [], args)}
+    assert "hum_corpus" not in wanted and "compound_instructions" in wanted
 
 
 def test_hum_dev_keeps_dash_h_for_dagster():
