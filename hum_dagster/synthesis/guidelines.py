@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -65,10 +66,11 @@ from hum_dagster.synthesis.chunking import record_rng
 from hum_dagster.synthesis.columns import INSTRUCTION_COLUMNS
 from hum_dagster.synthesis.outputs import item_label
 from hum_dagster.synthesis.own_answers import (
+    MIN_SPAN_CHARS,
     instruction_leaks,
     label_names,
-    leaked_spans,
     record_spans,
+    span_appears,
     string_values,
 )
 
@@ -288,22 +290,34 @@ class _Guard:
     visible label name does not already show) and, for values shown as examples,
     anything that occurs in its input."""
 
-    __slots__ = ("spans", "text", "_all", "_names")
+    __slots__ = ("spans", "text", "_all", "_names", "_pattern")
 
     def __init__(self, spans: frozenset[str], text: str, names: list[str]):
         self._all = spans
         self.text = text
         self._names = names
         self.spans = [s for s in spans if not any(s in n for n in names)]
+        self._pattern: re.Pattern | None = None
 
     def visible(self, names: list[str]) -> _Guard:
         """The guard for a row whose schema shows only ``names`` (label masking)."""
         return _Guard(self._all, self.text, names)
 
     def leaks(self, *texts: Any) -> bool:
+        """Whether any of the record's spans appears in ``texts`` (strings, or lists and
+        dicts of them): ``leaked_spans`` without building its sorted list, as this runs
+        for every label value of every row (a tenth of a guideline strategy's time)."""
         if not self.spans:
             return False
-        return bool(leaked_spans(self.spans, string_values(texts)))
+        if self._pattern is None:  # one C-level search per text; spans confirm a hit
+            looked_for = [s for s in self.spans if len(s) >= MIN_SPAN_CHARS]
+            # no span long enough to count: a pattern that never matches
+            self._pattern = re.compile("|".join(map(re.escape, looked_for)) or r"(?!)")
+        flat = texts if all(isinstance(t, str) for t in texts) else string_values(texts)
+        search = self._pattern.search
+        return any(
+            search(t) and any(span_appears(s, t) for s in self.spans) for t in flat if t
+        )
 
     def own_value(self, value: Any) -> bool:
         """A value to show as a typical value or candidate: the record's own when it, or
