@@ -95,6 +95,7 @@ def measure(storage: str, fraction: float, mix_total: int) -> dict:
         "peak_rss_mb": round(_peak_rss_mb()),
         "digest": digest.hexdigest(),
         "timings_s": report.get("timings_s", {}),
+        "keys_mb": round(report.get("keys_bytes", 0) / 2**20),
     }
 
 
@@ -133,7 +134,8 @@ def main() -> int:
             same += args.compare
         print(f"{fraction:>8} {r['input_rows']:>11,} {r['corpus_rows']:>12,} {r['wall_s']:>7.1f} "
               f"{r['peak_rss_mb']:>12,}  {r['digest'][:12]} {same}", flush=True)
-        print(f"{'':>8} removed {r['removed']}; timings {r['timings_s']}", flush=True)
+        print(f"{'':>8} removed {r['removed']}; timings {r['timings_s']}; keys on disk "
+              f"{r.get('keys_mb', 0):,} MB", flush=True)
     if args.save:
         Path(args.save).write_text(json.dumps(results, indent=1))
     return 1 if any(

@@ -306,7 +306,8 @@ def clean_rows(
 
     started = time.perf_counter()
     info = scan_rows(source, config, store, tokenizer, benchmark_index)
-    report: dict[str, Any] = {"train_mode_rows": store.rows(), **info}
+    report: dict[str, Any] = {"train_mode_rows": store.rows(), **info,
+                              "keys_bytes": store.size_bytes()}
     t = time.perf_counter()
     # Within each group the row with the smallest instruction id stays.
     report["exact_duplicates"] = store.drop_repeats("_exact", "exact_duplicate")

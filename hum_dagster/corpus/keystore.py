@@ -87,6 +87,13 @@ class KeyStore:
 
     # -- the cleaning ------------------------------------------------------------------
 
+    def size_bytes(self) -> int:
+        """Bytes in the work folder now (the keys and any DuckDB spill files)."""
+        return sum(
+            os.path.getsize(os.path.join(folder, name))
+            for folder, _, names in os.walk(self.path) for name in names
+        )
+
     def rows(self) -> int:
         if not self.batches:
             return 0

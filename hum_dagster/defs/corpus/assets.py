@@ -99,7 +99,8 @@ def hum_corpus(
     config = HumCorpusConfig(
         seed=settings.seed, validation_fraction=settings.validation_fraction, variant=variant,
         max_input_tokens=settings.max_input_tokens, max_output_tokens=settings.max_output_tokens,
-        mix=mix_config,
+        mix=mix_config, memory_mb=settings.corpus_memory_mb,
+        workdir=settings.corpus_workdir or None,
     )
     corpus = build_hum_corpus(tables, config, tokenizer=tokenizer, benchmark_index=index)
     directory = layout.export_dir(settings.storage_root, variant)
@@ -170,6 +171,8 @@ def hum_corpus(
                 ["source", "task", "strategy", "instruction", "output"], 300,
             )),
             "timings_s": dg.MetadataValue.json(_timings(report)),
+            # the per-row keys on disk (HUM_CORPUS_WORKDIR), before DuckDB's spill files
+            "work_folder_mb": round(report.get("keys_bytes", 0) / 2**20, 1),
             "decontamination": index_status,
             "inputs": dg.MetadataValue.md(markdown_table(inputs, ["source", "raw_sources", "run"])),
             "sources_mixed": len(inputs),
@@ -185,7 +188,9 @@ def _empty_corpus_table() -> pl.DataFrame:
 
 
 def _is_timing(key: str) -> bool:
-    return key.endswith("_s") or key in ("timings", "seconds")
+    """Report keys that vary from run to run on the same input: wall-clock timings and
+    the size of the work folder (its Parquet batches follow the input's order)."""
+    return key.endswith("_s") or key in ("timings", "seconds", "keys_bytes")
 
 
 def _without_timings(value):
@@ -200,7 +205,7 @@ def _timings(value, prefix: str = "") -> dict:
     found = {}
     if isinstance(value, dict):
         for k, v in value.items():
-            if _is_timing(str(k)) and isinstance(v, int | float):
+            if _is_timing(str(k)) and isinstance(v, int | float) and k != "keys_bytes":
                 found[f"{prefix}{k}"] = v
             else:
                 found.update(_timings(v, f"{prefix}{k}."))

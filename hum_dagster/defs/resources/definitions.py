@@ -27,6 +27,8 @@ ENV_VARS = {
     "HUM_MIX_MODE": "settings.mix_mode",
     "HUM_MIX_TOTAL": "settings.mix_total",
     "HUM_MIX_COMPOUND": "settings.mix_compound",
+    "HUM_CORPUS_MEMORY_MB": "settings.corpus_memory_mb",
+    "HUM_CORPUS_WORKDIR": "settings.corpus_workdir",
     # llm: every field of LLMResource has a HUM_LLM_* variable (llm.ENV_FIELDS)
     **{variable: f"llm.{field}" for field, (variable, _) in ENV_FIELDS.items()},
     "HUM_TRAIN_LAUNCHER": "training_launcher.kind",
@@ -45,6 +47,10 @@ def _mix_fields(environ) -> dict:
         fields["mix_total"] = dg.EnvVar.int("HUM_MIX_TOTAL")
     if environ.get("HUM_MIX_COMPOUND", "").strip():
         fields["mix_compound"] = dg.EnvVar("HUM_MIX_COMPOUND")
+    if environ.get("HUM_CORPUS_MEMORY_MB", "").strip():
+        fields["corpus_memory_mb"] = dg.EnvVar.int("HUM_CORPUS_MEMORY_MB")
+    if environ.get("HUM_CORPUS_WORKDIR", "").strip():
+        fields["corpus_workdir"] = dg.EnvVar("HUM_CORPUS_WORKDIR")
     return fields
 
 

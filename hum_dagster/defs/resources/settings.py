@@ -113,6 +113,12 @@ class HumSettings(dg.ConfigurableResource):
     mix_compound: str = "all"
     kind_shares: dict[str, float] = {}
     task_shares: dict[str, float] = {}
+    # The corpus's out-of-core steps (corpus.keystore): DuckDB's memory limit in MB
+    # (HUM_CORPUS_MEMORY_MB) and the folder for the per-row keys and DuckDB's spill files
+    # (HUM_CORPUS_WORKDIR; "": the system's temp folder). A few GB of disk at the paper's
+    # scale.
+    corpus_memory_mb: int = 512
+    corpus_workdir: str = ""
 
     def landing_catalog(self) -> str | None:
         """Where the landing sensor registers landed sources (a local landing folder)."""
