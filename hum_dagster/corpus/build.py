@@ -41,10 +41,9 @@ LEAN_COLUMNS = (
 
 # Lean columns with a handful of values, held as categoricals: a string column costs 16
 # bytes a row (a view) plus its text, a categorical 4 (2.8M rows: about 250 MB saved on
-# each copy of the lean frame). ``build_hum_corpus`` hands out strings again.
-CATEGORY_COLUMNS = (
-    "source", "task", "language", "strategy", "strategies", "variant", "contaminated_by"
-)
+# each copy of the lean frame). The corpus rows ``build_hum_corpus`` returns keep them
+# (a cast to strings cost a copy of seven columns: 220 MB at 2M rows).
+CATEGORY_COLUMNS = ("source", "task", "language", "strategy", "strategies", "variant")
 
 # What the scan reads: the lean columns and the texts the keys and counts come from.
 SCAN_COLUMNS = (
@@ -443,11 +442,6 @@ def split_problems(rows: pl.DataFrame) -> list[Problem]:
     ]
 
 
-def _as_strings(frame: pl.DataFrame) -> pl.DataFrame:
-    return frame.with_columns(
-        pl.col(c).cast(pl.String) for c in CATEGORY_COLUMNS if c in frame.columns
-    )
-
 
 def build_hum_corpus(
     source: Source,
@@ -493,7 +487,6 @@ def build_hum_corpus(
     report["mix_s"] = round(time.perf_counter() - t, 2)
     t = time.perf_counter()
     rows = assign_split(mixed.rows, config.seed, config.validation_fraction, config.min_validation)
-    rows = _as_strings(rows)
     report["split"] = dict(rows.group_by("split").len().sort("split").iter_rows())
     report["split_by"] = "text"
     report["split_texts"] = (
