@@ -70,7 +70,8 @@ def measure(storage: str, fraction: float, mix_total: int) -> dict:
     settings = HumSettings(storage_root=storage, mix_total=round(mix_total * fraction))
     tokenizer = load_tokenizer(settings.tokenizer)
     index, _ = benchmark_index()
-    config = HumCorpusConfig(seed=settings.seed, mix=settings.mix_config())
+    config = HumCorpusConfig(seed=settings.seed, mix=settings.mix_config(),
+                             memory_mb=settings.corpus_memory_mb)
     corpus = build_hum_corpus(tables, config, tokenizer=tokenizer, benchmark_index=index)
     built = time.perf_counter() - started
     with tempfile.TemporaryDirectory(prefix="hum-corpus-mem-") as tmp:
@@ -96,6 +97,7 @@ def measure(storage: str, fraction: float, mix_total: int) -> dict:
         "digest": digest.hexdigest(),
         "timings_s": report.get("timings_s", {}),
         "keys_mb": round(report.get("keys_bytes", 0) / 2**20),
+        "memory_mb": {**report.get("memory_mb", {}), "after_export": round(_peak_rss_mb())},
     }
 
 
@@ -135,7 +137,7 @@ def main() -> int:
         print(f"{fraction:>8} {r['input_rows']:>11,} {r['corpus_rows']:>12,} {r['wall_s']:>7.1f} "
               f"{r['peak_rss_mb']:>12,}  {r['digest'][:12]} {same}", flush=True)
         print(f"{'':>8} removed {r['removed']}; timings {r['timings_s']}; keys on disk "
-              f"{r.get('keys_mb', 0):,} MB", flush=True)
+              f"{r.get('keys_mb', 0):,} MB; peak RSS by phase {r.get('memory_mb')}", flush=True)
     if args.save:
         Path(args.save).write_text(json.dumps(results, indent=1))
     return 1 if any(

@@ -65,7 +65,7 @@ class HumCorpusConfig:
     examples: int = 5
     # the out-of-core steps (keystore.KeyStore): DuckDB's memory limit and threads, and
     # where the per-row keys are written (None: the system's temp folder)
-    memory_mb: int = 512
+    memory_mb: int = 256
     threads: int = 2
     workdir: str | None = None
 
@@ -305,6 +305,7 @@ def clean_rows(
 
     started = time.perf_counter()
     info = scan_rows(source, config, store, tokenizer, benchmark_index)
+    _peak(info, "after_scan")
     report: dict[str, Any] = {"train_mode_rows": store.rows(), **info,
                               "keys_bytes": store.size_bytes()}
     t = time.perf_counter()
@@ -345,6 +346,7 @@ def clean_rows(
             ]
             del texts
     report["dedup_s"] = round(time.perf_counter() - t, 2)
+    _peak(report, "after_dedup")
     columns = list(POOL_COLUMNS)
     if tokenizer is not None:
         report["too_long"] = store.drop_where(
@@ -378,6 +380,17 @@ def clean_rows(
     report["clean_s"] = round(time.perf_counter() - started, 2)
     report["removed_by_reason"] = dict(removed.group_by("reason").len().sort("reason").iter_rows())
     return removed, report
+
+
+def _peak(report: dict[str, Any], phase: str) -> None:
+    """The process's peak RSS so far (MB, Linux ``VmHWM``) under ``memory_mb``: where in
+    the build the memory went."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            hwm = next(int(line.split()[1]) // 1024 for line in f if line.startswith("VmHWM:"))
+    except (OSError, StopIteration):
+        return
+    report.setdefault("memory_mb", {})[phase] = hwm
 
 
 def split_expr(seed: int, fraction: float) -> pl.Expr:
@@ -485,6 +498,7 @@ def build_hum_corpus(
             mixed = build_variant(store.pool_frame(CATEGORY_COLUMNS), config.variant, mix_config)
     report["mix"] = mixed.report
     report["mix_s"] = round(time.perf_counter() - t, 2)
+    _peak(report, "after_mix")
     t = time.perf_counter()
     rows = assign_split(mixed.rows, config.seed, config.validation_fraction, config.min_validation)
     report["split"] = dict(rows.group_by("split").len().sort("split").iter_rows())
@@ -496,6 +510,7 @@ def build_hum_corpus(
     )
     report["texts_in_both_splits"] = len(split_problems(rows))
     report["split_s"] = round(time.perf_counter() - t, 2)
+    _peak(report, "after_split")
     return HumCorpus(rows, report, removed)
 
 

@@ -37,7 +37,7 @@ ORDER = "instruction_id, _row"
 class KeyStore:
     """A work folder of ``keys-<n>.parquet`` batches and a DuckDB connection over them."""
 
-    memory_mb: int = 512
+    memory_mb: int = 256
     threads: int = 2
     workdir: str | None = None
     path: str = field(init=False)
@@ -167,8 +167,15 @@ class KeyStore:
     def _run(self, statement: str) -> None:
         self.con.execute(statement).fetchall()  # finished, so the next statement may run
 
-    def _frame(self, query: str) -> pl.DataFrame:
-        return pl.from_arrow(self.con.sql(query).to_arrow_table())  # type: ignore[return-value]
+    def _frame(self, query: str, categories: tuple[str, ...] = ()) -> pl.DataFrame:
+        """The query's rows as one polars frame, taken over in batches (each converted and
+        its ``categories`` made categorical before the next is fetched): the whole result
+        is never held twice, as Arrow and as polars."""
+        reader = self.con.sql(query).to_arrow_reader(FETCH_ROWS)
+        parts = [_categorical(pl.from_arrow(batch), categories) for batch in reader]
+        if not parts:
+            return _categorical(pl.from_arrow(reader.schema.empty_table()), categories)
+        return pl.concat(parts, rechunk=False) if len(parts) > 1 else parts[0]
 
     def _dropped(self) -> int:
         return self.con.execute("SELECT count(*) FROM dropped").fetchall()[0][0]
@@ -200,8 +207,7 @@ class KeyStore:
 
     def pool_frame(self, categories: tuple[str, ...]) -> pl.DataFrame:
         """The pool in memory, ``_row`` order, ``categories`` as polars categoricals."""
-        frame = self._frame("SELECT * FROM pool ORDER BY _row")
-        return _categorical(frame, categories)
+        return self._frame("SELECT * FROM pool ORDER BY _row", categories)
 
     def supply(self) -> dict[tuple[str, str], int]:
         """Rows per (kind, task) in the pool."""
@@ -225,12 +231,14 @@ class KeyStore:
                        row_number() OVER (PARTITION BY {KIND_SQL}, task ORDER BY rank, {ORDER}) - 1
                        AS _pos
                 FROM pool p) JOIN _quotas USING (kind, task)
-            WHERE _pos < _quota ORDER BY rank, {ORDER}"""
+            WHERE _pos < _quota ORDER BY rank, {ORDER}""",
+            categories,
         )
         self.con.unregister("_quotas")
-        return _categorical(frame, categories)
+        return frame
 
 
+FETCH_ROWS = 100_000  # rows per batch taken from DuckDB
 KIND_SQL = "CASE WHEN strategy = 'basic' THEN 'basic' ELSE 'compound' END"
 
 

@@ -173,6 +173,8 @@ def hum_corpus(
             "timings_s": dg.MetadataValue.json(_timings(report)),
             # the per-row keys on disk (HUM_CORPUS_WORKDIR), before DuckDB's spill files
             "work_folder_mb": round(report.get("keys_bytes", 0) / 2**20, 1),
+            # the process's peak RSS after each phase of the build (MB)
+            "memory_mb": dg.MetadataValue.json(report.get("memory_mb", {})),
             "decontamination": index_status,
             "inputs": dg.MetadataValue.md(markdown_table(inputs, ["source", "raw_sources", "run"])),
             "sources_mixed": len(inputs),
@@ -190,7 +192,7 @@ def _empty_corpus_table() -> pl.DataFrame:
 def _is_timing(key: str) -> bool:
     """Report keys that vary from run to run on the same input: wall-clock timings and
     the size of the work folder (its Parquet batches follow the input's order)."""
-    return key.endswith("_s") or key in ("timings", "seconds", "keys_bytes")
+    return key.endswith("_s") or key in ("timings", "seconds", "keys_bytes", "memory_mb")
 
 
 def _without_timings(value):
@@ -205,7 +207,9 @@ def _timings(value, prefix: str = "") -> dict:
     found = {}
     if isinstance(value, dict):
         for k, v in value.items():
-            if _is_timing(str(k)) and isinstance(v, int | float) and k != "keys_bytes":
+            if k in ("keys_bytes", "memory_mb"):  # varying, but not timings: own metadata
+                continue
+            if _is_timing(str(k)) and isinstance(v, int | float):
                 found[f"{prefix}{k}"] = v
             else:
                 found.update(_timings(v, f"{prefix}{k}."))

@@ -117,7 +117,7 @@ class HumSettings(dg.ConfigurableResource):
     # (HUM_CORPUS_MEMORY_MB) and the folder for the per-row keys and DuckDB's spill files
     # (HUM_CORPUS_WORKDIR; "": the system's temp folder). A few GB of disk at the paper's
     # scale.
-    corpus_memory_mb: int = 512
+    corpus_memory_mb: int = 256
     corpus_workdir: str = ""
 
     def landing_catalog(self) -> str | None:
