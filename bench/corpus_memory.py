@@ -27,6 +27,7 @@ import sys
 import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -51,7 +52,7 @@ def _peak_rss_mb() -> float:
     return 0.0
 
 
-def measure(storage: str, fraction: float, mix_total: int) -> dict:
+def measure(storage: str, fraction: float, mix_total: int, batch_rows: int = 0) -> dict:
     import polars as pl
 
     from hum_dagster.corpus.build import HumCorpusConfig, build_hum_corpus
@@ -72,6 +73,8 @@ def measure(storage: str, fraction: float, mix_total: int) -> dict:
     index, _ = benchmark_index()
     config = HumCorpusConfig(seed=settings.seed, mix=settings.mix_config(),
                              memory_mb=settings.corpus_memory_mb)
+    if batch_rows:
+        config = replace(config, batch_rows=batch_rows)
     corpus = build_hum_corpus(tables, config, tokenizer=tokenizer, benchmark_index=index)
     built = time.perf_counter() - started
     with tempfile.TemporaryDirectory(prefix="hum-corpus-mem-") as tmp:
@@ -113,6 +116,8 @@ def main() -> int:
         "(default 2,000,000: a --scale 2 run's tables give 0.5x, 1x and 2x the paper's "
         "1M-row corpus at 0.25, 0.5 and 1; 0: every usable row)",
     )
+    parser.add_argument("--batch-rows", type=int, default=0,
+                        help="rows per scan batch (default: HumCorpusConfig's)")
     parser.add_argument("--save", help="write the figures to this JSON file")
     parser.add_argument("--compare", help="compare the digests with those of this JSON file")
     args = parser.parse_args()
@@ -128,7 +133,7 @@ def main() -> int:
         # a fresh process per size: peak RSS is a process's high-water mark
         ctx = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(1, mp_context=ctx) as pool:
-            r = pool.submit(measure, args.storage, fraction, args.mix_total).result()
+            r = pool.submit(measure, args.storage, fraction, args.mix_total, args.batch_rows).result()
         results.append(r)
         same = ""
         if fraction in before:

@@ -233,6 +233,18 @@ def test_same_bytes_for_shuffled_input(tmp_path):
     assert len(outs[0][0]) > 1000
 
 
+def test_the_keys_go_to_a_work_folder_that_is_removed_and_memory_is_reported(tmp_path):
+    rows = pool(60)
+    work = tmp_path / "work"
+    work.mkdir()
+    corpus = build_hum_corpus([rows], HumCorpusConfig(workdir=str(work), memory_mb=64))
+    assert corpus.report["keys_bytes"] > 0  # the per-row keys were written there ...
+    assert list(work.iterdir()) == []  # ... and removed with the store
+    phases = corpus.report["memory_mb"]
+    assert list(phases) == ["after_scan", "after_dedup", "after_mix", "after_split"]
+    assert list(phases.values()) == sorted(phases.values())  # a high-water mark
+
+
 def test_near_duplicates_removed_different_rows_kept():
     a = row("NER", 1)
     near = dict(
