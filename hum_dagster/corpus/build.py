@@ -61,10 +61,7 @@ class HumCorpusConfig:
     near_dup: Any = None  # dedup.NearDupConfig; None: default; False: exact duplicates only
     max_input_tokens: int = 1500
     max_output_tokens: int = 500
-    # Compound prompts run to several kB, and a batch's text is held three times while
-    # its keys are made (input, de-dup text, prompt): 10,000-row batches put the scan's
-    # peak RSS at 1,142 MB on the 2x tables, 4,000-row ones at 795 MB (bench/corpus_memory.py).
-    batch_rows: int = 4_000
+    batch_rows: int = 10_000  # compound prompts run to several kB: about 50 MB of text
     examples: int = 5
     # the out-of-core steps (keystore.KeyStore): DuckDB's memory limit and threads, and
     # where the per-row keys are written (None: the system's temp folder)

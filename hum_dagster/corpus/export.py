@@ -89,8 +89,8 @@ def export_corpus(
     selection: pl.DataFrame,
     directory: str,
     formats: tuple[str, ...] = FORMATS,
-    bucket_rows: int = 10_000,
-    batch_rows: int = 4_000,
+    bucket_rows: int = 25_000,
+    batch_rows: int = 10_000,
     workdir: str | None = None,
     table_dir: str | None = None,
 ) -> ExportResult:
@@ -102,7 +102,7 @@ def export_corpus(
     order whatever the input order: one pass spills the selected rows into rank-range
     buckets (local Parquet), then each bucket is sorted and written. At most one bucket
     of text is in memory (compound rows with their schema and provenance run to 10 kB,
-    so a bucket of 10k rows is about 100 MB); every file appears atomically (local or ``s3://``).
+    so a bucket of 25k rows is about 250 MB); every file appears atomically (local or ``s3://``).
 
     With ``table_dir``, every sorted bucket is also kept there as
     ``part-<n>.parquet`` (every instruction column plus ``rank`` and ``split``):
