@@ -503,7 +503,6 @@ def _span_candidates(
     task: str, output: Mapping[str, Any], text: str, strategy: str, items: list[Any]
 ) -> list[Candidate]:
     found: list[Candidate] = []
-    answers = answer_texts(output)
     for label, values in output.items():
         if not isinstance(values, list) or not values:
             continue
@@ -538,10 +537,7 @@ def _span_candidates(
                         spans.extend(result[0])
                         changed.extend(result[1])
                 new_value = _dedupe(spans)
-            # A rule quotes what changed ("a title such as 'Captain'"): never one of the
-            # record's own answers (RE "military rank": the title is the object itself).
-            quoted_answers = answers & set(changed)
-            if changed and new_value != values and not quoted_answers:
+            if changed and new_value != values:
                 found.append(
                     Candidate(
                         label,
@@ -552,18 +548,6 @@ def _span_candidates(
                     )
                 )
     return found
-
-
-def answer_texts(value: Any) -> set[str]:
-    """Every text in an output's answers (spans, pair arguments, nested values); not the
-    labels, which are keys."""
-    if isinstance(value, str):
-        return {value}
-    if isinstance(value, Mapping):
-        return set().union(*(answer_texts(v) for v in value.values())) if value else set()
-    if isinstance(value, list | tuple):
-        return set().union(*(answer_texts(v) for v in value)) if value else set()
-    return set()
 
 
 def _numerical_candidates(

@@ -166,7 +166,9 @@ def test_boundaries_keep_title_never_quotes_the_records_own_answer():
     schema = LabelSchema(roles=["military rank", "sibling"])
     text = "Later Captain Manoj Pandey was honoured."
     own = one_row(rel(RE, text, ("Manoj Pandey", "military rank", "Captain")), schema)
-    assert "boundaries/keep_title" not in by_variant(candidates("boundaries", own))
+    assert "boundaries/keep_title" in by_variant(candidates("boundaries", own))  # a rule ...
+    config = PreferenceConfig(strategies=("boundaries",))
+    assert preference_rows([own], config).rows == []  # ... that is not used
     # The same title where it is not an answer still gives the variant.
     other_text = "Later Captain Manoj Pandey met Ravi."
     other = one_row(rel(RE, other_text, ("Manoj Pandey", "sibling", "Ravi")), schema)
