@@ -418,12 +418,10 @@ def runs_report(home: Path) -> list[dict]:
                 instructions += int(meta.get("instructions", 0) or 0)
             if name == "hum_corpus":
                 corpus_meta = meta
+        # the run's asset selection names its stage (a failed run materialized nothing)
+        keys |= {k.path[0] for k in (run.asset_selection or ())}
         stage = ("corpus" if "hum_corpus" in keys else "compound"
                  if "compound_instructions" in keys else "sources")
-        if not keys:  # a failed run: its job names the stage
-            stage = "corpus" if "corpus" in run.job_name else (
-                "compound" if "compound" in run.job_name or run.job_name.startswith(
-                    "synthesize_") and run.job_name != "synthesize_source" else "sources")
         out.append({
             "run_id": run.run_id, "job": run.job_name, "status": run.status.value,
             "partition": run.tags.get("dagster/partition", ""), "stage": stage,
