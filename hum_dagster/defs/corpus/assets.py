@@ -190,14 +190,20 @@ def _empty_corpus_table() -> pl.DataFrame:
 
 
 def _is_timing(key: str) -> bool:
-    """Report keys that vary from run to run on the same input: wall-clock timings and
-    the size of the work folder (its Parquet batches follow the input's order)."""
-    return key.endswith("_s") or key in ("timings", "seconds", "keys_bytes", "memory_mb")
+    return key.endswith("_s") or key in ("timings", "seconds")
+
+
+# Report keys that vary from run to run on the same input besides the timings: the work
+# folder's size (its Parquet batches follow the input's order) and the peak RSS per phase.
+MEASURED_KEYS = ("keys_bytes", "memory_mb")
 
 
 def _without_timings(value):
     if isinstance(value, dict):
-        return {k: _without_timings(v) for k, v in value.items() if not _is_timing(str(k))}
+        return {
+            k: _without_timings(v) for k, v in value.items()
+            if not _is_timing(str(k)) and k not in MEASURED_KEYS
+        }
     if isinstance(value, list):
         return [_without_timings(v) for v in value]
     return value
@@ -207,7 +213,7 @@ def _timings(value, prefix: str = "") -> dict:
     found = {}
     if isinstance(value, dict):
         for k, v in value.items():
-            if k in ("keys_bytes", "memory_mb"):  # varying, but not timings: own metadata
+            if k in MEASURED_KEYS:  # metadata entries of their own
                 continue
             if _is_timing(str(k)) and isinstance(v, int | float):
                 found[f"{prefix}{k}"] = v
