@@ -361,10 +361,10 @@ def clean_rows(
             "output": config.max_output_tokens,
         }
         columns += ["input_tokens", "output_tokens"]
-    removed = store.removed()
     if benchmark_index is not None:
         n = store.drop_where("contaminated_by IS NOT NULL", "contaminated", "contaminated_by")
-        removed = store.removed()
+    removed = store.removed()
+    if benchmark_index is not None:
         dirty = removed.filter(pl.col("reason") == "contaminated")
         report["decontamination"] = {
             "removed": n,
