@@ -72,7 +72,9 @@ class HumCorpusConfig:
 
 @dataclass
 class HumCorpus:
-    rows: pl.DataFrame  # lean: LEAN_COLUMNS + _row, rank, kind, split, input_tokens, output_tokens
+    # lean: LEAN_COLUMNS but base_instruction_id, + _row, rank, kind, split, split_key,
+    # input_tokens, output_tokens
+    rows: pl.DataFrame
     report: dict[str, Any]
     removed: pl.DataFrame  # _row, instruction_id, task, source, reason, detail
 
@@ -110,27 +112,44 @@ def train_rows(source: Source) -> pl.LazyFrame:
     return lf.filter(pl.col("mode") == "train").with_row_index("_row")
 
 
+# A batch's read columns, as polars estimates them: rows run from a few hundred bytes
+# (basic NER) to 17 kB (examples rows with their schema), so a count of rows alone lets a
+# batch, and the keys and texts made from it, grow tenfold with the table read.
+BATCH_BYTES = 32 * 2**20
+FIRST_ROWS = 500  # each table's first slice, which measures its bytes per row
+
+
 def train_batches(
-    source: Source, columns: Sequence[str] | None = None, batch_rows: int = 50_000
+    source: Source,
+    columns: Sequence[str] | None = None,
+    batch_rows: int = 50_000,
+    batch_bytes: int = BATCH_BYTES,
 ) -> Iterator[pl.DataFrame]:
-    """``train_rows(source)`` in batches of at most ``batch_rows`` input rows, reading
-    only ``columns`` (and ``_row``). Each table is read slice by slice, so memory holds
-    one batch whatever the source size (polars' ``collect_batches`` runs ahead of its
+    """``train_rows(source)`` in batches of at most ``batch_rows`` input rows and, after
+    each table's first slice, about ``batch_bytes`` of the read columns, reading only
+    ``columns`` (and ``_row``). Each table is read slice by slice, so memory holds one
+    batch whatever the source size (polars' ``collect_batches`` runs ahead of its
     consumer and buffers the whole result)."""
     wanted = list(columns) if columns is not None else list(COMPOUND_COLUMNS)
     read = wanted if "mode" in wanted else [*wanted, "mode"]
     start = 0
     for part in source_parts(source):
         total = part.select(pl.len()).collect().item()
-        for offset in range(0, total, batch_rows):
+        offset, size = 0, min(batch_rows, FIRST_ROWS)
+        while offset < total:
+            raw = part.slice(offset, size).select(read).collect()
+            offset += size
+            if raw.height and batch_bytes:
+                per_row = max(1, raw.estimated_size() // raw.height)
+                size = min(batch_rows, max(FIRST_ROWS, batch_bytes // per_row))
+            else:
+                size = batch_rows
             batch = (
-                part.slice(offset, batch_rows)
-                .select(read)
-                .collect()
-                .filter(pl.col("mode") == "train")
+                raw.filter(pl.col("mode") == "train")
                 .with_row_index("_row", offset=start)
                 .select("_row", *wanted)
             )
+            del raw
             start += batch.height
             if batch.height:
                 yield batch
@@ -384,13 +403,27 @@ def clean_rows(
 
 def _peak(report: dict[str, Any], phase: str) -> None:
     """The process's peak RSS so far (MB, Linux ``VmHWM``) under ``memory_mb``: where in
-    the build the memory went."""
+    the build the memory went. Then what the phase freed goes back to the system
+    (``release_freed``), so that the next phase starts from what is still held."""
+    release_freed()
     try:
         with open("/proc/self/status", encoding="ascii") as f:
             hwm = next(int(line.split()[1]) // 1024 for line in f if line.startswith("VmHWM:"))
     except (OSError, StopIteration):
         return
     report.setdefault("memory_mb", {})[phase] = hwm
+
+
+def release_freed() -> None:
+    """Return the C heap's free pages to the system (glibc's ``malloc_trim``; elsewhere
+    nothing). The scan's Python strings (prompts, outputs: tens of MB a batch) are freed
+    into glibc's arenas, which keep them: measured on three large tables, 100 MB of a
+    464 MB process was such free memory."""
+    import contextlib
+    import ctypes
+
+    with contextlib.suppress(OSError, AttributeError):  # not glibc
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 def split_expr(seed: int, fraction: float) -> pl.Expr:
@@ -491,7 +524,8 @@ def build_hum_corpus(
                 store.pool_view(["*"], f"strategy IN ({names})", source="pool")
             mixed = as_full_variant(mix_chosen(
                 store.supply(),
-                lambda quotas: store.chosen(quotas, CATEGORY_COLUMNS),
+                # the base instruction ids serve the ablations' replacements only
+                lambda quotas: store.chosen(quotas, CATEGORY_COLUMNS, ("base_instruction_id",)),
                 mix_config,
             ))
         else:
@@ -500,7 +534,10 @@ def build_hum_corpus(
     report["mix_s"] = round(time.perf_counter() - t, 2)
     _peak(report, "after_mix")
     t = time.perf_counter()
-    rows = assign_split(mixed.rows, config.seed, config.validation_fraction, config.min_validation)
+    rows = assign_split(
+        mixed.rows.drop("base_instruction_id", strict=False),
+        config.seed, config.validation_fraction, config.min_validation,
+    )
     report["split"] = dict(rows.group_by("split").len().sort("split").iter_rows())
     report["split_by"] = "text"
     report["split_texts"] = (

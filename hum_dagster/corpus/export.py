@@ -51,6 +51,8 @@ def openai_row(row: dict) -> dict:
 
 
 _ROW_MAKERS = {"alpaca": alpaca_row, "openai": openai_row}
+# Rows turned into JSON lines at a time (a few MB of text)
+LINE_ROWS = 1_000
 
 
 def _dataset_info(formats: tuple[str, ...]) -> dict[str, dict]:
@@ -82,6 +84,15 @@ def _dataset_info(formats: tuple[str, ...]) -> dict[str, dict]:
                 },
             }
     return info
+
+
+def _sorted(frame: pl.DataFrame, by: list[str]) -> pl.DataFrame:
+    """``frame.sort(by)``, a column at a time: the bucket is held once plus one sorted
+    column, not twice."""
+    order = frame.select(pl.arg_sort_by(by)).to_series()
+    for name in frame.columns:
+        frame = frame.with_columns(frame[name].gather(order))
+    return frame
 
 
 def export_corpus(
@@ -116,7 +127,7 @@ def export_corpus(
 
     import numpy as np
 
-    from hum_dagster.corpus.build import train_batches
+    from hum_dagster.corpus.build import release_freed, train_batches
     from hum_dagster.synthesis.columns import COMPOUND_COLUMNS
 
     unknown = set(formats) - set(FORMATS)
@@ -148,6 +159,7 @@ def export_corpus(
                 frame.write_parquet(
                     os.path.join(folder, f"{part:06d}.parquet"), compression_level=1
                 )
+        release_freed()
         if table_dir:
             os.makedirs(table_dir, exist_ok=True)
         with contextlib.ExitStack() as stack:
@@ -159,24 +171,26 @@ def export_corpus(
                     files[f"{fmt}:{split}" if fmt != "alpaca" else split] = path
                     handles[(fmt, split)] = stack.enter_context(fsio.atomic_writer(path))
             for bucket in sorted(os.listdir(tmp)):
-                frame = pl.read_parquet(os.path.join(tmp, bucket)).sort("rank", "_row")
+                frame = _sorted(pl.read_parquet(os.path.join(tmp, bucket)), ["rank", "_row"])
                 if table_dir:
                     kept = os.path.join(table_dir, f"part-{len(parts):05d}.parquet")
                     frame.select(*COMPOUND_COLUMNS, "rank", "split").write_parquet(
                         kept, compression_level=1
                     )
                     parts.append(kept)
-                for split in ("train", "validation"):
-                    chunk = frame.filter(pl.col("split") == split)
-                    counts[split] += chunk.height
-                    for fmt in formats:
-                        maker = _ROW_MAKERS[fmt]
-                        lines = [
-                            json.dumps(maker(r), ensure_ascii=False)
-                            for r in chunk.select(text_cols).iter_rows(named=True)
-                        ]
-                        if lines:
-                            handles[(fmt, split)].write(("\n".join(lines) + "\n").encode("utf-8"))
+                # JSON lines a slice at a time: a bucket's lines are never all held
+                for offset in range(0, frame.height, LINE_ROWS):
+                    piece = frame.slice(offset, LINE_ROWS)
+                    for (split,), chunk in piece.partition_by("split", as_dict=True).items():
+                        counts[split] += chunk.height
+                        rows = chunk.select(text_cols).to_dicts()
+                        for fmt in formats:
+                            maker = _ROW_MAKERS[fmt]
+                            text = "".join(
+                                json.dumps(maker(r), ensure_ascii=False) + "\n" for r in rows
+                            )
+                            handles[(fmt, split)].write(text.encode("utf-8"))
+                del frame
                 shutil.rmtree(os.path.join(tmp, bucket))
         fsio.write_bytes_atomic(
             fsio.join(directory, "dataset_info.json"),

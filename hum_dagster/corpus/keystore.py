@@ -216,9 +216,14 @@ class KeyStore:
         ).fetchall()
         return {(k, t): n for k, t, n in rows}
 
-    def chosen(self, quotas: dict[tuple[str, str], int], categories: tuple[str, ...]) -> pl.DataFrame:
+    def chosen(
+        self,
+        quotas: dict[tuple[str, str], int],
+        categories: tuple[str, ...],
+        leave_out: tuple[str, ...] = (),
+    ) -> pl.DataFrame:
         """The pool rows within their cell's quota by rank (``mix.mix``'s choice), in rank
-        order, ``kind`` added."""
+        order, ``kind`` added, the pool's columns but ``leave_out``."""
         table = pl.DataFrame(
             {"kind": [c[0] for c in quotas], "task": [c[1] for c in quotas],
              "_quota": [quotas[c] for c in quotas]},
@@ -226,7 +231,7 @@ class KeyStore:
         )
         self.con.register("_quotas", table)
         frame = self._frame(
-            f"""SELECT * EXCLUDE (_pos, _quota) FROM (
+            f"""SELECT * EXCLUDE ({', '.join(('_pos', '_quota', *leave_out))}) FROM (
                 SELECT p.*, {KIND_SQL} AS kind,
                        row_number() OVER (PARTITION BY {KIND_SQL}, task ORDER BY rank, {ORDER}) - 1
                        AS _pos

@@ -485,6 +485,31 @@ def test_batched_reading_numbers_rows_like_the_whole_source(tmp_path):
     batched = pl.concat(train_batches(scans, ["instruction_id", "output"], batch_rows=23))
     assert batched["_row"].to_list() == list(range(whole.height))
     assert batched["instruction_id"].to_list() == whole["instruction_id"].to_list()
+    assert max(b.height for b in train_batches(scans, ["output"], batch_rows=23)) == 23
+
+
+def test_batches_are_bounded_by_bytes_as_well_as_rows(tmp_path, monkeypatch):
+    # a table of long rows is read in fewer rows per batch than one of short rows, and
+    # the batches still hold every train row once, in order
+    from hum_dagster.corpus import build
+    from hum_dagster.corpus.build import train_batches
+
+    monkeypatch.setattr(build, "FIRST_ROWS", 10)
+    rows = pool(400)
+    long = rows.with_columns((pl.col("output") + pl.lit("x" * 5_000)).alias("output"))
+    paths = []
+    for i, frame in enumerate((rows, long)):
+        paths.append(str(tmp_path / f"{i}.parquet"))
+        frame.write_parquet(paths[-1])
+    for path, frame in zip(paths, (rows, long), strict=True):
+        batches = list(train_batches([pl.scan_parquet(path)], ["output"], batch_rows=300,
+                                     batch_bytes=200_000))
+        sizes = [b.height for b in batches]
+        assert pl.concat(batches)["output"].to_list() == frame["output"].to_list()
+        if frame is long:  # about 5 kB a row: 40 rows make 200 kB
+            assert sizes[0] == 10 and 30 <= max(sizes[1:]) <= 45, sizes
+        else:
+            assert max(sizes) == 300, sizes
 
 
 def test_kept_export_parts_are_the_corpus_table_in_rank_order(tmp_path):
