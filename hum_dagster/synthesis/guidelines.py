@@ -51,7 +51,7 @@ import hashlib
 import json
 import re
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -261,6 +261,7 @@ class _Context:
         self.stamp = f"{strategy}|{config.stamp()}|{digest}"
         self.heads: dict[tuple[str, str], str] = {}
         self.item_json: dict[tuple, str] = {}
+        self.probes = _Probes()
 
     def entry(self, label: str, parent: str | None = None) -> LabelEntry | None:
         return self.dictionary.entries.get(entry_key(label, parent))
@@ -290,18 +291,21 @@ class _Guard:
     visible label name does not already show) and, for values shown as examples,
     anything that occurs in its input."""
 
-    __slots__ = ("spans", "text", "_all", "_names", "_pattern")
+    __slots__ = ("spans", "text", "_all", "_names", "_pattern", "_probes")
 
-    def __init__(self, spans: frozenset[str], text: str, names: list[str]):
+    def __init__(
+        self, spans: frozenset[str], text: str, names: list[str], probes: _Probes | None = None
+    ):
         self._all = spans
         self.text = text
         self._names = names
         self.spans = [s for s in spans if not any(s in n for n in names)]
         self._pattern: re.Pattern | None = None
+        self._probes = probes if probes is not None else _Probes()
 
     def visible(self, names: list[str]) -> _Guard:
         """The guard for a row whose schema shows only ``names`` (label masking)."""
-        return _Guard(self._all, self.text, names)
+        return _Guard(self._all, self.text, names, self._probes)
 
     def leaks(self, *texts: Any) -> bool:
         """Whether any of the record's spans appears in ``texts`` (strings, or lists and
@@ -322,13 +326,56 @@ class _Guard:
     def own_value(self, value: Any) -> bool:
         """A value to show as a typical value or candidate: the record's own when it, or
         a side of a pair, occurs in the input, or when it quotes a gold span."""
-        if isinstance(value, dict):
-            parts = [str(value.get("subject", "")), str(value.get("object", ""))]
-        else:
-            parts = str(value).split(" → ")
+        parts = _value_parts(value)
         if any(p and p in self.text for p in parts):
             return True
         return self.leaks(*parts)
+
+    def others(self, entry: LabelEntry, name: str, values: list[Any]) -> list[Any]:
+        """``values`` (the entry's ``name`` list) without those ``own_value`` rejects. Most
+        rows reject none, which one search of the input for any of their parts and one
+        search of all their parts for the record's spans show (the same answers as asking
+        value by value: a search for alternatives finds one where any occurs)."""
+        in_text, joined = self._probes.of(
+            entry, name, lambda: (p for v in values for p in _value_parts(v))
+        )
+        if not in_text.search(self.text) and not self.leaks(joined):
+            return list(values)
+        return [v for v in values if not self.own_value(v)]
+
+    def any_leak(self, entry: LabelEntry, name: str, texts: Callable[[], Iterable[str]]) -> bool:
+        """Whether any of ``texts()`` (the entry's ``name`` texts) quotes a gold span: one
+        search over all of them."""
+        return self.leaks(self._probes.of(entry, name, texts)[1])
+
+
+def _value_parts(value: Any) -> list[str]:
+    """A typical value's parts as ``own_value`` checks them: the two sides of a pair."""
+    if isinstance(value, dict):
+        return [str(value.get("subject", "")), str(value.get("object", ""))]
+    return str(value).split(" → ")
+
+
+class _Probes:
+    """Per synthesis call and dictionary entry, what ``_Guard.others`` searches: a
+    pattern of any part of the entry's values, and the parts joined by a character no
+    span holds (so a span found in the join is in one part). The dictionary does not
+    change during a call, so an entry's id names it."""
+
+    def __init__(self) -> None:
+        self._memo: dict[tuple[int, str], tuple[LabelEntry, re.Pattern, str]] = {}
+
+    def of(
+        self, entry: LabelEntry, name: str, parts_of: Callable[[], Iterable[str]]
+    ) -> tuple[re.Pattern, str]:
+        """(pattern, joined) of the strings ``parts_of()`` gives for ``entry``'s ``name``."""
+        hit = self._memo.get((id(entry), name))
+        if hit is None or hit[0] is not entry:
+            parts = sorted({p for p in parts_of() if p})
+            pattern = re.compile("|".join(map(re.escape, parts)) or r"(?!)")
+            hit = (entry, pattern, "\x00".join(parts))
+            self._memo[(id(entry), name)] = hit
+        return hit[1], hit[2]
 
 
 def _description(entry: LabelEntry, guard: _Guard, language: str, start: int = 0) -> list[Text]:
@@ -337,11 +384,9 @@ def _description(entry: LabelEntry, guard: _Guard, language: str, start: int = 0
     out = []
     for d in entry.descriptions[start:]:
         if d.provenance == MINED:
-            values = [  # the data's values only: LLM-written candidates are no data
-                c.value
-                for c in entry.candidates
-                if c.provenance == MINED and not guard.own_value(c.value)
-            ]
+            values = guard.others(  # the data's values only: LLM-written ones are no data
+                entry, "mined", [c.value for c in entry.candidates if c.provenance == MINED]
+            )
             if not values:
                 continue
             d = Text(typical_values_text(values, language), MINED)
@@ -452,14 +497,19 @@ def _examples(
     cfg = ctx.config
     used_ids: set[str] = set()
 
-    def usable(x) -> bool:
-        return not _own_text(x.text, x.text_id, text, text_id) and not guard.leaks(
-            x.text, x.value, x.reason or ""
+    def usable(x, clean: bool) -> bool:
+        return not _own_text(x.text, x.text_id, text, text_id) and (
+            clean or not guard.leaks(x.text, x.value, x.reason or "")
         )
 
     for item, entry in zip(items, _entries(ctx, task, items), strict=True):
-        pos = [x for x in entry.positives if usable(x)]
-        neg = [x for x in entry.negatives if usable(x)]
+        # whether no example of the entry quotes the record's answer: then each needs
+        # only the own-text test
+        clean = not guard.any_leak(entry, "examples", lambda e=entry: string_values(
+            [[x.text, x.value, x.reason or ""] for x in (*e.positives, *e.negatives)]
+        ))
+        pos = [x for x in entry.positives if usable(x, clean)]
+        neg = [x for x in entry.negatives if usable(x, clean)]
         pos = rng.sample(pos, min(cfg.n_positive, len(pos)))
         neg = rng.sample(neg, min(cfg.n_negative, len(neg)))
         if not pos and not neg:
@@ -757,7 +807,7 @@ def synthesize_guidelines(
         text_id = row["text_id"]
         rng = record_rng(config.seed, row["record_id"], rng_stage) if needs_rng else None
         spans = spans_of.get(row["record_id"], no_spans)
-        guard = _Guard(spans, text, label_names(items))
+        guard = _Guard(spans, text, label_names(items), ctx.probes)
         try:
             if strategy == "description":
                 res = _describe(ctx, task, items, rng, False, guard, language)

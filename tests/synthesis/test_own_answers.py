@@ -218,3 +218,33 @@ def test_representative_examples_never_come_from_the_input():
         inst = json.loads(row["instruction"])
         for value in inst["schema"][0]["examples"]:
             assert value not in inst["input"]  # "Bo Lind" is in the first input, not its answer
+
+
+def test_the_guards_one_search_filter_keeps_what_value_by_value_keeps():
+    # _Guard.others answers for a whole list with two searches where no value is the
+    # record's; on random rows full of near misses it must agree with own_value
+    import random
+
+    from hum_dagster.synthesis.guidelines import _Guard, _Probes
+
+    rng = random.Random(7)
+    words = ["Ann", "Annex", "Bo", "Lind", "x", "Cy Moss", "Moss", "Leeds", "è", "北京", "京"]
+    probes = _Probes()
+    entries = [LabelEntry(f"l{i}", "entity") for i in range(6)]
+    values = [
+        [" ".join(rng.sample(words, rng.randint(1, 2))) + rng.choice(["", " → Bo", " → 京"])
+         for _ in range(rng.randint(0, 6))]
+        for _ in entries
+    ]
+    disagree = 0
+    for _ in range(400):
+        spans = frozenset(rng.sample(words, rng.randint(0, 3)))
+        text = " ".join(rng.sample(words, rng.randint(1, 4)))
+        guard = _Guard(spans, text, rng.sample(words, rng.randint(0, 2)), probes)
+        for entry, vals in zip(entries, values, strict=True):
+            expected = [v for v in vals if not guard.own_value(v)]
+            disagree += guard.others(entry, "typical", vals) != expected
+            disagree += guard.any_leak(entry, "texts", lambda v=vals: v) != any(
+                guard.leaks(v) for v in vals
+            )
+    assert disagree == 0
