@@ -286,6 +286,10 @@ def _own_text(text: str, text_id: str, input_text: str, row_text_id: str) -> boo
     return bool(text) and (text == input_text or text in input_text or input_text in text)
 
 
+def _same(x: Any) -> Any:
+    return x
+
+
 class _Guard:
     """What one row's guidelines must not show: the gold spans of its record (those a
     visible label name does not already show) and, for values shown as examples,
@@ -331,17 +335,20 @@ class _Guard:
             return True
         return self.leaks(*parts)
 
-    def others(self, entry: LabelEntry, name: str, values: list[Any]) -> list[Any]:
-        """``values`` (the entry's ``name`` list) without those ``own_value`` rejects. Most
-        rows reject none, which one search of the input for any of their parts and one
-        search of all their parts for the record's spans show (the same answers as asking
-        value by value: a search for alternatives finds one where any occurs)."""
+    def others(
+        self, entry: LabelEntry, name: str, items: list[Any], value: Callable[[Any], Any] = _same
+    ) -> list[Any]:
+        """``items`` (the entry's ``name`` list) but those whose ``value`` ``own_value``
+        rejects. Most rows reject none, which one search of the input for any of their
+        parts and one search of all their parts for the record's spans show (the same
+        answers as asking value by value: a search for alternatives finds one where any
+        occurs)."""
         in_text, joined = self._probes.of(
-            entry, name, lambda: (p for v in values for p in _value_parts(v))
+            entry, name, lambda: (p for x in items for p in _value_parts(value(x)))
         )
         if not in_text.search(self.text) and not self.leaks(joined):
-            return list(values)
-        return [v for v in values if not self.own_value(v)]
+            return list(items)
+        return [x for x in items if not self.own_value(value(x))]
 
     def any_leak(self, entry: LabelEntry, name: str, texts: Callable[[], Iterable[str]]) -> bool:
         """Whether any of ``texts()`` (the entry's ``name`` texts) quotes a gold span: one
@@ -685,18 +692,18 @@ def _representative(
                     pool.append((x.text, x.provenance, x.text_id))
         elif entry.positives and isinstance(entry.positives[0].value, dict):
             seen = set()
-            for x in entry.positives:
+            for x in guard.others(entry, "pairs", entry.positives, lambda x: x.value):
                 v = x.value
-                if _own_text(x.text, x.text_id, text, text_id) or guard.own_value(v):
+                if _own_text(x.text, x.text_id, text, text_id):
                     continue
                 sig = (v.get("subject"), v.get("object"))
                 if sig not in seen:
                     seen.add(sig)
                     pool.append((v, x.provenance, x.text_id))
         else:
-            for c in entry.candidates:
-                if c.value and not guard.own_value(c.value):
-                    pool.append((c.value, c.provenance, ""))
+            shown = [c for c in entry.candidates if c.value]
+            for c in guard.others(entry, "candidates", shown, lambda c: c.value):
+                pool.append((c.value, c.provenance, ""))
         if not pool:
             raise _Skip(SKIP_REPRESENTATIVE)
         picked = rng.sample(pool, min(k, len(pool))) if k else []
