@@ -15,6 +15,7 @@ them later).
     .venv/bin/python bench/corpus_memory.py --storage /tmp/g/storage --fraction 0.25 0.5 1
     .venv/bin/python bench/corpus_memory.py --storage DIR --fraction 1 --save before.json
     .venv/bin/python bench/corpus_memory.py --storage DIR --fraction 1 --compare before.json
+    .venv/bin/python bench/corpus_memory.py --storage DIR --fraction 1 --phases
 """
 
 from __future__ import annotations
@@ -52,7 +53,28 @@ def _peak_rss_mb() -> float:
     return 0.0
 
 
-def measure(storage: str, fraction: float, mix_total: int, batch_rows: int = 0) -> dict:
+def _status_mb(field: str) -> int:
+    with open("/proc/self/status", encoding="ascii") as f:
+        return next(int(line.split()[1]) // 1024 for line in f if line.startswith(field))
+
+
+def _own_phase_peaks(phases: dict) -> None:
+    """Make the build record each phase's own peak (and the RSS it ends with) in
+    ``phases``: the high-water mark is reset after each (Linux ``clear_refs``)."""
+    from hum_dagster.corpus import build
+
+    def peak(report: dict, phase: str) -> None:
+        build.release_freed()
+        phases[phase] = {"peak": _status_mb("VmHWM:"), "end": _status_mb("VmRSS:")}
+        with open("/proc/self/clear_refs", "w", encoding="ascii") as f:
+            f.write("5")
+
+    build._peak = peak
+
+
+def measure(
+    storage: str, fraction: float, mix_total: int, batch_rows: int = 0, phases: bool = False
+) -> dict:
     import polars as pl
 
     from hum_dagster.corpus.build import HumCorpusConfig, build_hum_corpus
@@ -63,6 +85,9 @@ def measure(storage: str, fraction: float, mix_total: int, batch_rows: int = 0) 
     from hum_dagster.defs.corpus.assets import benchmark_index
     from hum_dagster.defs.resources.settings import HumSettings
 
+    own: dict = {}
+    if phases:
+        _own_phase_peaks(own)
     started = time.perf_counter()
     tables = []
     for path in tables_of(Path(storage)):
@@ -89,6 +114,8 @@ def measure(storage: str, fraction: float, mix_total: int, batch_rows: int = 0) 
             for iid, split in frame.iter_rows():
                 digest.update(f"{iid}\t{split}\n".encode())
     report = corpus.report
+    if phases:
+        own["export+stats"] = {"peak": round(_peak_rss_mb()), "end": _status_mb("VmRSS:")}
     return {
         "fraction": fraction,
         "input_rows": report["train_mode_rows"],
@@ -96,11 +123,14 @@ def measure(storage: str, fraction: float, mix_total: int, batch_rows: int = 0) 
         "removed": report["removed_by_reason"],
         "wall_s": round(time.perf_counter() - started, 1),
         "build_s": round(built, 1),
-        "peak_rss_mb": round(_peak_rss_mb()),
+        # with phases, the high-water mark was reset after each phase: the peak is theirs
+        "peak_rss_mb": max(p["peak"] for p in own.values()) if phases else round(_peak_rss_mb()),
         "digest": digest.hexdigest(),
         "timings_s": report.get("timings_s", {}),
         "keys_mb": round(report.get("keys_bytes", 0) / 2**20),
-        "memory_mb": {**report.get("memory_mb", {}), "after_export": round(_peak_rss_mb())},
+        "memory_mb": own if phases else {
+            **report.get("memory_mb", {}), "after_export": round(_peak_rss_mb())
+        },
     }
 
 
@@ -118,6 +148,11 @@ def main() -> int:
     )
     parser.add_argument("--batch-rows", type=int, default=0,
                         help="rows per scan batch (default: HumCorpusConfig's)")
+    parser.add_argument(
+        "--phases", action="store_true",
+        help="print each phase's own peak RSS and the RSS it ends with (the high-water mark "
+        "is reset between phases) instead of the peak so far after each",
+    )
     parser.add_argument("--save", help="write the figures to this JSON file")
     parser.add_argument("--compare", help="compare the digests with those of this JSON file")
     args = parser.parse_args()
@@ -133,7 +168,9 @@ def main() -> int:
         # a fresh process per size: peak RSS is a process's high-water mark
         ctx = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(1, mp_context=ctx) as pool:
-            r = pool.submit(measure, args.storage, fraction, args.mix_total, args.batch_rows).result()
+            r = pool.submit(
+                measure, args.storage, fraction, args.mix_total, args.batch_rows, args.phases
+            ).result()
         results.append(r)
         same = ""
         if fraction in before:
@@ -142,7 +179,9 @@ def main() -> int:
         print(f"{fraction:>8} {r['input_rows']:>11,} {r['corpus_rows']:>12,} {r['wall_s']:>7.1f} "
               f"{r['peak_rss_mb']:>12,}  {r['digest'][:12]} {same}", flush=True)
         print(f"{'':>8} removed {r['removed']}; timings {r['timings_s']}; keys on disk "
-              f"{r.get('keys_mb', 0):,} MB; peak RSS by phase {r.get('memory_mb')}", flush=True)
+              f"{r.get('keys_mb', 0):,} MB; peak RSS by phase "
+              f"{'(own peak, end)' if args.phases else '(so far)'} {r.get('memory_mb')}",
+              flush=True)
     if args.save:
         Path(args.save).write_text(json.dumps(results, indent=1))
     return 1 if any(
