@@ -63,8 +63,9 @@ class HumCorpusConfig:
     max_output_tokens: int = 500
     batch_rows: int = 10_000  # compound prompts run to several kB: about 50 MB of text
     examples: int = 5
-    # the out-of-core steps (keystore.KeyStore): DuckDB's memory limit and threads, and
-    # where the per-row keys are written (None: the system's temp folder)
+    # the out-of-core steps (keystore.KeyStore): DuckDB's memory limit and threads (also
+    # the scan's threads for MinHash and token counts), and where the per-row keys are
+    # written (None: the system's temp folder)
     memory_mb: int = 256
     threads: int = 2
     workdir: str | None = None
@@ -216,6 +217,8 @@ def scan_rows(
 
     near = config.near_dup if config.near_dup is not None else NearDupConfig()
     mix_seed = config.mix.seed if config.mix is not None else config.seed
+    if tokenizer is not None and hasattr(tokenizer, "threads"):
+        tokenizer = replace(tokenizer, threads=config.threads)  # the same caches
     timings = {"scan_s": 0.0, "minhash_s": 0.0, "tokens_s": 0.0, "decontam_s": 0.0}
     encoded = 0
     matcher = MatchCache(benchmark_index) if benchmark_index is not None else None
@@ -240,7 +243,7 @@ def scan_rows(
         )
         t = time.perf_counter()
         if near:
-            bands = band_keys(batch["_dedup_text"].to_list(), near)
+            bands = band_keys(batch["_dedup_text"].to_list(), near, threads=config.threads)
             lean = lean.with_columns(
                 [pl.Series(f"_band{b}", bands[:, b], dtype=pl.UInt64) for b in range(near.bands)]
             )

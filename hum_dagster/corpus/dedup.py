@@ -22,6 +22,8 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
+from hum_dagster.corpus.threads import thread_map
+
 _MASK32 = np.uint64(0xFFFFFFFF)
 
 
@@ -103,12 +105,14 @@ def shingle_hashes(texts: list[str], k: int) -> tuple[np.ndarray, np.ndarray, np
     return (x & _MASK32).astype(np.uint32), starts, counts
 
 
-def band_keys(texts: list[str], config: NearDupConfig, batch: int = 5_000) -> np.ndarray:
-    """LSH band keys, shape (len(texts), bands), uint64 (in sub-batches to bound memory)."""
+def band_keys(
+    texts: list[str], config: NearDupConfig, batch: int = 5_000, threads: int = 1
+) -> np.ndarray:
+    """LSH band keys, shape (len(texts), bands), uint64 (in sub-batches to bound memory;
+    ``threads`` of them at a time: numpy's array operations run without the GIL)."""
     if len(texts) > batch:
-        return np.concatenate(
-            [band_keys(texts[i : i + batch], config) for i in range(0, len(texts), batch)]
-        )
+        pieces = [texts[i : i + batch] for i in range(0, len(texts), batch)]
+        return np.concatenate(list(thread_map(lambda p: band_keys(p, config), pieces, threads)))
     if not texts:
         return np.zeros((0, config.bands), dtype=np.uint64)
     h, starts, counts = shingle_hashes(texts, config.shingle)

@@ -566,3 +566,15 @@ def test_min_validation_takes_whole_texts():
     split = assign_split(frame, seed=1, fraction=0.0, min_validation=1)
     val = split.filter(pl.col("split") == "validation")["split_key"].unique().to_list()
     assert val == [5] and (split["split"] == "validation").sum() == 3
+
+
+def test_minhash_keys_on_several_threads_are_those_on_one():
+    import numpy as np
+
+    from hum_dagster.corpus.dedup import NearDupConfig, band_keys
+
+    texts = [f"text {i} about {'things ' * (i % 13)} and {i * 7}" for i in range(1_200)]
+    one = band_keys(texts, NearDupConfig(), batch=100)
+    two = band_keys(texts, NearDupConfig(), batch=100, threads=2)
+    assert one.shape == (1_200, NearDupConfig().bands)
+    assert np.array_equal(one, two)

@@ -177,3 +177,13 @@ def test_other_pre_tokenizers_are_counted_whole(change):
     assert not tok.additive
     texts = ['{"k": "' + "v " * 80 + '"}']
     assert tok.count_over_limit(texts, limit=10)[0].tolist() == tok.count(texts).tolist()
+
+
+def test_counts_on_several_threads_are_those_on_one():
+    from dataclasses import replace
+
+    texts = [f'{"word " * (i % 37)}"key": "value {i}" 中文' for i in range(2_000)]
+    one = TRAINED.count(texts, batch=64)
+    two = replace(TRAINED, threads=2).count(texts, batch=64)
+    assert one.tolist() == two.tolist()
+    assert len(set(one.tolist())) > 30  # the texts differ in length
