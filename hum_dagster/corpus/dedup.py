@@ -105,16 +105,40 @@ def shingle_hashes(texts: list[str], k: int) -> tuple[np.ndarray, np.ndarray, np
     return (x & _MASK32).astype(np.uint32), starts, counts
 
 
+# Characters of text per MinHash sub-batch: its arrays take about 50 bytes a character
+# (shingle hashes and the index arithmetic that keeps each text's own), so 100 MB; a
+# count of texts alone let 5,000 long reviews take 330 MB.
+SUB_BATCH_CHARS = 2**21
+
+
 def band_keys(
-    texts: list[str], config: NearDupConfig, batch: int = 5_000, threads: int = 1
+    texts: list[str], config: NearDupConfig, batch: int = 5_000, threads: int = 1,
+    chars: int = SUB_BATCH_CHARS,
 ) -> np.ndarray:
-    """LSH band keys, shape (len(texts), bands), uint64 (in sub-batches to bound memory;
-    ``threads`` of them at a time: numpy's array operations run without the GIL)."""
-    if len(texts) > batch:
-        pieces = [texts[i : i + batch] for i in range(0, len(texts), batch)]
-        return np.concatenate(list(thread_map(lambda p: band_keys(p, config), pieces, threads)))
+    """LSH band keys, shape (len(texts), bands), uint64, in sub-batches of at most
+    ``batch`` texts and about ``chars`` characters to bound memory, ``threads`` of them at
+    a time (numpy's array operations run without the GIL)."""
     if not texts:
         return np.zeros((0, config.bands), dtype=np.uint64)
+    pieces = _sub_batches(texts, batch, chars)
+    if len(pieces) > 1:
+        return np.concatenate(list(thread_map(lambda p: _band_keys(p, config), pieces, threads)))
+    return _band_keys(texts, config)
+
+
+def _sub_batches(texts: list[str], batch: int, chars: int) -> list[list[str]]:
+    out, start, size = [], 0, 0
+    for i, text in enumerate(texts):
+        size += len(text)
+        if i + 1 - start >= batch or size >= chars:
+            out.append(texts[start : i + 1])
+            start, size = i + 1, 0
+    if start < len(texts):
+        out.append(texts[start:])
+    return out
+
+
+def _band_keys(texts: list[str], config: NearDupConfig) -> np.ndarray:
     h, starts, counts = shingle_hashes(texts, config.shingle)
     # Keep only each text's own shingles (the last k-1 of a text reach into the next).
     keep = np.repeat(starts, counts) + (

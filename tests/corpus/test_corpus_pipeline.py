@@ -576,5 +576,8 @@ def test_minhash_keys_on_several_threads_are_those_on_one():
     texts = [f"text {i} about {'things ' * (i % 13)} and {i * 7}" for i in range(1_200)]
     one = band_keys(texts, NearDupConfig(), batch=100)
     two = band_keys(texts, NearDupConfig(), batch=100, threads=2)
+    whole = band_keys(texts, NearDupConfig(), batch=10_000, chars=10**9)
+    by_chars = band_keys(texts, NearDupConfig(), chars=500)  # a few texts a sub-batch
     assert one.shape == (1_200, NearDupConfig().bands)
     assert np.array_equal(one, two)
+    assert np.array_equal(one, whole) and np.array_equal(one, by_chars)
