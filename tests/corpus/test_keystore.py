@@ -167,3 +167,15 @@ def test_rank_ties_never_decide_by_input_order(tmp_path):
             chosen.append(got.rows["instruction_id"].to_list())
     assert chosen[0] == chosen[1]
     assert chosen[0] == sorted(chosen[0])
+
+
+def test_every_step_closes_its_connection_and_the_next_finds_its_tables(tmp_path):
+    # DuckDB gives back the memory a query used only when its database closes
+    frame = lean(500, seed=3)
+    with store_of(frame, tmp_path) as store:
+        dropped = store.drop_repeats("_exact", "exact_duplicate")
+        assert store._con is None
+        assert dropped > 0 and store.removed().height == dropped
+        assert store._con is None
+        store.pool_view(["_row", "task", "strategy", "rank"])
+        assert sum(store.supply().values()) == frame.height - dropped
