@@ -100,6 +100,7 @@ def hum_corpus(
         seed=settings.seed, validation_fraction=settings.validation_fraction, variant=variant,
         max_input_tokens=settings.max_input_tokens, max_output_tokens=settings.max_output_tokens,
         mix=mix_config, memory_mb=settings.corpus_memory_mb,
+        threads=max(1, settings.corpus_threads),
         workdir=settings.corpus_workdir or None,
     )
     corpus = build_hum_corpus(tables, config, tokenizer=tokenizer, benchmark_index=index)

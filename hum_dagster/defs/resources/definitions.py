@@ -29,6 +29,7 @@ ENV_VARS = {
     "HUM_MIX_COMPOUND": "settings.mix_compound",
     "HUM_CORPUS_MEMORY_MB": "settings.corpus_memory_mb",
     "HUM_CORPUS_WORKDIR": "settings.corpus_workdir",
+    "HUM_CORPUS_THREADS": "settings.corpus_threads",
     # llm: every field of LLMResource has a HUM_LLM_* variable (llm.ENV_FIELDS)
     **{variable: f"llm.{field}" for field, (variable, _) in ENV_FIELDS.items()},
     "HUM_TRAIN_LAUNCHER": "training_launcher.kind",
@@ -51,6 +52,8 @@ def _mix_fields(environ) -> dict:
         fields["corpus_memory_mb"] = dg.EnvVar.int("HUM_CORPUS_MEMORY_MB")
     if environ.get("HUM_CORPUS_WORKDIR", "").strip():
         fields["corpus_workdir"] = dg.EnvVar("HUM_CORPUS_WORKDIR")
+    if environ.get("HUM_CORPUS_THREADS", "").strip():
+        fields["corpus_threads"] = dg.EnvVar.int("HUM_CORPUS_THREADS")
     return fields
 
 

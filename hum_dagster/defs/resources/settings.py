@@ -116,9 +116,10 @@ class HumSettings(dg.ConfigurableResource):
     # The corpus's out-of-core steps (corpus.keystore): DuckDB's memory limit in MB
     # (HUM_CORPUS_MEMORY_MB) and the folder for the per-row keys and DuckDB's spill files
     # (HUM_CORPUS_WORKDIR; "": the system's temp folder). A few GB of disk at the paper's
-    # scale.
+    # scale. HUM_CORPUS_THREADS: DuckDB's threads and the scan's (MinHash, token counts).
     corpus_memory_mb: int = 256
     corpus_workdir: str = ""
+    corpus_threads: int = 2
 
     def landing_catalog(self) -> str | None:
         """Where the landing sensor registers landed sources (a local landing folder)."""
