@@ -526,6 +526,13 @@ def test_kept_export_parts_are_the_corpus_table_in_rank_order(tmp_path):
     assert table.columns == expected.columns
     assert table.equals(expected)
     assert table["rank"].is_sorted()
+    # read in many small batches (each joined with the selection's rows in its range):
+    # the same files
+    again = export_corpus([rows], corpus.rows, str(tmp_path / "again"), bucket_rows=50,
+                          batch_rows=7, table_dir=str(tmp_path / "parts2"))
+    assert pl.scan_parquet(again.table_parts).collect().equals(expected)
+    for split, path in result.files.items():
+        assert open(path, "rb").read() == open(again.files[split], "rb").read(), split
 
 
 def test_the_split_is_by_text_so_no_text_is_in_both():
