@@ -533,6 +533,8 @@ def build_hum_corpus(
             ))
         else:
             mixed = build_variant(store.pool_frame(CATEGORY_COLUMNS), config.variant, mix_config)
+    if store.retries:
+        report["duckdb_memory_retries"] = store.retries
     report["mix"] = mixed.report
     report["mix_s"] = round(time.perf_counter() - t, 2)
     _peak(report, "after_mix")

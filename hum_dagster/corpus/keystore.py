@@ -38,12 +38,30 @@ import polars as pl
 
 
 def _step(method):
-    """A store step: its connection is closed when it returns (see the module note)."""
+    """A store step: its connection is closed when it returns (see the module note). A
+    step that runs out of DuckDB's memory limit (an operator that cannot spill) runs once
+    more with twice the limit, kept for the later steps and named in ``retries``; a
+    second failure is one line naming the setting."""
 
     @functools.wraps(method)
     def run(self, *args, **kwargs):
         try:
-            return method(self, *args, **kwargs)
+            try:
+                return method(self, *args, **kwargs)
+            except duckdb.OutOfMemoryException:
+                self.release()
+                before, self.memory_mb = self.memory_mb, self.memory_mb * 2
+                self.retries.append(
+                    f"{method.__name__}: out of DuckDB's {before} MB, run again with "
+                    f"{self.memory_mb} MB"
+                )
+            try:
+                return method(self, *args, **kwargs)
+            except duckdb.OutOfMemoryException as exc:
+                raise MemoryError(
+                    f"the corpus step {method.__name__} ran out of DuckDB's memory at "
+                    f"{self.memory_mb} MB (twice the limit set): raise HUM_CORPUS_MEMORY_MB"
+                ) from exc
         finally:
             self.release()
 
@@ -64,6 +82,7 @@ class KeyStore:
     workdir: str | None = None
     path: str = field(init=False)
     batches: int = field(init=False, default=0)
+    retries: list[str] = field(init=False, default_factory=list)
     _con: Any = field(init=False, default=None)
 
     def __post_init__(self) -> None:
@@ -156,25 +175,31 @@ class KeyStore:
         empty = pl.DataFrame(schema={"keep_row": pl.Int64, "drop_row": pl.Int64})
         if not self.batches or not bands:
             return empty
-        selects = []
+        # The rows not dropped, once, on disk; then one band at a time. The first row of
+        # a bucket is the least (instruction_id, _row, _rec) struct: a plain aggregate
+        # (one value a group) where ``first(... ORDER BY ...)`` keeps every row of every
+        # group until it sorts them (with all bands in one query, DuckDB ran out of its
+        # 256 MB at 2.2M rows).
+        cols = ", ".join(f"_band{b}" for b in range(bands))
+        self._run(
+            "CREATE OR REPLACE TABLE _live AS SELECT _row, _rec, _frame, instruction_id, "
+            f"{cols} FROM lean ANTI JOIN dropped USING (_row)"
+        )
+        found = []
         for b in range(bands):
             band = f"_band{b}"
-            selects.append(
-                f"""SELECT f.keep_row, s._row AS drop_row
-                FROM (SELECT _row, _rec, _frame, {band} FROM lean ANTI JOIN dropped USING (_row)) s
-                JOIN (
-                    SELECT _frame, {band}, first(_row ORDER BY {ORDER}) AS keep_row,
-                           first(_rec ORDER BY {ORDER}) AS keep_rec
-                    FROM lean ANTI JOIN dropped USING (_row)
-                    GROUP BY _frame, {band} HAVING count(*) > 1
+            found.append(pl.from_arrow(self.con.sql(
+                f"""SELECT CAST(f.first.r AS BIGINT) AS keep_row,
+                       CAST(s._row AS BIGINT) AS drop_row
+                FROM _live s JOIN (
+                    SELECT _frame, {band},
+                           min({{'i': instruction_id, 'r': _row, 'c': _rec}}) AS first
+                    FROM _live GROUP BY _frame, {band} HAVING count(*) > 1
                 ) f USING (_frame, {band})
-                WHERE s._row <> f.keep_row AND s._rec <> f.keep_rec"""
-            )
-        query = (
-            "SELECT DISTINCT CAST(keep_row AS BIGINT) AS keep_row, CAST(drop_row AS BIGINT) AS "
-            f"drop_row FROM ({' UNION ALL '.join(selects)}) ORDER BY drop_row, keep_row"
-        )
-        pairs = pl.from_arrow(self.con.sql(query).to_arrow_table())
+                WHERE s._row <> f.first.r AND s._rec <> f.first.c"""
+            ).to_arrow_table()))
+        self._run("DROP TABLE _live")
+        pairs = pl.concat(found).unique().sort("drop_row", "keep_row")
         return pairs if pairs.height else empty
 
     @_step

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+from pathlib import Path
 
 import polars as pl
 import pytest
@@ -532,7 +533,7 @@ def test_kept_export_parts_are_the_corpus_table_in_rank_order(tmp_path):
                           batch_rows=7, table_dir=str(tmp_path / "parts2"))
     assert pl.scan_parquet(again.table_parts).collect().equals(expected)
     for split, path in result.files.items():
-        assert open(path, "rb").read() == open(again.files[split], "rb").read(), split
+        assert Path(path).read_bytes() == Path(again.files[split]).read_bytes(), split
 
 
 def test_the_split_is_by_text_so_no_text_is_in_both():

@@ -179,3 +179,19 @@ def test_every_step_closes_its_connection_and_the_next_finds_its_tables(tmp_path
         assert store._con is None
         store.pool_view(["_row", "task", "strategy", "rank"])
         assert sum(store.supply().values()) == frame.height - dropped
+
+
+def test_a_step_out_of_duckdbs_memory_runs_again_with_twice_the_limit(tmp_path):
+    # 8 MB is too little for the band buckets of 60k rows: the step runs again at 16 MB,
+    # and says so; at a limit nothing fits, the error names the setting
+    frame = lean(60_000, seed=4)
+    with store_of(frame, tmp_path, memory_mb=8) as store:
+        retried = store.candidate_pairs(3)
+        assert store.retries and "candidate_pairs" in store.retries[0], store.retries
+        assert store.memory_mb == 16
+    with store_of(frame, tmp_path, memory_mb=512) as store:
+        assert retried.equals(store.candidate_pairs(3)) and not store.retries
+    with store_of(frame, tmp_path, memory_mb=1) as store, pytest.raises(
+        MemoryError, match="HUM_CORPUS_MEMORY_MB"
+    ):
+        store.candidate_pairs(3)
