@@ -45,17 +45,14 @@ def tables_of(storage: Path) -> list[Path]:
     return found
 
 
+def _status_mb(field: str) -> float:
+    """A memory line of /proc/self/status (``VmHWM:``, ``VmRSS:``) in MB."""
+    with open("/proc/self/status", encoding="ascii") as f:
+        return next((int(line.split()[1]) / 1024 for line in f if line.startswith(field)), 0.0)
+
+
 def _peak_rss_mb() -> float:
-    with open("/proc/self/status", encoding="ascii") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
-
-
-def _status_mb(field: str) -> int:
-    with open("/proc/self/status", encoding="ascii") as f:
-        return next(int(line.split()[1]) // 1024 for line in f if line.startswith(field))
+    return _status_mb("VmHWM:")
 
 
 def _own_phase_peaks(phases: dict) -> None:
@@ -65,7 +62,7 @@ def _own_phase_peaks(phases: dict) -> None:
 
     def peak(report: dict, phase: str) -> None:
         build.release_freed()
-        phases[phase] = {"peak": _status_mb("VmHWM:"), "end": _status_mb("VmRSS:")}
+        phases[phase] = {"peak": round(_peak_rss_mb()), "end": round(_status_mb("VmRSS:"))}
         with open("/proc/self/clear_refs", "w", encoding="ascii") as f:
             f.write("5")
 
@@ -115,7 +112,7 @@ def measure(
                 digest.update(f"{iid}\t{split}\n".encode())
     report = corpus.report
     if phases:
-        own["export+stats"] = {"peak": round(_peak_rss_mb()), "end": _status_mb("VmRSS:")}
+        own["export+stats"] = {"peak": round(_peak_rss_mb()), "end": round(_status_mb("VmRSS:"))}
     return {
         "fraction": fraction,
         "input_rows": report["train_mode_rows"],
