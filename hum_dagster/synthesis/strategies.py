@@ -100,6 +100,10 @@ class Validator:
     function: RowValidator
     needs_base: bool = False
     severity: str = ERROR
+    # One pass that finds the Problems of this check and of others at once (each Problem
+    # names its check). Validators naming the same ``shared`` function cost one call per
+    # row in ``check_rows``: the label and own-input checks read the same parse.
+    shared: RowValidator | None = None
 
 
 @dataclass
@@ -148,37 +152,48 @@ def _problems(check: str, record: str, reasons: Iterable[str]) -> list[Problem]:
     return [Problem(check, record, reason) for reason in reasons]
 
 
-def basic_parse_problems(row: Mapping[str, Any], _: ValidationContext | None = None) -> list[Problem]:
-    """The output parses and answers exactly its chunk's own schema labels."""
-    return _problems(PARSE_CHECK, row["instruction_id"], validate_basic_row(row, spans=[]))
+def _only(check: str, shared: RowValidator) -> RowValidator:
+    """The Problems of one check out of a shared pass."""
+
+    def function(row: Mapping[str, Any], context: ValidationContext | None = None) -> list[Problem]:
+        return [p for p in shared(row, context) if p.check == check]
+
+    function.__doc__ = f"{shared.__doc__} (the {check} Problems only)"
+    return function
 
 
-def basic_span_problems(row: Mapping[str, Any], _: ValidationContext | None = None) -> list[Problem]:
-    """Every extracted span occurs in the instruction's input."""
+def basic_row_problems(row: Mapping[str, Any], _: ValidationContext | None = None) -> list[Problem]:
+    """Parse problems (the output parses and answers exactly its chunk's own schema
+    labels) and span problems (every extracted span occurs in the instruction's input)."""
     spans: list[str] = []
-    validate_basic_row(row, spans=spans)
-    return _problems(SPAN_CHECK, row["instruction_id"], spans)
+    record = row["instruction_id"]
+    parse = validate_basic_row(row, spans=spans)
+    return _problems(PARSE_CHECK, record, parse) + _problems(SPAN_CHECK, record, spans)
 
+
+basic_parse_problems = _only(PARSE_CHECK, basic_row_problems)
+basic_span_problems = _only(SPAN_CHECK, basic_row_problems)
 
 BASIC_VALIDATORS = (
     Validator(PARSE_CHECK, "Every output parses and uses exactly its own schema's labels.",
-              basic_parse_problems),
+              basic_parse_problems, shared=basic_row_problems),
     Validator(SPAN_CHECK, "Every extracted span occurs in the instruction's input.",
-              basic_span_problems),
+              basic_span_problems, shared=basic_row_problems),
 )
 
 
-def label_problems(row: Mapping[str, Any], _: ValidationContext | None = None) -> list[Problem]:
-    """Outputs parse and use the instruction's own label names (variants and placeholders
-    included), and their spans occur in the input."""
-    return _problems(LABELS_CHECK, row["instruction_id"], validate_compound_row(row, own_input=[]))
-
-
-def own_input_problems(row: Mapping[str, Any], _: ValidationContext | None = None) -> list[Problem]:
-    """No example shown in the instruction is the instruction's own input."""
+def compound_row_problems(row: Mapping[str, Any], _: ValidationContext | None = None) -> list[Problem]:
+    """Label problems (outputs parse and use the instruction's own label names, variants
+    and placeholders included, and their spans occur in the input) and own-input problems
+    (no example shown in the instruction is the instruction's own input)."""
     own: list[str] = []
-    validate_compound_row(row, own_input=own)
-    return _problems(OWN_INPUT_CHECK, row["instruction_id"], own)
+    record = row["instruction_id"]
+    labels = validate_compound_row(row, own_input=own)
+    return _problems(LABELS_CHECK, record, labels) + _problems(OWN_INPUT_CHECK, record, own)
+
+
+label_problems = _only(LABELS_CHECK, compound_row_problems)
+own_input_problems = _only(OWN_INPUT_CHECK, compound_row_problems)
 
 
 def format_problems(row: Mapping[str, Any], context: ValidationContext) -> list[Problem]:
@@ -206,10 +221,12 @@ _LABELS = Validator(
     "Outputs parse and use the instruction's own label names (variants and placeholders "
     "included); spans occur in the input.",
     label_problems,
+    shared=compound_row_problems,
 )
 _OWN_INPUT = Validator(
     OWN_INPUT_CHECK, "No example in an instruction is the instruction's own input.",
     own_input_problems,
+    shared=compound_row_problems,
 )
 _FORMAT = Validator(
     FORMAT_CHECK,
@@ -228,16 +245,18 @@ _OWN_ANSWER = Validator(
 
 
 
-def combined_labels(row: Mapping[str, Any], _: ValidationContext | None = None) -> list[Problem]:
+def combined_row_problems(row: Mapping[str, Any], _: ValidationContext | None = None) -> list[Problem]:
     """A combined row's output (read back from its stated format, where it has one)
-    parses and uses the instruction's own labels; its spans occur in the input."""
-    return _problems(LABELS_CHECK, row["instruction_id"], combined_label_problems(row, own_input=[]))
-
-
-def combined_own_input(row: Mapping[str, Any], _: ValidationContext | None = None) -> list[Problem]:
+    parses and uses the instruction's own labels, its spans occur in the input (label
+    problems); no example shown is its own input (own-input problems)."""
     own: list[str] = []
-    combined_label_problems(row, own_input=own)
-    return _problems(OWN_INPUT_CHECK, row["instruction_id"], own)
+    record = row["instruction_id"]
+    labels = combined_label_problems(row, own_input=own)
+    return _problems(LABELS_CHECK, record, labels) + _problems(OWN_INPUT_CHECK, record, own)
+
+
+combined_labels = _only(LABELS_CHECK, combined_row_problems)
+combined_own_input = _only(OWN_INPUT_CHECK, combined_row_problems)
 
 
 def _base_of(row: Mapping[str, Any], context: ValidationContext, check: str):
@@ -272,10 +291,12 @@ _C_LABELS = Validator(
     "Outputs (read back from the stated format where a format variant is a part) parse and "
     "use the instruction's own label names; spans occur in the input.",
     combined_labels,
+    shared=combined_row_problems,
 )
 _C_OWN_INPUT = Validator(
     OWN_INPUT_CHECK, "No example in an instruction is the instruction's own input.",
     combined_own_input,
+    shared=combined_row_problems,
 )
 _C_FORMAT = Validator(
     FORMAT_CHECK,
@@ -427,9 +448,28 @@ def validate_rows(
     context: ValidationContext | None = None,
 ) -> list[Problem]:
     """Every Problem the validators find in ``rows``."""
+    return [p for found in check_rows(rows, validators, context).values() for p in found]
+
+
+def check_rows(
+    rows: Iterable[Mapping[str, Any]],
+    validators: Sequence[Validator],
+    context: ValidationContext | None = None,
+) -> dict[str, list[Problem]]:
+    """Check name -> the Problems the validators of that name find in ``rows``, in row
+    order. Each row is read once, and validators sharing a ``shared`` pass (the label and
+    own-input checks) cost one call of it."""
     context = context or ValidationContext()
-    found: list[Problem] = []
+    passes: dict[RowValidator, set[str]] = {}
+    for validator in validators:
+        if validator.shared is not None:
+            passes.setdefault(validator.shared, set()).add(validator.check)
+        else:
+            passes.setdefault(validator.function, set()).add(validator.check)
+    found: dict[str, list[Problem]] = {v.check: [] for v in validators}
     for row in rows:
-        for validator in validators:
-            found.extend(validator.function(row, context))
+        for function, checks in passes.items():
+            for problem in function(row, context):
+                if problem.check in checks:
+                    found[problem.check].append(problem)
     return found

@@ -80,3 +80,45 @@ def test_every_validator_emits_only_its_own_check_name():
         for validator in spec.validators:
             for problem in validator.function(bad, context):
                 assert problem.check == validator.check, (spec.name, validator.check)
+
+
+def test_check_rows_gives_each_validators_own_problems_with_one_shared_pass(monkeypatch):
+    """``check_rows`` (one step for all of an asset's checks) finds what each validator
+    finds alone, and a pass shared by two checks runs once per row, not once per check."""
+    from hum_dagster.synthesis import strategies
+
+    rows = [
+        _ner_row({"person": ["Ann"]}),
+        {**_ner_row({"person": ["Zed"]}), "instruction_id": "i2"},
+        {**_ner_row({"person": [], "place": []}), "instruction_id": "i3"},
+        {**_ner_row({"person": ["Zed"], "x": []}), "instruction_id": "i4"},
+    ]
+    context = ValidationContext(base_rows={})
+    found = strategies.check_rows(rows, BASIC_VALIDATORS, context)
+    for validator in BASIC_VALIDATORS:
+        alone = [p for row in rows for p in validator.function(row, context)]
+        assert found[validator.check] == alone
+    assert [p.record for p in found["spans_occur_in_input"]] == ["i2", "i4"]
+    assert [p.record for p in found["outputs_parse_with_own_labels"]] == ["i3", "i4"]
+
+    calls = []
+    real = strategies.validate_basic_row
+
+    def counting(row, spans=None):
+        calls.append(row["instruction_id"])
+        return real(row, spans=spans)
+
+    monkeypatch.setattr(strategies, "validate_basic_row", counting)
+    strategies.check_rows(rows, BASIC_VALIDATORS, context)
+    assert calls == ["i1", "i2", "i3", "i4"]
+    # a validator without a shared pass runs on its own; only the checks asked for come back
+    only = strategies.check_rows(rows, BASIC_VALIDATORS[1:], context)
+    assert set(only) == {"spans_occur_in_input"} and len(calls) == 8
+
+
+def test_compound_validators_share_their_pass_and_keep_their_checks():
+    for name in ("examples", "combined"):
+        spec = STRATEGIES[name]
+        shared = [v for v in spec.validators if v.shared is not None]
+        assert {v.check for v in shared} == {"outputs_match_own_labels", "no_example_is_own_input"}
+        assert len({v.shared for v in shared}) == 1

@@ -3,7 +3,8 @@
 Basic instructions: ``outputs_parse_with_own_labels``, ``spans_occur_in_input``. Each
 compound asset gets one check per check name its strategy's validators emit
 (``synthesis.strategies.STRATEGIES[...].validators``): a validator added there becomes a
-check here with no other change. Error-severity checks are blocking.
+check here with no other change. Error-severity checks are blocking. An asset's checks run
+as one step (a ``multi_asset_check``) that reads the table once.
 """
 
 from collections.abc import Sequence
@@ -23,8 +24,10 @@ from hum_dagster.synthesis.strategies import (
     STRATEGIES,
     ValidationContext,
     Validator,
-    validate_rows,
+    check_rows,
 )
+
+BASIC_KEY = dg.AssetKey("basic_instructions")
 
 BATCH_ROWS = 20_000
 
@@ -35,70 +38,89 @@ def _rows(table: TableRef):
         yield from batch.iter_rows(named=True)
 
 
-def _result(context, table: TableRef, validators, context_rows=None) -> dg.AssetCheckResult:
-    base = ValidationContext(base_rows=context_rows or {})
-    rows = 0
-    problems = []
-    for row in _rows(table):
-        rows += 1
-        problems.extend(validate_rows([row], validators, base))
-    return check_result(problems, severity=severity_of(validators[0].severity), rows=rows)
+def _groups(validators: Sequence[Validator]) -> dict[str, list[Validator]]:
+    """Check name -> its validators, in their order."""
+    by_name: dict[str, list[Validator]] = {}
+    for validator in validators:
+        by_name.setdefault(validator.check, []).append(validator)
+    return by_name
 
 
-def build_check(
+def checks_for(
     asset: dg.AssetKey | str,
     partitions_def: dg.PartitionsDefinition,
     validators: Sequence[Validator],
 ) -> dg.AssetChecksDefinition:
-    """The asset check for one check name, from the validators that emit it (the stored
-    table is re-read and every row validated)."""
-    first = validators[0]
+    """The asset checks of one asset, one per check name among ``validators``, run as one
+    step: the stored table is read once and each row goes through every selected
+    validator (the label and own-input checks share one parse of it, see
+    ``synthesis.strategies.check_rows``). Each check is still its own check in the UI,
+    with its own severity and result, and can be executed alone (the step then runs only
+    the selected checks' validators)."""
     key = dg.AssetKey.from_coercible(asset)
-    options = dict(
-        asset=key,
-        name=first.check,
-        partitions_def=partitions_def,
-        blocking=first.severity == ERROR,
-        description=first.description,
-    )
-    if any(v.needs_base for v in validators):
-
-        @dg.asset_check(
-            **options,
-            additional_ins={
-                "basic_instructions": dg.AssetIn(partition_mapping=dg.IdentityPartitionMapping())
-            },
+    groups = _groups(validators)
+    needs_base = any(v.needs_base for v in validators)
+    specs = [
+        dg.AssetCheckSpec(
+            name,
+            asset=key,
+            description=group[0].description,
+            blocking=group[0].severity == ERROR,
+            partitions_def=partitions_def,
+            # the basic rows of the same source (an input of the step, below)
+            additional_deps=[dg.AssetDep(BASIC_KEY, partition_mapping=dg.IdentityPartitionMapping())]
+            if any(v.needs_base for v in group) else None,
         )
-        def _with_base(
-            context: dg.AssetCheckExecutionContext, table: TableRef, basic_instructions: Table
-        ) -> dg.AssetCheckResult:
-            base = {r["instruction_id"]: r for r in basic_instructions.df.iter_rows(named=True)}
-            return _result(context, table, validators, base)
+        for name, group in groups.items()
+    ]
+    ins = {"table": dg.AssetIn(key=key)}
+    if needs_base:
+        ins["basic_instructions"] = dg.AssetIn(key=BASIC_KEY)
+
+    def evaluate(context, table: TableRef, basic: Table | None):
+        selected = {k.name for k in context.selected_asset_check_keys if k.asset_key == key}
+        chosen = [v for name, group in groups.items() if name in selected for v in group]
+        base = {}
+        if basic is not None and any(v.needs_base for v in chosen):
+            base = {r["instruction_id"]: r for r in basic.df.iter_rows(named=True)}
+        rows = 0
+
+        def counted():
+            nonlocal rows
+            for row in _rows(table):
+                rows += 1
+                yield row
+
+        found = check_rows(counted(), chosen, ValidationContext(base_rows=base))
+        for name, group in groups.items():
+            if name in selected:
+                result = check_result(found[name], severity=severity_of(group[0].severity), rows=rows)
+                yield dg.AssetCheckResult(
+                    asset_key=key, check_name=name, passed=result.passed,
+                    severity=result.severity, metadata=result.metadata,
+                )
+
+    name = f"{'__'.join(key.path)}_checks"
+    if needs_base:
+
+        @dg.multi_asset_check(specs=specs, ins=ins, can_subset=True, name=name)
+        def _with_base(context: dg.AssetCheckExecutionContext, table: TableRef,
+                       basic_instructions: Table):
+            yield from evaluate(context, table, basic_instructions)
 
         return _with_base
 
-    @dg.asset_check(**options)
-    def _alone(context: dg.AssetCheckExecutionContext, table: TableRef) -> dg.AssetCheckResult:
-        return _result(context, table, validators)
+    @dg.multi_asset_check(specs=specs, ins=ins, can_subset=True, name=name)
+    def _alone(context: dg.AssetCheckExecutionContext, table: TableRef):
+        yield from evaluate(context, table, None)
 
     return _alone
 
 
-def checks_for(
-    asset: dg.AssetKey | str, partitions_def: dg.PartitionsDefinition, validators: Sequence[Validator]
-) -> list[dg.AssetChecksDefinition]:
-    """One check per check name among ``validators`` (in their order)."""
-    by_name: dict[str, list[Validator]] = {}
-    for validator in validators:
-        by_name.setdefault(validator.check, []).append(validator)
-    return [build_check(asset, partitions_def, group) for group in by_name.values()]
-
-
-basic_checks = checks_for("basic_instructions", source_partitions, BASIC_VALIDATORS)
+basic_checks = [checks_for(BASIC_KEY, source_partitions, BASIC_VALIDATORS)]
 compound_checks = [
-    check
+    checks_for(compound_key(name), compound_partitions[name], spec.validators)
     for name, spec in STRATEGIES.items()
-    for check in checks_for(compound_key(name), compound_partitions[name], spec.validators)
 ]
 # the LLM step of each strategy that asks the LLM (preference rules): requests answered,
 # values accepted by the gates
