@@ -3,6 +3,8 @@
 import json
 import shutil
 import tempfile
+import time
+from contextlib import contextmanager
 from functools import cache
 
 import dagster as dg
@@ -108,12 +110,17 @@ def hum_corpus(
     # The export's sorted buckets are kept in a temp folder and become the stored table
     # (streamed into one Parquet file by the IO manager, which then removes them).
     parts_dir = tempfile.mkdtemp(prefix="hum-corpus-parts-")
+    after = {}  # seconds of the phases after the build, beside its own timings
     try:
-        exported = export_corpus(tables, corpus.rows, directory, table_dir=parts_dir)
-        stats = corpus_stats(corpus.rows, sample_token_lengths(tables, corpus.rows, tokenizer))
+        with _timed(after, "export_s"):
+            exported = export_corpus(tables, corpus.rows, directory, table_dir=parts_dir)
+        with _timed(after, "stats_s"):
+            stats = corpus_stats(corpus.rows, sample_token_lengths(tables, corpus.rows, tokenizer))
         chart = layout.corpus_chart(settings.storage_root, variant)
-        chart_png = write_chart(chart, stats, f"Hum corpus ({variant})")
-        views = refresh_views(settings.storage_root)
+        with _timed(after, "chart_s"):
+            chart_png = write_chart(chart, stats, f"Hum corpus ({variant})")
+        with _timed(after, "views_s"):
+            views = refresh_views(settings.storage_root)
         frame = (
             pl.scan_parquet(exported.table_parts) if exported.table_parts
             else _empty_corpus_table().lazy()
@@ -171,7 +178,7 @@ def hum_corpus(
                 head.select("source", "task", "strategy", "instruction", "output").to_dicts(),
                 ["source", "task", "strategy", "instruction", "output"], 300,
             )),
-            "timings_s": dg.MetadataValue.json(_timings(report)),
+            "timings_s": dg.MetadataValue.json({**_timings(report), **after}),
             # the per-row keys on disk (HUM_CORPUS_WORKDIR), before DuckDB's spill files
             "work_folder_mb": round(report.get("keys_bytes", 0) / 2**20, 1),
             # the process's peak RSS after each phase of the build (MB)
@@ -182,6 +189,15 @@ def hum_corpus(
             "dagster/row_count": corpus.rows.height,
         },
     )
+
+
+@contextmanager
+def _timed(into: dict, key: str):
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        into[key] = round(time.perf_counter() - started, 2)
 
 
 def _empty_corpus_table() -> pl.DataFrame:
