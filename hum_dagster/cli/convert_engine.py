@@ -40,6 +40,7 @@ from typing import Any
 
 import msgspec
 
+from hum_dagster.jsontext import json_bytes
 from hum_dagster.readers.common import (
     BOM,
     _not_utf8_reason,
@@ -74,7 +75,6 @@ _BOM = BOM.encode("utf-8")
 _QUOTED = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"")
 _NUMBER = re.compile(r"\d+")
 _dumps = msgspec.json.encode  # a str: the bytes json.dumps(s, ensure_ascii=False) writes
-_format = msgspec.json.format
 _canonical = msgspec.json.Encoder(order="sorted").encode
 
 
@@ -94,13 +94,6 @@ _FIRST = operator.itemgetter(0)
 
 
 # --------------------------------------------------------------------------- JSON text
-
-
-def json_bytes(value: Any) -> bytes:
-    """``json.dumps(value, ensure_ascii=False).encode()``: msgspec's compact JSON, given
-    json.dumps's separators by ``msgspec.json.format(indent=0)`` (strings are escaped
-    as json.dumps escapes them; tests/cli/test_convert_engine.py checks both)."""
-    return _format(_dumps(value), indent=0)
 
 
 def as_json_string(text: bytes) -> bytes:

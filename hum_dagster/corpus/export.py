@@ -8,6 +8,7 @@ from typing import Any
 
 import polars as pl
 
+from hum_dagster.jsontext import json_bytes
 from hum_dagster.store import fsio
 
 DATASET_PREFIX = "hum"
@@ -194,10 +195,9 @@ def export_corpus(
                         rows = chunk.select(text_cols).to_dicts()
                         for fmt in formats:
                             maker = _ROW_MAKERS[fmt]
-                            text = "".join(
-                                json.dumps(maker(r), ensure_ascii=False) + "\n" for r in rows
+                            handles[(fmt, split)].write(
+                                b"".join(json_bytes(maker(r)) + b"\n" for r in rows)
                             )
-                            handles[(fmt, split)].write(text.encode("utf-8"))
                 del frame
                 shutil.rmtree(os.path.join(tmp, bucket))
         fsio.write_bytes_atomic(

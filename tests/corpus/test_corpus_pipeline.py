@@ -589,3 +589,29 @@ def test_minhash_keys_on_several_threads_are_those_on_one():
     assert one.shape == (1_200, NearDupConfig().bands)
     assert np.array_equal(one, two)
     assert np.array_equal(one, whole) and np.array_equal(one, by_chars)
+
+
+def test_export_lines_are_the_bytes_json_dumps_writes(tmp_path):
+    """The JSON lines are written by msgspec (``hum_dagster.jsontext``): each line is what
+    ``json.dumps(row, ensure_ascii=False)`` writes, escapes and non-ASCII text included."""
+    from hum_dagster.corpus.export import alpaca_row, openai_row
+
+    texts = ['Zoë said "hi"\\n\tthen left', "北京 \u2028 line", "emoji \U0001f600 / slash </b>"]
+    rows = [row("IG", i, instruction=t, output=t[::-1], system="Sé breve.",
+                history=json.dumps([[t, "a\u0007"]])) for i, t in enumerate(texts)]
+    frame = instruction_frame(rows, COMPOUND_COLUMNS)
+    corpus = build_hum_corpus(
+        [frame], HumCorpusConfig(mix=MixConfig(
+            total=None, kind_shares={"basic": 1}, task_shares={"IG": 1}))
+    )
+    export_corpus([frame], corpus.rows, str(tmp_path))
+    by_instruction = {r["instruction"]: r for r in frame.to_dicts()}
+    for suffix, maker in ((".jsonl", alpaca_row), (".openai.jsonl", openai_row)):
+        lines = [line for split in ("train", "validation")
+                 for line in (tmp_path / f"hum_{split}{suffix}").read_bytes().split(b"\n")[:-1]]
+        assert len(lines) == corpus.rows.height == len(texts)
+        for line in lines:
+            instruction = json.loads(line)["instruction"] if suffix == ".jsonl" else next(
+                m["content"] for m in reversed(json.loads(line)["messages"]) if m["role"] == "user")
+            expected = json.dumps(maker(by_instruction[instruction]), ensure_ascii=False)
+            assert line == expected.encode("utf-8")
