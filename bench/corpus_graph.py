@@ -22,7 +22,8 @@ partition's rows, so the partition size bounds a run's memory).
    (sources, compound, corpus) its runs, span, instructions and instructions/s; the
    corpus step's own breakdown (its ``timings_s`` metadata); and the peak RSS (``VmHWM``,
    sampled every 0.2 s from /proc) of every process ``hum run`` started: run workers by
-   stage, code server, daemon, ``hum run`` itself.
+   stage, code server, daemon, ``hum run`` itself; and the steps (assets, check steps)
+   with the most seconds summed over their partitions, from the event log.
 
     .venv/bin/python bench/corpus_graph.py                 # about 2.8M instructions
     .venv/bin/python bench/corpus_graph.py --scale 0.1     # a tenth, for a quick look
@@ -432,6 +433,35 @@ def runs_report(home: Path) -> list[dict]:
     return out
 
 
+def step_seconds(home: Path, top: int = 15) -> list[tuple[str, int, float]]:
+    """(step, how many, seconds) of the latest backfill's runs, most seconds first: each
+    step's STEP_START to STEP_SUCCESS/FAILURE in the event log, summed over partitions
+    (a compound step is named by its strategy: ``examples``, ``examples_checks``)."""
+    import dagster as dg
+    from dagster._core.instance.ref import InstanceRef
+
+    instance = dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(home / "dagster_home")))
+    backfill = instance.get_backfills(limit=1)[0]
+    runs = instance.get_run_records(dg.RunsFilter(tags={"dagster/backfill": backfill.backfill_id}))
+    seconds: dict[str, float] = {}
+    count: dict[str, int] = {}
+    ends = {"STEP_SUCCESS", "STEP_FAILURE"}
+    for record in runs:
+        started: dict[str, float] = {}
+        for entry in instance.all_logs(record.dagster_run.run_id):
+            event = entry.dagster_event
+            if event is None or not event.step_key:
+                continue
+            if event.event_type_value == "STEP_START":
+                started[event.step_key] = entry.timestamp
+            elif event.event_type_value in ends and event.step_key in started:
+                name = event.step_key.split("[")[0].removeprefix("compound_instructions__")
+                seconds[name] = seconds.get(name, 0.0) + entry.timestamp - started[event.step_key]
+                count[name] = count.get(name, 0) + 1
+    ranked = sorted(seconds.items(), key=lambda kv: -kv[1])
+    return [(name, count[name], value) for name, value in ranked[:top]]
+
+
 def report(runs: list[dict], wall: float, sampler: RssSampler) -> None:
     print(f"\n{'stage':<10} {'runs':>5} {'failed':>6} {'span s':>8} {'run s':>8} "
           f"{'instructions':>13} {'instr/s':>9} {'peak RSS MB':>12}")
@@ -534,6 +564,9 @@ def main() -> None:
     print(f"2. measured: hum run --skip-eval --corpus-variants full --mix-total {total} in "
           f"replay mode: exit {code}, {wall:.1f} s (log {tmp / 'measured.log'})", flush=True)
     report(runs_report(Path(env["HUM_HOME"])), wall, sampler)
+    print("\nsteps with the most seconds (summed over their partitions):")
+    for name, n, value in step_seconds(Path(env["HUM_HOME"])):
+        print(f"   {name:<48} {n:>4} x {value:>8.1f}")
     print(f"outputs in {tmp}")
 
 
