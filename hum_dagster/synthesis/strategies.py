@@ -162,15 +162,27 @@ def _only(check: str, shared: RowValidator) -> RowValidator:
     return function
 
 
-def basic_row_problems(row: Mapping[str, Any], _: ValidationContext | None = None) -> list[Problem]:
-    """Parse problems (the output parses and answers exactly its chunk's own schema
-    labels) and span problems (every extracted span occurs in the instruction's input)."""
-    spans: list[str] = []
-    record = row["instruction_id"]
-    parse = validate_basic_row(row, spans=spans)
-    return _problems(PARSE_CHECK, record, parse) + _problems(SPAN_CHECK, record, spans)
+def _two_checks(main: str, aside: str, find: Callable[[Mapping[str, Any], list[str]], list[str]],
+                doc: str) -> RowValidator:
+    """A shared pass for two checks from one finder: ``find(row, aside_list)`` returns the
+    ``main`` check's reasons and puts the ``aside`` check's reasons in the list it is given
+    (the two checks are told apart by where a reason went, never by its wording)."""
+
+    def shared(row: Mapping[str, Any], _: ValidationContext | None = None) -> list[Problem]:
+        other: list[str] = []
+        record = row["instruction_id"]
+        found = find(row, other)
+        return _problems(main, record, found) + _problems(aside, record, other)
+
+    shared.__doc__ = doc
+    return shared
 
 
+basic_row_problems = _two_checks(
+    PARSE_CHECK, SPAN_CHECK, lambda row, spans: validate_basic_row(row, spans=spans),
+    "Parse problems (the output parses and answers exactly its chunk's own schema labels) "
+    "and span problems (every extracted span occurs in the instruction's input).",
+)
 basic_parse_problems = _only(PARSE_CHECK, basic_row_problems)
 basic_span_problems = _only(SPAN_CHECK, basic_row_problems)
 
@@ -182,16 +194,12 @@ BASIC_VALIDATORS = (
 )
 
 
-def compound_row_problems(row: Mapping[str, Any], _: ValidationContext | None = None) -> list[Problem]:
-    """Label problems (outputs parse and use the instruction's own label names, variants
-    and placeholders included, and their spans occur in the input) and own-input problems
-    (no example shown in the instruction is the instruction's own input)."""
-    own: list[str] = []
-    record = row["instruction_id"]
-    labels = validate_compound_row(row, own_input=own)
-    return _problems(LABELS_CHECK, record, labels) + _problems(OWN_INPUT_CHECK, record, own)
-
-
+compound_row_problems = _two_checks(
+    LABELS_CHECK, OWN_INPUT_CHECK, lambda row, own: validate_compound_row(row, own_input=own),
+    "Label problems (outputs parse and use the instruction's own label names, variants and "
+    "placeholders included, and their spans occur in the input) and own-input problems (no "
+    "example shown in the instruction is the instruction's own input).",
+)
 label_problems = _only(LABELS_CHECK, compound_row_problems)
 own_input_problems = _only(OWN_INPUT_CHECK, compound_row_problems)
 
@@ -245,16 +253,12 @@ _OWN_ANSWER = Validator(
 
 
 
-def combined_row_problems(row: Mapping[str, Any], _: ValidationContext | None = None) -> list[Problem]:
-    """A combined row's output (read back from its stated format, where it has one)
-    parses and uses the instruction's own labels, its spans occur in the input (label
-    problems); no example shown is its own input (own-input problems)."""
-    own: list[str] = []
-    record = row["instruction_id"]
-    labels = combined_label_problems(row, own_input=own)
-    return _problems(LABELS_CHECK, record, labels) + _problems(OWN_INPUT_CHECK, record, own)
-
-
+combined_row_problems = _two_checks(
+    LABELS_CHECK, OWN_INPUT_CHECK, lambda row, own: combined_label_problems(row, own_input=own),
+    "A combined row's output (read back from its stated format, where it has one) parses "
+    "and uses the instruction's own labels, its spans occur in the input (label problems); "
+    "no example shown is its own input (own-input problems).",
+)
 combined_labels = _only(LABELS_CHECK, combined_row_problems)
 combined_own_input = _only(OWN_INPUT_CHECK, combined_row_problems)
 
