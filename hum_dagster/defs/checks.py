@@ -36,9 +36,12 @@ def check_result(
     passed: bool | None = None,
     metadata: Mapping[str, Any] | None = None,
     rows: int | None = None,
+    asset_key: dg.AssetKey | None = None,
+    check_name: str | None = None,
 ) -> dg.AssetCheckResult:
     """One check's result from the problems its validators found (passed: none found,
-    unless ``passed`` says otherwise)."""
+    unless ``passed`` says otherwise). ``asset_key`` and ``check_name`` name the check
+    where one step evaluates several (a ``multi_asset_check``)."""
     reasons = Counter(p.reason for p in problems)
     meta: dict[str, Any] = {
         "failures": len(problems),
@@ -60,7 +63,8 @@ def check_result(
         )
     meta.update(metadata or {})
     return dg.AssetCheckResult(
-        passed=(not problems) if passed is None else passed, severity=severity, metadata=meta
+        passed=(not problems) if passed is None else passed, severity=severity, metadata=meta,
+        asset_key=asset_key, check_name=check_name,
     )
 
 

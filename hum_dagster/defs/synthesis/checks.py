@@ -14,7 +14,7 @@ import dagster as dg
 from hum_dagster.defs.checks import check_result, severity_of
 from hum_dagster.defs.resources.llm import llm_asset_checks
 from hum_dagster.defs.sources.partitions import source_partitions
-from hum_dagster.defs.synthesis.compound import compound_key
+from hum_dagster.defs.synthesis.compound import BASIC_KEY, compound_key
 from hum_dagster.defs.synthesis.partitions import compound_partitions
 from hum_dagster.store.tables import Table, TableRef
 from hum_dagster.synthesis.preferences_llm import PREFERENCE_STEP
@@ -26,8 +26,6 @@ from hum_dagster.synthesis.strategies import (
     Validator,
     check_rows,
 )
-
-BASIC_KEY = dg.AssetKey("basic_instructions")
 
 BATCH_ROWS = 20_000
 
@@ -94,11 +92,8 @@ def checks_for(
         found = check_rows(counted(), chosen, ValidationContext(base_rows=base))
         for name, group in groups.items():
             if name in selected:
-                result = check_result(found[name], severity=severity_of(group[0].severity), rows=rows)
-                yield dg.AssetCheckResult(
-                    asset_key=key, check_name=name, passed=result.passed,
-                    severity=result.severity, metadata=result.metadata,
-                )
+                yield check_result(found[name], severity=severity_of(group[0].severity), rows=rows,
+                                   asset_key=key, check_name=name)
 
     name = f"{'__'.join(key.path)}_checks"
     if needs_base:
