@@ -359,3 +359,27 @@ def test_the_run_summary_counts_a_failed_error_check_as_a_failure_and_a_warning_
     assert status == {"reviews": "FAILED", "ner_en_conll": "ok"}
     env = {"HUM_STORAGE_ROOT": str(root), "DAGSTER_HOME": str(tmp_path)}
     assert summary.show(report, env, tmp_path, 1.0, None) == 1  # the exit code
+
+
+def test_one_check_step_reports_each_check_of_the_asset_on_its_own(ner):
+    """All checks of an asset selected together (as a materialization run has them): one
+    step evaluates every check, and a bad row fails the check it breaks, not the others."""
+    defs, instance, root = ner
+    path = layout.table_path(str(root), "basic_instructions", "ner_en_conll")
+    rewrite(path, _bad_span)
+    key = dg.AssetKey("basic_instructions")
+    job = dg.define_asset_job("basic_checks", selection=dg.AssetSelection.checks_for_assets(key),
+                              partitions_def=defs.resolve_asset_graph().get(key).partitions_def)
+    merged = dg.Definitions.merge(defs, dg.Definitions(jobs=[job]))
+    result = merged.resolve_job_def("basic_checks").execute_in_process(
+        tags={"dagster/partition": "ner_en_conll"}, instance=instance, raise_on_error=False,
+    )
+    steps = {e.step_key for e in result.all_events if e.is_step_start}
+    assert steps == {"basic_instructions_checks"}
+    checks = {c.check_name: c for c in result.get_asset_check_evaluations()}
+    assert set(checks) == {"outputs_parse_with_own_labels", "spans_occur_in_input"}
+    assert not checks["spans_occur_in_input"].passed
+    assert checks["spans_occur_in_input"].metadata["failures"].value == 1
+    assert checks["outputs_parse_with_own_labels"].passed
+    assert checks["spans_occur_in_input"].metadata["rows_checked"].value == \
+        checks["outputs_parse_with_own_labels"].metadata["rows_checked"].value > 0
