@@ -20,7 +20,9 @@ import yaml
 from dagster import DagsterInstance
 from dagster._core.instance.ref import InstanceRef
 
+from hum_dagster.defs.synthesis.partitions import compound_partitions
 from hum_dagster.paths import DEFAULT_CATALOG
+from hum_dagster.synthesis.strategies import applicable
 
 
 def _entries(names: list[str]) -> list[dict]:
@@ -138,7 +140,18 @@ def test_hum_run_is_one_backfill_isolates_a_broken_source_and_reruns_only_what_i
 
     instance = _instance(tmp_path)
     runs = instance.get_runs(filters=dg.RunsFilter(tags={"dagster/backfill": backfill}))
-    assert len(runs) > 10
+    # a source's compound strategies that share a partitions definition share one run
+    compound = [
+        sorted(k.path[-1] for k in r.asset_selection)
+        for r in runs
+        if r.tags.get("dagster/partition") == "ner_en_conll"
+        and any(k.path[0] == "compound_instructions" for k in r.asset_selection)
+    ]
+    groups: dict[str, list[str]] = {}
+    for strategy in applicable("NER"):
+        groups.setdefault(compound_partitions[strategy].name, []).append(strategy)
+    assert sorted(compound) == sorted(sorted(g) for g in groups.values())
+    assert len(compound) == 3 < len(applicable("NER"))
     # ordinary runs of the code location: a job origin (the UI's job pages and timeline)
     assert all(r.remote_job_origin is not None for r in runs)
     assert {r.remote_job_origin.location_name for r in runs} == {"hum_dagster"}

@@ -15,6 +15,7 @@ from conftest import SOURCE_KEYS, register, run
 
 from hum_dagster.defs.resources.settings import env_defaults
 from hum_dagster.defs.synthesis.compound import compound_key
+from hum_dagster.defs.synthesis.partitions import applicability, compound_partitions
 from hum_dagster.paths import PACKAGE_DIR, PROJECT_DIR
 from hum_dagster.readers.catalog import CatalogEntry
 from hum_dagster.store.tables import read_table
@@ -111,7 +112,7 @@ def test_only_applicable_source_strategy_pairs_are_partitions():
     pairs = {
         (name, strategy)
         for strategy in STRATEGIES
-        for name in instance.get_dynamic_partitions(f"compound_{strategy}")
+        for name in instance.get_dynamic_partitions(compound_partitions[strategy].name)
     }
     expected = {(n, s) for n, e in entries.items() for s in applicable(e.task, e.split)}
     assert pairs == expected
@@ -306,3 +307,24 @@ def test_allocator_returns_memory_unless_the_user_set_it():
     assert (conf["dirty_decay_ms"], conf["muzzy_decay_ms"]) == ("0", "0"), conf
     conf = effective({**env, "_RJEM_MALLOC_CONF": "narenas:2"})
     assert conf["narenas"] == "2" and conf.get("dirty_decay_ms") != "0", conf
+
+
+def test_strategies_for_the_same_sources_share_one_partitions_definition():
+    names = list(STRATEGIES)
+    for a in names:
+        for b in names:
+            same = applicability(STRATEGIES[a]) == applicability(STRATEGIES[b])
+            assert (compound_partitions[a] is compound_partitions[b]) == same, (a, b)
+    groups: dict[str, list[str]] = {}
+    for name, definition in compound_partitions.items():
+        groups.setdefault(definition.name, []).append(name)
+    assert groups == {
+        "compound_description": ["description", "examples", "output_format", "label_variants",
+                                 "label_masking", "description_variants",
+                                 "representative_examples"],
+        "compound_preference_rules": ["preference_rules"],
+        "compound_format_variants": ["format_variants", "combined"],
+    }
+    # an LLM widens preference_rules to more tasks, so it cannot share with a group
+    # whose sources are the same without one
+    assert applicability(STRATEGIES["preference_rules"]) != applicability(STRATEGIES["description"])

@@ -42,7 +42,7 @@ def _run(tmp_path, env_extra: dict, catalog: str, root: str, home: str) -> subpr
     env.pop("DAGSTER_HOME", None)
     return subprocess.run(
         [sys.executable, "-m", "hum_dagster.cli.main", "run", "--catalog", catalog,
-         "--storage-root", root, "--skip-eval"],
+         "--storage-root", root, "--skip-eval", "--corpus-variants", "full"],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600,
     )
 
