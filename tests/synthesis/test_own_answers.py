@@ -19,6 +19,7 @@ from hum_dagster.synthesis.own_answers import (
     OWN_ANSWER_CHECK,
     check_own_answers,
     guideline_strings,
+    leaked_spans,
     output_spans,
     record_spans,
     span_appears,
@@ -248,3 +249,25 @@ def test_the_guards_one_search_filter_keeps_what_value_by_value_keeps():
                 guard.leaks(v) for v in vals
             )
     assert disagree == 0
+
+
+def test_a_guard_finds_the_leaks_leaked_spans_finds_with_few_spans_or_many():
+    # _Guard.leaks looks for up to FEW_SPANS spans by substring tests and for more by one
+    # pattern; both must answer as leaked_spans does (word boundaries, short spans)
+    import random
+
+    from hum_dagster.synthesis.guidelines import FEW_SPANS, _Guard, _Probes
+
+    rng = random.Random(11)
+    words = ["Ann", "Annex", "Bo", "Lind", "x", "Cy Moss", "Moss", "Leeds", "è", "北京", "京",
+             *(f"w{i}" for i in range(30))]
+    probes = _Probes()
+    counts = {"few": 0, "many": 0}
+    for _ in range(600):
+        spans = frozenset(rng.sample(words, rng.randint(0, 2 * FEW_SPANS)))
+        text = " ".join(rng.sample(words, rng.randint(1, 4)))
+        guard = _Guard(spans, text, [], probes)
+        texts = [" ".join(rng.sample(words, rng.randint(1, 3))) for _ in range(3)]
+        assert guard.leaks(*texts) == bool(leaked_spans(spans, texts)), (spans, texts)
+        counts["few" if len(spans) <= FEW_SPANS else "many"] += 1
+    assert min(counts.values()) > 100  # both ways were exercised
