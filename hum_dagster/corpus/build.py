@@ -1,5 +1,6 @@
 """Building the training corpus from instruction tables: one cleaning pass (exact,
-normalised and near duplicates, token limits, decontamination), mixing to target
+normalised and near duplicates, token limits, decontamination; its streaming scan in
+several processes when ``scan_workers`` says so), mixing to target
 proportions (``mix.py``), a seeded train/validation split by text (every instruction of
 one text, its basic and compound rows and every chunk, lands in the same split; for
 MRC all questions on one passage). Export is in ``export.py``.
@@ -25,7 +26,12 @@ from hum_dagster.synthesis.columns import COMPOUND_COLUMNS, INT_COLUMNS, instruc
 # band keys, the token counts and the contamination flag; everything after that (exact
 # and near de-duplication, limits, mixing, ablation variants, split) works on that lean
 # frame, and ``hum_dagster.corpus.export.export_corpus`` streams the texts out again. Peak
-# memory is the lean frame (about 200 bytes a row) plus one batch of text.
+# memory is the lean frame (about 200 bytes a row) plus one batch of text. With
+# ``HumCorpusConfig.scan_workers`` above one the pass runs in that many spawned processes,
+# whole tables each, largest first (``_scan_in_workers``): each table's first ``_row``
+# comes from a count of the train-mode rows of the tables before it, so the keys are
+# those of one process, and each worker adds one batch of text and its own tokenizer and
+# decontamination caches to the memory.
 
 LEAN_COLUMNS = (
     "instruction_id",
@@ -69,6 +75,8 @@ class HumCorpusConfig:
     memory_mb: int = 256
     threads: int = 2
     workdir: str | None = None
+    # processes the scan runs over the tables in (``scan_rows``; 1: this process)
+    scan_workers: int = 1
 
 
 @dataclass
@@ -131,29 +139,43 @@ def train_batches(
     ``columns`` (and ``_row``). Each table is read slice by slice, so memory holds one
     batch whatever the source size (polars' ``collect_batches`` runs ahead of its
     consumer and buffers the whole result)."""
-    wanted = list(columns) if columns is not None else list(COMPOUND_COLUMNS)
-    read = wanted if "mode" in wanted else [*wanted, "mode"]
     start = 0
     for part in source_parts(source):
-        total = part.select(pl.len()).collect().item()
-        offset, size = 0, min(batch_rows, FIRST_ROWS)
-        while offset < total:
-            raw = part.slice(offset, size).select(read).collect()
-            offset += size
-            if raw.height and batch_bytes:
-                per_row = max(1, raw.estimated_size() // raw.height)
-                size = min(batch_rows, max(FIRST_ROWS, batch_bytes // per_row))
-            else:
-                size = batch_rows
-            batch = (
-                raw.filter(pl.col("mode") == "train")
-                .with_row_index("_row", offset=start)
-                .select("_row", *wanted)
-            )
-            del raw
+        for batch in table_batches(part, columns, batch_rows, batch_bytes, start):
             start += batch.height
-            if batch.height:
-                yield batch
+            yield batch
+
+
+def table_batches(
+    part: pl.LazyFrame,
+    columns: Sequence[str] | None = None,
+    batch_rows: int = 50_000,
+    batch_bytes: int = BATCH_BYTES,
+    start: int = 0,
+) -> Iterator[pl.DataFrame]:
+    """One table's part of ``train_batches`` (``part``: one of ``source_parts``), its
+    train-mode rows numbered from ``start`` on (the train-mode rows of the tables before)."""
+    wanted = list(columns) if columns is not None else list(COMPOUND_COLUMNS)
+    read = wanted if "mode" in wanted else [*wanted, "mode"]
+    total = part.select(pl.len()).collect().item()
+    offset, size = 0, min(batch_rows, FIRST_ROWS)
+    while offset < total:
+        raw = part.slice(offset, size).select(read).collect()
+        offset += size
+        if raw.height and batch_bytes:
+            per_row = max(1, raw.estimated_size() // raw.height)
+            size = min(batch_rows, max(FIRST_ROWS, batch_bytes // per_row))
+        else:
+            size = batch_rows
+        batch = (
+            raw.filter(pl.col("mode") == "train")
+            .with_row_index("_row", offset=start)
+            .select("_row", *wanted)
+        )
+        del raw
+        start += batch.height
+        if batch.height:
+            yield batch
 
 
 def rows_by_position(
@@ -202,90 +224,324 @@ def scan_rows(
     benchmark_index: Any = None,
 ) -> dict[str, Any]:
     """The streaming pass: every per-row key and measurement of the train-mode rows,
-    batch by batch into ``store`` (a ``keystore.KeyStore``); the pass's report."""
-    from hum_dagster.corpus.decontam import MatchCache
-    from hum_dagster.corpus.dedup import (
-        NearDupConfig,
-        band_keys,
-        dedup_text_expr,
-        exact_key_exprs,
-        frame_key_expr,
-        input_text_expr,
-    )
-    from hum_dagster.corpus.mix import rank_keys
-    from hum_dagster.corpus.tokens import prompt_text
-
-    near = config.near_dup if config.near_dup is not None else NearDupConfig()
-    mix_seed = config.mix.seed if config.mix is not None else config.seed
-    if tokenizer is not None and hasattr(tokenizer, "threads"):
-        tokenizer = replace(tokenizer, threads=config.threads)  # the same caches
-    timings = {"scan_s": 0.0, "minhash_s": 0.0, "tokens_s": 0.0, "decontam_s": 0.0}
-    encoded = 0
-    matcher = MatchCache(benchmark_index) if benchmark_index is not None else None
+    batch by batch into ``store`` (a ``keystore.KeyStore``); the pass's report. With
+    ``config.scan_workers`` above one and more than one table, the tables are scanned in
+    that many processes (``_scan_in_workers``), with the same keys."""
+    parts = source_parts(source)
+    if config.scan_workers > 1 and len(parts) > 1:
+        return _scan_in_workers(parts, config, store, tokenizer, benchmark_index)
     t0 = time.perf_counter()
-    for batch in train_batches(source, SCAN_COLUMNS, config.batch_rows):
-        keys = [
-            *exact_key_exprs(),
-            frame_key_expr(),
-            input_text_expr().alias("_input"),
-            _prompt_expr().alias("_prompt"),
-        ]
-        batch = batch.with_columns(keys).with_columns(dedup_text_expr(pl.col("_input")))
-        lean = batch.select(
-            "_row",
-            *LEAN_COLUMNS,
-            "_exact",
-            "_norm",
-            "_frame",
-            pl.col("record_id").hash(seed=14).alias("_rec"),
-        ).with_columns(
-            split_keys(batch, config.seed), rank_keys(batch["instruction_id"], mix_seed)
+    scan = TableScan(config, tokenizer, benchmark_index, config.threads)
+    start = 0
+    for part in parts:
+        start += scan.table(part, start, store.append)
+    wall = time.perf_counter() - t0
+    return {**scan.info(wall), "scan_workers": 1, "scan_wall_s": round(wall, 2)}
+
+
+class TableScan:
+    """The scan's work on one table after another (``table``): the keys of each batch,
+    with the timings, the count of texts encoded and the decontamination cache kept
+    across the tables of one process."""
+
+    def __init__(
+        self, config: HumCorpusConfig, tokenizer: Any, benchmark_index: Any, threads: int
+    ) -> None:
+        from hum_dagster.corpus.decontam import MatchCache
+        from hum_dagster.corpus.dedup import NearDupConfig
+
+        self.config = config
+        self.threads = threads
+        self.near = config.near_dup if config.near_dup is not None else NearDupConfig()
+        self.mix_seed = config.mix.seed if config.mix is not None else config.seed
+        if tokenizer is not None and hasattr(tokenizer, "threads"):
+            tokenizer = replace(tokenizer, threads=threads)  # the same caches
+        self.tokenizer = tokenizer
+        self.matcher = MatchCache(benchmark_index) if benchmark_index is not None else None
+        self.timings = {"minhash_s": 0.0, "tokens_s": 0.0, "decontam_s": 0.0}
+        self.encoded = 0
+
+    def table(self, part: pl.LazyFrame, start: int, write: Any) -> int:
+        """Scan ``part`` (one of ``source_parts``), its train-mode rows numbered from
+        ``start``, each batch's keys to ``write``; the number of train-mode rows."""
+        from hum_dagster.corpus.dedup import (
+            band_keys,
+            dedup_text_expr,
+            exact_key_exprs,
+            frame_key_expr,
+            input_text_expr,
         )
-        t = time.perf_counter()
-        if near:
-            bands = band_keys(batch["_dedup_text"].to_list(), near, threads=config.threads)
-            lean = lean.with_columns(
-                [pl.Series(f"_band{b}", bands[:, b], dtype=pl.UInt64) for b in range(near.bands)]
-            )
-        timings["minhash_s"] += time.perf_counter() - t
-        t = time.perf_counter()
-        if tokenizer is not None:
-            prompts = [
-                p if p is not None else prompt_text(i, s, h)
-                for p, i, s, h in zip(
-                    batch["_prompt"],
-                    batch["instruction"],
-                    batch["system"],
-                    batch["history"],
-                    strict=True,
-                )
+        from hum_dagster.corpus.mix import rank_keys
+        from hum_dagster.corpus.tokens import prompt_text
+
+        config, near, timings = self.config, self.near, self.timings
+        rows = 0
+        for batch in table_batches(part, SCAN_COLUMNS, config.batch_rows, BATCH_BYTES, start):
+            rows += batch.height
+            keys = [
+                *exact_key_exprs(),
+                frame_key_expr(),
+                input_text_expr().alias("_input"),
+                _prompt_expr().alias("_prompt"),
             ]
-            outputs = batch["output"].fill_null("").to_list()
-            n_in, e1 = tokenizer.count_over_limit(prompts, config.max_input_tokens)
-            n_out, e2 = tokenizer.count_over_limit(outputs, config.max_output_tokens)
-            encoded += e1 + e2
-            lean = lean.with_columns(
-                pl.Series("input_tokens", n_in, dtype=pl.Int32),
-                pl.Series("output_tokens", n_out, dtype=pl.Int32),
+            batch = batch.with_columns(keys).with_columns(dedup_text_expr(pl.col("_input")))
+            lean = batch.select(
+                "_row",
+                *LEAN_COLUMNS,
+                "_exact",
+                "_norm",
+                "_frame",
+                pl.col("record_id").hash(seed=14).alias("_rec"),
+            ).with_columns(
+                split_keys(batch, config.seed), rank_keys(batch["instruction_id"], self.mix_seed)
             )
-        timings["tokens_s"] += time.perf_counter() - t
-        t = time.perf_counter()
-        if matcher is not None:
-            lean = lean.with_columns(matcher.match(batch["_input"]))
-        timings["decontam_s"] += time.perf_counter() - t
-        del batch
-        store.append(lean)
-    timings["scan_s"] = (
-        time.perf_counter()
-        - t0
-        - timings["minhash_s"]
-        - timings["tokens_s"]
-        - timings["decontam_s"]
+            t = time.perf_counter()
+            if near:
+                bands = band_keys(batch["_dedup_text"].to_list(), near, threads=self.threads)
+                lean = lean.with_columns(
+                    [pl.Series(f"_band{b}", bands[:, b], dtype=pl.UInt64) for b in range(near.bands)]
+                )
+            timings["minhash_s"] += time.perf_counter() - t
+            t = time.perf_counter()
+            if self.tokenizer is not None:
+                prompts = [
+                    p if p is not None else prompt_text(i, s, h)
+                    for p, i, s, h in zip(
+                        batch["_prompt"],
+                        batch["instruction"],
+                        batch["system"],
+                        batch["history"],
+                        strict=True,
+                    )
+                ]
+                outputs = batch["output"].fill_null("").to_list()
+                n_in, e1 = self.tokenizer.count_over_limit(prompts, config.max_input_tokens)
+                n_out, e2 = self.tokenizer.count_over_limit(outputs, config.max_output_tokens)
+                self.encoded += e1 + e2
+                lean = lean.with_columns(
+                    pl.Series("input_tokens", n_in, dtype=pl.Int32),
+                    pl.Series("output_tokens", n_out, dtype=pl.Int32),
+                )
+            timings["tokens_s"] += time.perf_counter() - t
+            t = time.perf_counter()
+            if self.matcher is not None:
+                lean = lean.with_columns(self.matcher.match(batch["_input"]))
+            timings["decontam_s"] += time.perf_counter() - t
+            del batch
+            write(lean)
+        return rows
+
+    def info(self, wall: float) -> dict[str, Any]:
+        """The report of the scan so far, ``wall`` its seconds (``scan_s``: those not
+        spent in MinHash, token counts and decontamination)."""
+        timings = {"scan_s": wall - sum(self.timings.values()), **self.timings}
+        info = {
+            "timings_s": {k: round(v, 2) for k, v in timings.items()},
+            "texts_tokenized": self.encoded,
+        }
+        if self.matcher is not None:
+            info["decontam_distinct_inputs"] = self.matcher.matched
+        return info
+
+
+# --------------------------------------------------------------------------- scan workers
+#
+# Much of the scan is Python holding the GIL (the prompts, the tokenizer's piece cache,
+# the decontamination cache), so ``scan_workers`` processes scan whole tables side by
+# side. ``_row`` numbers the train-mode rows across the tables in order: the parent
+# counts each table's train-mode rows first (one column read) and gives every table its
+# first ``_row``. The workers are spawned (the parent runs polars' and the tokenizers'
+# thread pools, which a fork would copy mid-flight); the tokenizer and the benchmark
+# index reach each once (``_worker_start``), the tables one at a time, largest first.
+# A worker writes its batches itself into the store's folder as
+# ``keys-<table>-<batch>.parquet`` (renamed into place once written, so a batch file is
+# always whole); every later step reads ``keys-*.parquet`` in ``_row`` order, so which
+# worker wrote what does not matter. A failing table fails the scan with one error
+# naming it, and the workers' files are removed.
+
+
+class ScanError(RuntimeError):
+    """A table of the corpus scan failed (one line: the table and the reason)."""
+
+
+def _scan_in_workers(
+    parts: list[pl.LazyFrame],
+    config: HumCorpusConfig,
+    store: Any,
+    tokenizer: Any,
+    benchmark_index: Any,
+) -> dict[str, Any]:
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from concurrent.futures.process import BrokenProcessPool
+
+    t0 = time.perf_counter()
+    counts = []
+    for i, part in enumerate(parts):
+        try:
+            counts.append(
+                part.filter(pl.col("mode") == "train").select(pl.len()).collect().item()
+            )
+        except Exception as exc:
+            raise ScanError(_table_failed(i, parts, exc)) from None
+    starts = np.cumsum([0, *counts[:-1]]).tolist()
+    order = sorted((i for i, n in enumerate(counts) if n), key=lambda i: (-counts[i], i))
+    workers = max(1, min(config.scan_workers, len(order)))
+    threads = max(1, config.threads // config.scan_workers)
+    executor = ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=_worker_start,
+        initargs=(config, tokenizer, benchmark_index, threads, store.path),
     )
-    info = {"timings_s": {k: round(v, 2) for k, v in timings.items()}, "texts_tokenized": encoded}
-    if matcher is not None:
-        info["decontam_distinct_inputs"] = matcher.matched
+    results: dict[int, dict[str, Any]] = {}
+    try:
+        futures = {executor.submit(_worker_table, i, parts[i], starts[i]): i for i in order}
+        for future in as_completed(futures):
+            i = futures[future]
+            try:
+                results[i] = future.result()
+            except BrokenProcessPool:
+                raise ScanError(
+                    f"the corpus scan failed on table {i} of {len(parts)}{_table_name(parts[i])}"
+                    ": a scan worker process ended without a result (killed, perhaps for "
+                    "memory; HUM_CORPUS_SCAN_WORKERS sets how many run)"
+                ) from None
+            except Exception as exc:  # the worker's ScanError, or one of unpickling
+                raise ScanError(_table_failed(i, parts, exc)) from None
+    except BaseException:
+        _stop(executor)
+        _remove_worker_batches(store.path)
+        raise
+    executor.shutdown(wait=True)
+    wall = time.perf_counter() - t0
+    timings = {"scan_s": 0.0, "minhash_s": 0.0, "tokens_s": 0.0, "decontam_s": 0.0}
+    peaks: dict[int, int] = {}
+    for result in results.values():
+        for k, v in result["timings_s"].items():
+            timings[k] += v
+        pid = result["pid"]
+        peaks[pid] = max(peaks.get(pid, 0), result["peak_mb"])
+    store.batches += sum(r["files"] for r in results.values())
+    info: dict[str, Any] = {
+        # seconds summed over the workers; scan_wall_s is the pass's own
+        "timings_s": {k: round(v, 2) for k, v in timings.items()},
+        "texts_tokenized": sum(r["encoded"] for r in results.values()),
+    }
+    if benchmark_index is not None:
+        # distinct inputs over all tables, as one process counts them (each worker's
+        # cache sees only its own tables; their sum depends on who scanned what)
+        seen = [r["new_inputs"] for r in results.values()]
+        info["decontam_distinct_inputs"] = (
+            pl.concat(seen).unique().height if seen else 0
+        )
+    info["scan_workers"] = workers
+    info["scan_wall_s"] = round(wall, 2)
+    info["memory_mb"] = {"scan_workers": [peaks[p] for p in sorted(peaks)]}
     return info
+
+
+_WORKER: dict[str, Any] = {}
+
+
+def _worker_start(
+    config: HumCorpusConfig, tokenizer: Any, benchmark_index: Any, threads: int, folder: str
+) -> None:
+    """A scan worker's set-up, once: its ``TableScan`` (tokenizer, benchmark index)."""
+    _WORKER.update(scan=TableScan(config, tokenizer, benchmark_index, threads), folder=folder)
+
+
+def _worker_table(index: int, part: pl.LazyFrame, start: int) -> dict[str, Any]:
+    """Scan table ``index`` in a worker; its batch files, timings, counts and peak RSS."""
+    import os
+
+    scan: TableScan = _WORKER["scan"]
+    folder: str = _WORKER["folder"]
+    before = dict(scan.timings)
+    encoded = scan.encoded
+    known = scan.matcher.known.height if scan.matcher is not None else 0
+    files = 0
+
+    def write(lean: pl.DataFrame) -> None:
+        nonlocal files
+        path = os.path.join(folder, f"keys-{index:05d}-{files:06d}.parquet")
+        lean.write_parquet(path + ".part", compression="lz4")
+        os.replace(path + ".part", path)  # never a half-written keys-*.parquet
+        files += 1
+
+    t0 = time.perf_counter()
+    try:
+        scan.table(part, start, write)
+    except Exception as exc:
+        raise ScanError(f"{exc.__class__.__name__}: {_first_line(exc)}") from None
+    wall = time.perf_counter() - t0
+    spent = {k: v - before[k] for k, v in scan.timings.items()}
+    result: dict[str, Any] = {
+        "files": files,
+        "timings_s": {"scan_s": wall - sum(spent.values()), **spent},
+        "encoded": scan.encoded - encoded,
+        "pid": os.getpid(),
+        "peak_mb": _vm_hwm_mb(),
+    }
+    if scan.matcher is not None:
+        result["new_inputs"] = scan.matcher.known.slice(known).select("_h", "_n")
+    return result
+
+
+def _table_failed(index: int, parts: list[pl.LazyFrame], exc: BaseException) -> str:
+    reason = str(exc) if isinstance(exc, ScanError) else (
+        f"{exc.__class__.__name__}: {_first_line(exc)}"
+    )
+    return (
+        f"the corpus scan failed on table {index} of {len(parts)}{_table_name(parts[index])}: "
+        f"{reason}"
+    )
+
+
+def _table_name(part: pl.LazyFrame) -> str:
+    """`` (Parquet SCAN [path])`` for a file scan, else nothing."""
+    import re
+
+    try:
+        found = re.search(r"(\w+ SCAN \[[^\]]*\])", part.explain(optimized=False))
+    except Exception:
+        return ""
+    return f" ({found.group(1)})" if found else ""
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return lines[0] if lines else repr(exc)
+
+
+def _stop(executor: Any) -> None:
+    """End a failed scan's workers now: the tables still running are of no use (the
+    executor has no public way to end them before Python 3.14)."""
+    processes = list((getattr(executor, "_processes", None) or {}).values())
+    executor.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        if process.is_alive():
+            process.terminate()
+    for process in processes:
+        process.join(timeout=30)
+
+
+def _remove_worker_batches(folder: str) -> None:
+    """Remove the batch files of the workers (whole or not) from ``folder``."""
+    import glob
+    import os
+
+    for path in glob.glob(os.path.join(folder, "keys-*-*.parquet*")):
+        os.remove(path)
+
+
+def _vm_hwm_mb() -> int:
+    """This process's peak RSS (MB, Linux ``VmHWM``; 0 elsewhere)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            return next(int(line.split()[1]) // 1024 for line in f if line.startswith("VmHWM:"))
+    except (OSError, StopIteration):
+        return 0
 
 
 def split_keys(batch: pl.DataFrame, seed: int) -> pl.Series:

@@ -4,7 +4,8 @@ The scan (``build.scan_rows``) computes, per train-mode row and batch by batch, 
 lean columns, the exact and normalised duplicate hashes, the MinHash band keys, the
 token counts, the contamination flag, the split key and the mix rank. Held in memory
 they grow with the corpus (about 250 bytes a row, 1.4 GB at 5.6M rows before any copy);
-here each batch goes to a Parquet file in a work folder and every step that needs all
+here each batch goes to a Parquet file in a work folder (from this process or from the
+scan's worker processes, see ``KeyStore``) and every step that needs all
 rows at once (first of each duplicate group, the band buckets, the pool, the mix's
 choice per cell) is a DuckDB query with a memory limit, which spills to the same
 folder when it needs more. What comes back to Python is what the step decides: the
@@ -75,7 +76,13 @@ ORDER = "instruction_id, _row"
 
 @dataclass
 class KeyStore:
-    """A work folder of ``keys-<n>.parquet`` batches and a DuckDB connection over them."""
+    """A work folder of ``keys-*.parquet`` batches and a DuckDB connection over them.
+
+    ``append`` writes ``keys-<n>.parquet``, numbered in this process; the scan's worker
+    processes (``build.scan_rows`` with ``scan_workers``) write ``keys-<table>-<n>.parquet``
+    into ``path`` themselves and the scan adds their number to ``batches`` (which says
+    whether there are keys at all). Every query reads the glob and orders by ``ORDER``,
+    so neither the files' names nor their boundaries matter."""
 
     memory_mb: int = 256
     threads: int = 2

@@ -73,10 +73,11 @@ def test_resources_are_fed_by_environment_variables(project_defs):
     assert resources["settings"].mix_mode.env_var_name == "HUM_MIX_MODE"
     assert resources["settings"].mix_total.env_var_name == "HUM_MIX_TOTAL"
     assert resources["settings"].corpus_threads.env_var_name == "HUM_CORPUS_THREADS"
+    assert resources["settings"].corpus_scan_workers.env_var_name == "HUM_CORPUS_SCAN_WORKERS"
     # every variable the definitions read has an embedded default in .env
     assert {"HUM_STORAGE_ROOT", "HUM_CATALOG", "HUM_LLM_MODE", "HUM_LLM_API_KEY_ENV",
             "HUM_TRAIN_LAUNCHER", "HUM_EVAL_LAUNCHER", "HUM_MIX_MODE", "HUM_MIX_TOTAL",
-            "HUM_CORPUS_THREADS"} <= set(env_defaults())
+            "HUM_CORPUS_THREADS", "HUM_CORPUS_SCAN_WORKERS"} <= set(env_defaults())
 
 
 def _module_level_environ(path) -> list[int]:

@@ -104,6 +104,7 @@ def hum_corpus(
         mix=mix_config, memory_mb=settings.corpus_memory_mb,
         threads=max(1, settings.corpus_threads),
         workdir=settings.corpus_workdir or None,
+        scan_workers=max(1, settings.corpus_scan_workers),
     )
     corpus = build_hum_corpus(tables, config, tokenizer=tokenizer, benchmark_index=index)
     directory = layout.export_dir(settings.storage_root, variant)
@@ -183,6 +184,7 @@ def hum_corpus(
             "work_folder_mb": round(report.get("keys_bytes", 0) / 2**20, 1),
             # the process's peak RSS after each phase of the build (MB)
             "memory_mb": dg.MetadataValue.json(report.get("memory_mb", {})),
+            "scan_workers": report.get("scan_workers", 1),
             "decontamination": index_status,
             "inputs": dg.MetadataValue.md(markdown_table(inputs, ["source", "raw_sources", "run"])),
             "sources_mixed": len(inputs),
@@ -211,8 +213,10 @@ def _is_timing(key: str) -> bool:
 
 
 # Report keys that vary from run to run on the same input besides the timings: the work
-# folder's size (its Parquet batches follow the input's order) and the peak RSS per phase.
-MEASURED_KEYS = ("keys_bytes", "memory_mb")
+# folder's size (its Parquet batches follow the input's order and the scan's workers),
+# the peak RSS per phase and how many processes scanned (a setting: the rows and the
+# rest of the report are the same for any number).
+MEASURED_KEYS = ("keys_bytes", "memory_mb", "scan_workers")
 
 
 def _without_timings(value):

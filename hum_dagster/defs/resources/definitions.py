@@ -30,6 +30,7 @@ ENV_VARS = {
     "HUM_CORPUS_MEMORY_MB": "settings.corpus_memory_mb",
     "HUM_CORPUS_WORKDIR": "settings.corpus_workdir",
     "HUM_CORPUS_THREADS": "settings.corpus_threads",
+    "HUM_CORPUS_SCAN_WORKERS": "settings.corpus_scan_workers",
     # llm: every field of LLMResource has a HUM_LLM_* variable (llm.ENV_FIELDS)
     **{variable: f"llm.{field}" for field, (variable, _) in ENV_FIELDS.items()},
     "HUM_TRAIN_LAUNCHER": "training_launcher.kind",
@@ -54,6 +55,8 @@ def _mix_fields(environ) -> dict:
         fields["corpus_workdir"] = dg.EnvVar("HUM_CORPUS_WORKDIR")
     if environ.get("HUM_CORPUS_THREADS", "").strip():
         fields["corpus_threads"] = dg.EnvVar.int("HUM_CORPUS_THREADS")
+    if environ.get("HUM_CORPUS_SCAN_WORKERS", "").strip():
+        fields["corpus_scan_workers"] = dg.EnvVar.int("HUM_CORPUS_SCAN_WORKERS")
     return fields
 
 

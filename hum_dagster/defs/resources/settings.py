@@ -120,6 +120,10 @@ class HumSettings(dg.ConfigurableResource):
     corpus_memory_mb: int = 256
     corpus_workdir: str = ""
     corpus_threads: int = 2
+    # HUM_CORPUS_SCAN_WORKERS: processes the corpus scan runs over the instruction tables
+    # in (1: the run's own process); each is a Python process with polars, the tokenizer
+    # and one batch of text, a few hundred MB at its peak
+    corpus_scan_workers: int = 2
 
     def landing_catalog(self) -> str | None:
         """Where the landing sensor registers landed sources (a local landing folder)."""
