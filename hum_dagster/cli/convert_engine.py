@@ -573,6 +573,12 @@ _JOB: list[Job] = []
 def init_worker(job: Job) -> None:
     _JOB[:] = [job]
     import gc
+    import signal
+
+    # A worker inherits ignored signals from whatever started the parent (measured: a
+    # pytest-xdist worker ignores SIGTERM); Pool.terminate ends workers with SIGTERM, so
+    # one that ignored it was waited for forever.
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
     gc.disable()  # acyclic garbage only; reference counting frees it (see gc_paused)
 

@@ -447,7 +447,12 @@ _WORKER: dict[str, Any] = {}
 def _worker_start(
     config: HumCorpusConfig, tokenizer: Any, benchmark_index: Any, threads: int, folder: str
 ) -> None:
-    """A scan worker's set-up, once: its ``TableScan`` (tokenizer, benchmark index)."""
+    """A scan worker's set-up, once: its ``TableScan`` (tokenizer, benchmark index); and
+    SIGTERM's default action, which a failed scan's ``_stop`` relies on (a worker inherits
+    an ignored SIGTERM from a parent that ignores it, as a pytest-xdist worker does)."""
+    import signal
+
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     _WORKER.update(scan=TableScan(config, tokenizer, benchmark_index, threads), folder=folder)
 
 

@@ -462,3 +462,19 @@ def test_workers_are_forked_only_from_a_single_threaded_process():
 
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "fork"  # the command's own process: fast start-up
+
+
+def test_a_worker_restores_sigterm_that_its_parent_ignored():
+    # Pool.terminate ends workers with SIGTERM; a worker that inherited an ignored SIGTERM
+    # (a pytest-xdist worker ignores it) was waited for forever when the pool closed
+    import subprocess
+    import sys
+
+    code = (
+        "import signal; signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+        "from hum_dagster.cli import convert_engine as e\n"
+        "e.init_worker(None)\n"
+        "print(signal.getsignal(signal.SIGTERM) == signal.SIG_DFL)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == "True", out.stderr[-2000:]
