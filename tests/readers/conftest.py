@@ -1,4 +1,5 @@
-"""The corruption suite's counts, printed at the end of a run that executed it."""
+"""The corruption suite's counts, printed at the end of a run that executed it (in one
+process: with pytest-xdist the counts stay in the workers, so run it with ``-n 0``)."""
 
 from __future__ import annotations
 
