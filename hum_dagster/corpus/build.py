@@ -670,12 +670,9 @@ def _peak(report: dict[str, Any], phase: str) -> None:
     the build the memory went. Then what the phase freed goes back to the system
     (``release_freed``), so that the next phase starts from what is still held."""
     release_freed()
-    try:
-        with open("/proc/self/status", encoding="ascii") as f:
-            hwm = next(int(line.split()[1]) // 1024 for line in f if line.startswith("VmHWM:"))
-    except (OSError, StopIteration):
-        return
-    report.setdefault("memory_mb", {})[phase] = hwm
+    hwm = _vm_hwm_mb()
+    if hwm:  # 0: not Linux
+        report.setdefault("memory_mb", {})[phase] = hwm
 
 
 def release_freed() -> None:
