@@ -20,6 +20,7 @@ imports.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -156,6 +157,21 @@ class BenchmarkIndex:
             config.min_units,
         )
 
+    def fingerprint(self) -> str:
+        """A digest of the index (its hashes, benchmarks and widths): equal digests
+        match the same texts (``keys.keys_fingerprint``)."""
+        import hashlib
+
+        h = hashlib.blake2b(digest_size=16)
+        h.update(json.dumps([self.names, self.texts, self.probe_width]).encode())
+        for w in sorted(self.windows):
+            h.update(str(w).encode())
+            for array in self.windows[w]:
+                h.update(np.ascontiguousarray(array).tobytes())
+        for array in (*self.whole, self.probe):
+            h.update(np.ascontiguousarray(array).tobytes())
+        return h.hexdigest()
+
     def match(self, texts: pl.Series) -> list[str | None]:
         """Per text: the name of the first benchmark it overlaps, or None."""
         h, counts = unit_hashes(texts)
@@ -178,6 +194,13 @@ class BenchmarkIndex:
         return [self.names[i] if i >= 0 else None for i in hit.tolist()]
 
 
+def input_keys(texts: pl.Series) -> pl.DataFrame:
+    """``_h``, ``_n``: each text's 64-bit hash and byte length (null: the empty text),
+    how ``MatchCache`` tells distinct texts apart."""
+    texts = texts.fill_null("")
+    return pl.DataFrame({"_h": texts.hash(seed=31), "_n": texts.str.len_bytes()})
+
+
 class MatchCache:
     """``BenchmarkIndex.match`` that matches each distinct text once. Compound
     instructions repeat the input of their basic row (nine strategies, several variants
@@ -191,7 +214,7 @@ class MatchCache:
 
     def match(self, texts: pl.Series) -> pl.Series:
         texts = texts.fill_null("")
-        keys = pl.DataFrame({"_h": texts.hash(seed=31), "_n": texts.str.len_bytes()})
+        keys = input_keys(texts)
         new = (
             keys.with_row_index("_i")
             .join(self.known, on=["_h", "_n"], how="anti")
@@ -299,3 +322,105 @@ def contamination_problems(rows: pl.DataFrame, index: BenchmarkIndex) -> list:
         for i, hit in enumerate(hits)
         if hit is not None
     ]
+
+
+# --------------------------------------------------------------------------- index cache
+#
+# Building the index reads every evaluation set with the project's readers (about 2.2 s
+# for the 17k texts of ../shared/data), and every run that makes a table's corpus keys
+# (``corpus.keys``) needs it: the index is kept as an ``.npz`` file named by a digest of
+# what it is built from (the benchmark entries, their files' sizes and modification
+# times, the config), and loaded from there (about 0.05 s).
+
+INDEX_CACHE_VERSION = "1"
+
+
+def _files_of(location: str) -> list[str] | None:
+    """The local files behind a catalog location (a file, a folder, a glob), or None
+    for a remote one."""
+    import glob
+    import os
+
+    if "://" in location:
+        return None
+    if os.path.isfile(location):
+        return [location]
+    if os.path.isdir(location):
+        return sorted(
+            os.path.join(folder, name) for folder, _, names in os.walk(location) for name in names
+        )
+    return sorted(glob.glob(location, recursive=True))
+
+
+def index_cache_key(benchmarks: dict[str, Any], config: DecontamConfig) -> str | None:
+    """A digest of the benchmark entries, their files' sizes and times and ``config``;
+    None when a benchmark is not a local file (its version cannot be told cheaply)."""
+    import hashlib
+    import os
+
+    parts: list[Any] = [INDEX_CACHE_VERSION, repr(config)]
+    for name, bench in sorted(benchmarks.items()):
+        entry = bench.entry
+        location = entry.resolve()
+        files = _files_of(location)
+        if files is None:
+            return None
+        stats = []
+        for path in files:
+            st = os.stat(path)
+            stats.append((path, st.st_size, st.st_mtime_ns))
+        parts.append((name, entry.task, entry.language, entry.format, location,
+                      sorted(entry.options.items(), key=str), stats))
+    return hashlib.blake2b(json.dumps(parts, default=str).encode(), digest_size=16).hexdigest()
+
+
+def _save_index(index: BenchmarkIndex, path: str) -> None:
+    import os
+
+    arrays = {"whole_v": index.whole[0], "whole_o": index.whole[1], "probe": index.probe}
+    for w, (v, o) in index.windows.items():
+        arrays[f"w{w}_v"], arrays[f"w{w}_o"] = v, o
+    meta = json.dumps({"names": index.names, "texts": index.texts,
+                       "probe_width": index.probe_width, "windows": sorted(index.windows)})
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "wb") as handle:
+        np.savez(handle, meta=np.array(meta), **arrays)
+    os.replace(tmp, path)  # a reader finds the whole file or none
+
+
+def _load_index(path: str) -> BenchmarkIndex:
+    with np.load(path) as data:
+        meta = json.loads(str(data["meta"]))
+        windows = {int(w): (data[f"w{w}_v"], data[f"w{w}_o"]) for w in meta["windows"]}
+        return BenchmarkIndex(windows, (data["whole_v"], data["whole_o"]), meta["names"],
+                              meta["texts"], data["probe"], meta["probe_width"])
+
+
+def cached_index(
+    cache_dir: str | None, config: DecontamConfig | None = None,
+    benchmarks: dict[str, Any] | None = None,
+) -> BenchmarkIndex:
+    """``BenchmarkIndex.build`` over ``benchmark_texts(benchmarks)``, kept in
+    ``cache_dir`` (None: always built) and loaded from there while its key holds."""
+    import os
+
+    from hum_dagster.evaluation.benchmarks import load_benchmarks
+
+    config = config or DecontamConfig()
+    benchmarks = load_benchmarks() if benchmarks is None else benchmarks
+    key = index_cache_key(benchmarks, config) if cache_dir else None
+    path = os.path.join(cache_dir, f"benchmark-index-{key}.npz") if key else None
+    if not path:
+        return BenchmarkIndex.build(benchmark_texts(benchmarks), config)
+    from hum_dagster.store.fsio import exclusive
+
+    with exclusive(f"{path}.lock"):  # one process builds it; those beside it wait
+        if os.path.isfile(path):
+            try:
+                return _load_index(path)
+            except (OSError, ValueError, KeyError):  # a damaged file: built again
+                pass
+        index = BenchmarkIndex.build(benchmark_texts(benchmarks), config)
+        _save_index(index, path)
+    return index

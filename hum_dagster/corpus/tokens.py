@@ -27,6 +27,7 @@ No Dagster imports.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from dataclasses import dataclass, field
@@ -55,6 +56,7 @@ class Tokenizer:
     additive: bool = False  # a text cut at CUT has the tokens of its pieces
     added: tuple[str, ...] = ()  # added-token texts: a text holding one is encoded whole
     threads: int = 1  # batches encoded side by side (the encoding runs without the GIL)
+    identity: str = ""  # a digest of the tokenizer's JSON: which tokenizer counted
     _head: dict[str, int] = field(default_factory=dict, repr=False)  # first pieces
     _tail: dict[str, int] = field(default_factory=dict, repr=False)  # CUT + piece
     _cached_chars: int = field(default=0, repr=False)
@@ -175,14 +177,14 @@ def from_json(text: str, name: str) -> Tokenizer:
         _bytes_bound(spec),
         additive=_additive(spec),
         added=added,
+        identity=hashlib.blake2b(text.encode("utf-8"), digest_size=16).hexdigest(),
     )
 
 
 def _cache_dir() -> Path:
-    root = os.environ.get("HUM_STORAGE_ROOT") or ".hum/storage"
-    if "://" in root:
-        root = os.environ.get("HUM_HOME", ".hum")
-    return Path(root) / "models" / "tokenizers"
+    from hum_dagster.paths import local_cache_dir
+
+    return local_cache_dir("tokenizers")
 
 
 def load_tokenizer(spec: str, cache_dir: str | os.PathLike[str] | None = None) -> Tokenizer:
@@ -207,15 +209,21 @@ def load_tokenizer(spec: str, cache_dir: str | os.PathLike[str] | None = None) -
     cached = cache / f"{gguf.stem}-{stat.st_size}-{int(stat.st_mtime)}.json"
     if cached.is_file():
         return from_json(cached.read_text(encoding="utf-8"), str(gguf))
-    from transformers import AutoTokenizer  # slow import; only for GGUF files
+    from hum_dagster.store.fsio import exclusive
 
-    text = AutoTokenizer.from_pretrained(
-        str(gguf.parent), gguf_file=gguf.name
-    ).backend_tokenizer.to_str()
-    cache.mkdir(parents=True, exist_ok=True)
-    tmp = cached.with_suffix(f".tmp{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, cached)
+    # One process converts (about 11 s); the runs that start beside it wait for its file.
+    with exclusive(cached.with_suffix(".lock")):
+        if cached.is_file():
+            return from_json(cached.read_text(encoding="utf-8"), str(gguf))
+        from transformers import AutoTokenizer  # slow import; only for GGUF files
+
+        text = AutoTokenizer.from_pretrained(
+            str(gguf.parent), gguf_file=gguf.name
+        ).backend_tokenizer.to_str()
+        cache.mkdir(parents=True, exist_ok=True)
+        tmp = cached.with_suffix(f".tmp{os.getpid()}")
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, cached)
     return from_json(text, str(gguf))
 
 

@@ -123,3 +123,18 @@ def _copies_dir() -> str:
         atexit.register(shutil.rmtree, folder, True)
         _COPIES_DIR.append(folder)
     return _COPIES_DIR[0]
+
+
+@contextmanager
+def exclusive(lock_path: str | os.PathLike[str]):
+    """One process at a time past this point, among those locking ``lock_path`` (a local
+    file, created if need be; ``flock``, released when the holder exits, even killed)."""
+    import fcntl
+
+    os.makedirs(os.path.dirname(str(lock_path)) or ".", exist_ok=True)
+    with open(lock_path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import fcntl
 import os
-from contextlib import contextmanager
 
 import duckdb
 
@@ -25,17 +23,10 @@ def connect(storage_root: str, database: str | None = None) -> duckdb.DuckDBPyCo
     return con
 
 
-@contextmanager
 def _exclusive(database: str):
     """One writer at a time: DuckDB refuses a second process's connection while another
     holds the file (concurrent corpus runs each refresh the views)."""
-    os.makedirs(os.path.dirname(database) or ".", exist_ok=True)
-    with open(f"{database}.lock", "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    return fsio.exclusive(f"{database}.lock")
 
 
 def refresh_views(storage_root: str, database: str | None = None) -> list[str]:

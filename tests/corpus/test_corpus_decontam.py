@@ -4,6 +4,7 @@ whole, near misses one unit short of a window, English and Chinese."""
 
 import numpy as np
 import polars as pl
+import pytest
 
 from hum_dagster.corpus.decontam import UNIT_PATTERN, BenchmarkIndex, DecontamConfig, MatchCache
 
@@ -100,3 +101,38 @@ def test_match_cache_matches_each_distinct_text_once():
     second = [clean, dirty + " z", dirty]
     assert cache.match(pl.Series(second)).to_list() == [None, "b", "b"]
     assert cache.matched == 4
+
+
+def test_the_benchmark_index_is_built_once_and_then_loaded(tmp_path, shared_data, monkeypatch):
+    from hum_dagster.corpus import decontam
+    from hum_dagster.corpus.decontam import cached_index
+    from hum_dagster.evaluation.benchmarks import load_benchmarks
+
+    monkeypatch.setenv("HUM_SHARED_DATA", str(shared_data))
+    benchmarks = load_benchmarks()
+    built = cached_index(str(tmp_path), DecontamConfig(), benchmarks)
+    (saved,) = tmp_path.glob("benchmark-index-*.npz")
+
+    def no_build(*args, **kwargs):
+        raise AssertionError("built again")
+
+    monkeypatch.setattr(BenchmarkIndex, "build", no_build)
+    loaded = cached_index(str(tmp_path), DecontamConfig(), benchmarks)
+    assert loaded.fingerprint() == built.fingerprint()
+    texts = pl.Series(["a clean sentence of no benchmark", benchmarks_text(benchmarks)])
+    assert loaded.match(texts) == built.match(texts)
+    assert loaded.match(texts)[1] is not None
+    # another config is another index; a damaged file is built again
+    other = DecontamConfig(default_ngram=9, ngram_by_language={"en": 9, "zh": 15})
+    assert decontam.index_cache_key(benchmarks, other) != decontam.index_cache_key(
+        benchmarks, DecontamConfig()
+    )
+    saved.write_bytes(b"not an npz")
+    with pytest.raises(AssertionError, match="built again"):
+        cached_index(str(tmp_path), DecontamConfig(), benchmarks)
+
+
+def benchmarks_text(benchmarks) -> str:
+    """A text holding one benchmark record's text whole."""
+    record = next(iter(benchmarks.values())).read().records[0]
+    return f"as reported: {record.text} and more"

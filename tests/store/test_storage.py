@@ -11,7 +11,7 @@ from hum_dagster.corpus.build import HumCorpusConfig, build_hum_corpus
 from hum_dagster.corpus.export import export_corpus
 from hum_dagster.corpus.mix import MixConfig
 from hum_dagster.store import fsio
-from hum_dagster.store.tables import Table, read_table, write_table
+from hum_dagster.store.tables import Table, TableRef, read_table, write_table
 from hum_dagster.store.warehouse import connect, refresh_views
 from hum_dagster.synthesis.columns import INSTRUCTION_COLUMNS, instruction_schema
 
@@ -38,6 +38,17 @@ def test_table_roundtrip_keeps_footer_metadata(tmp_path):
     table = read_table(path)
     assert table.df["x"].to_list() == [1, 2]
     assert table.meta == {"hum.label_schema": '{"types":["中文"]}'}
+
+
+def test_a_table_refs_footer_reads_only_the_footer(tmp_path):
+    path = str(tmp_path / "t.parquet")
+    write_table(path, Table(pl.DataFrame({"a": [1, 2]}), {"hum.k": "v"}))
+    ref = TableRef(path)
+    assert ref.footer() == {"hum.k": "v"}
+    assert ref._table is None  # nothing read and kept
+    assert ref.meta == {"hum.k": "v"} and ref._table is not None
+    with pytest.raises(FileNotFoundError):
+        TableRef(str(tmp_path / "missing.parquet")).footer()
 
 
 def test_failed_write_leaves_previous_file_whole_and_no_temp(tmp_path):
@@ -124,3 +135,32 @@ def test_tables_and_export_on_s3(s3_bucket):
     assert "hum_validation" in info
     with fsio.open_text(f"{root}/export/hum_train.jsonl") as handle:
         assert sum(1 for _ in handle) == (corpus.rows["split"] == "train").sum()
+
+
+def _hold(lock: str, log: str, name: str) -> None:
+    import time
+
+    with fsio.exclusive(lock):
+        with open(log, "a") as f:
+            f.write(f"{name} in\n")
+        time.sleep(0.3)
+        with open(log, "a") as f:
+            f.write(f"{name} out\n")
+
+
+def test_exclusive_lets_one_process_in_at_a_time(tmp_path):
+    import multiprocessing
+
+    lock, log = str(tmp_path / "sub" / "x.lock"), str(tmp_path / "log")
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_hold, args=(lock, log, n)) for n in ("a", "b", "c")]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(30)
+    with open(log) as f:
+        lines = f.read().split()
+    # in, out pairs never interleave
+    pairs = [lines[i:i + 4] for i in range(0, len(lines), 4)]
+    assert len(lines) == 12
+    assert all(p[0] == p[2] and p[1] == "in" and p[3] == "out" for p in pairs), lines

@@ -6,8 +6,8 @@ import polars as pl
 from hum_dagster.corpus.build import SPLIT_CHECK, split_problems
 from hum_dagster.corpus.decontam import NO_OVERLAP_CHECK, contamination_problems
 from hum_dagster.defs.checks import check_result
-from hum_dagster.defs.corpus.assets import benchmark_index
 from hum_dagster.defs.corpus.partitions import corpus_partitions
+from hum_dagster.defs.corpus.setup import benchmark_index
 from hum_dagster.store.tables import TableRef
 
 BATCH_ROWS = 50_000
