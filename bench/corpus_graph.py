@@ -455,19 +455,11 @@ def step_seconds(home: Path, top: int = 15) -> list[tuple[str, int, float]]:
             if event.event_type_value == "STEP_START":
                 started[event.step_key] = entry.timestamp
             elif event.event_type_value in ends and event.step_key in started:
-                name = event.step_key.split("[")[0]
-                keys = name.startswith("corpus_keys__")  # a table's keys: "keys <table>"
-                name = name.removeprefix("corpus_keys__").removeprefix("compound_instructions__")
-                name = f"keys {name}" if keys else name
+                name = event.step_key.split("[")[0].removeprefix("compound_instructions__")
                 seconds[name] = seconds.get(name, 0.0) + entry.timestamp - started[event.step_key]
                 count[name] = count.get(name, 0) + 1
     ranked = sorted(seconds.items(), key=lambda kv: -kv[1])
-    keyed = [(n, v) for n, v in seconds.items() if n.startswith("keys ")]
-    out = [(name, count[name], value) for name, value in ranked[:top]]
-    if keyed:  # the corpus keys made in the table runs, all together
-        out.append(("keys (all tables, in the table runs)", sum(count[n] for n, _ in keyed),
-                    sum(v for _, v in keyed)))
-    return out
+    return [(name, count[name], value) for name, value in ranked[:top]]
 
 
 def report(runs: list[dict], wall: float, sampler: RssSampler) -> None:

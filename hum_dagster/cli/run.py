@@ -241,7 +241,7 @@ def planned_partitions(graph, instance, sources: list[str], bases: list[str], ar
             args.skip_eval or getattr(args, "synthesis_only", False)
         ):
             continue
-        if name in ("hum_corpus", "corpus_keys") and getattr(args, "synthesis_only", False):
+        if name == "hum_corpus" and getattr(args, "synthesis_only", False):
             continue
         pdef = node.partitions_def
         if pdef is None:
@@ -249,7 +249,7 @@ def planned_partitions(graph, instance, sources: list[str], bases: list[str], ar
             continue
         keys = list(pdef.get_partition_keys(dynamic_partitions_store=instance))
         if name in ("raw_sources", "source_quarantine", "basic_instructions", "schema_dictionary",
-                    "compound_instructions", "corpus_keys"):
+                    "compound_instructions"):
             keys = [k for k in keys if k in chosen]
         elif name == "base_models":
             keys = [k for k in keys if k in bases]
@@ -419,7 +419,6 @@ STAGES = (
     ("dictionary", ("schema_dictionary",)),
     ("basic", ("basic_instructions",)),
     ("compound", ("compound_instructions",)),
-    ("keys", ("corpus_keys",)),
     ("corpus", ("hum_corpus",)),
     ("training", TRAINING_ASSETS),
     ("eval", EVALUATION_ASSETS),

@@ -222,79 +222,21 @@ def scan_rows(
     store: Any,
     tokenizer: Any = None,
     benchmark_index: Any = None,
-    stored: Sequence[pl.LazyFrame | pl.DataFrame | None] | None = None,
 ) -> dict[str, Any]:
     """The streaming pass: every per-row key and measurement of the train-mode rows,
     batch by batch into ``store`` (a ``keystore.KeyStore``); the pass's report. With
-    ``config.scan_workers`` above one and more than one table to scan, the tables are
-    scanned in that many processes (``_scan_in_workers``), with the same keys.
-
-    ``stored``: per table of ``source``, its keys as ``keys.table_keys`` made them, or
-    None where the table is to be scanned here. Stored keys are read instead of the
-    table (the caller has checked that they are of this table and of these settings:
-    ``keys.usable``), their ``_row`` moved by the table's first position."""
+    ``config.scan_workers`` above one and more than one table, the tables are scanned in
+    that many processes (``_scan_in_workers``), with the same keys."""
     parts = source_parts(source)
-    stored = list(stored) if stored is not None else [None] * len(parts)
-    if len(stored) != len(parts):
-        raise ValueError(f"stored keys for {len(stored)} tables, the source has {len(parts)}")
-    todo = [i for i, keys in enumerate(stored) if keys is None]
-    if config.scan_workers > 1 and len(todo) > 1:
-        return _scan_in_workers(parts, config, store, tokenizer, benchmark_index, stored)
+    if config.scan_workers > 1 and len(parts) > 1:
+        return _scan_in_workers(parts, config, store, tokenizer, benchmark_index)
     t0 = time.perf_counter()
     scan = TableScan(config, tokenizer, benchmark_index, config.threads)
-    reader = StoredKeysReader(store)
     start = 0
-    for part, keys in zip(parts, stored, strict=True):
-        if keys is None:
-            start += scan.table(part, start, store.append)
-        else:
-            start += reader.add(keys, start)
+    for part in parts:
+        start += scan.table(part, start, store.append)
     wall = time.perf_counter() - t0
-    info = {**scan.info(wall - reader.seconds), "scan_workers": 1, "scan_wall_s": round(wall, 2)}
-    return reader.report(info, scan.matcher.known if scan.matcher is not None else None)
-
-
-class StoredKeysReader:
-    """Stored keys into the store, each table's ``_row`` moved to its first position;
-    the input hashes they carry kept (distinct) for the decontamination count."""
-
-    def __init__(self, store: Any) -> None:
-        self.store = store
-        self.tables = 0
-        self.seconds = 0.0
-        self.inputs: list[pl.DataFrame] = []
-
-    def add(self, keys: pl.LazyFrame | pl.DataFrame, start: int) -> int:
-        from hum_dagster.corpus.keys import INPUT_HASH_COLUMNS
-
-        t = time.perf_counter()
-        frame = keys.collect() if isinstance(keys, pl.LazyFrame) else keys
-        self.tables += 1
-        if frame.height:
-            if INPUT_HASH_COLUMNS[0] in frame.columns:
-                self.inputs.append(
-                    frame.select(pl.col("_in_h").alias("_h"), pl.col("_in_n").alias("_n")).unique()
-                )
-                frame = frame.drop(*INPUT_HASH_COLUMNS)
-            self.store.append(
-                frame.with_columns((pl.col("_row").cast(pl.UInt32) + start).cast(pl.UInt32))
-            )
-        self.seconds += time.perf_counter() - t
-        return frame.height
-
-    def report(self, info: dict[str, Any], scanned_inputs: pl.DataFrame | None) -> dict[str, Any]:
-        """``info`` (a scan's report) with the stored tables counted in: how many, their
-        seconds, and the distinct inputs over the stored and the scanned tables."""
-        if not self.tables:
-            return info
-        info["timings_s"]["stored_keys_s"] = round(self.seconds, 2)
-        info["keys_tables"] = {"stored": self.tables}
-        if "decontam_distinct_inputs" in info:
-            seen = [*self.inputs]
-            if scanned_inputs is not None:
-                seen.append(scanned_inputs.select("_h", "_n"))
-            info["decontam_distinct_inputs"] = pl.concat(seen).unique().height if seen else 0
-        return info
+    return {**scan.info(wall), "scan_workers": 1, "scan_wall_s": round(wall, 2)}
 
 
 class TableScan:
@@ -303,8 +245,7 @@ class TableScan:
     across the tables of one process."""
 
     def __init__(
-        self, config: HumCorpusConfig, tokenizer: Any, benchmark_index: Any, threads: int,
-        input_hashes: bool = False,
+        self, config: HumCorpusConfig, tokenizer: Any, benchmark_index: Any, threads: int
     ) -> None:
         from hum_dagster.corpus.decontam import MatchCache
         from hum_dagster.corpus.dedup import NearDupConfig
@@ -319,14 +260,10 @@ class TableScan:
         self.matcher = MatchCache(benchmark_index) if benchmark_index is not None else None
         self.timings = {"minhash_s": 0.0, "tokens_s": 0.0, "decontam_s": 0.0}
         self.encoded = 0
-        # keys.table_keys: each row's input hash and length, which the corpus counts its
-        # distinct inputs from when the keys come stored (keys.INPUT_HASH_COLUMNS)
-        self.input_hashes = input_hashes and benchmark_index is not None
 
     def table(self, part: pl.LazyFrame, start: int, write: Any) -> int:
         """Scan ``part`` (one of ``source_parts``), its train-mode rows numbered from
         ``start``, each batch's keys to ``write``; the number of train-mode rows."""
-        from hum_dagster.corpus.decontam import input_keys
         from hum_dagster.corpus.dedup import (
             band_keys,
             dedup_text_expr,
@@ -389,9 +326,6 @@ class TableScan:
             t = time.perf_counter()
             if self.matcher is not None:
                 lean = lean.with_columns(self.matcher.match(batch["_input"]))
-            if self.input_hashes:
-                found = input_keys(batch["_input"])
-                lean = lean.with_columns(found["_h"].alias("_in_h"), found["_n"].alias("_in_n"))
             timings["decontam_s"] += time.perf_counter() - t
             del batch
             write(lean)
@@ -436,32 +370,22 @@ def _scan_in_workers(
     store: Any,
     tokenizer: Any,
     benchmark_index: Any,
-    stored: Sequence[pl.LazyFrame | pl.DataFrame | None] | None = None,
 ) -> dict[str, Any]:
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
     from concurrent.futures.process import BrokenProcessPool
 
     t0 = time.perf_counter()
-    stored = list(stored) if stored is not None else [None] * len(parts)
-    counts, kept = [], {}
+    counts = []
     for i, part in enumerate(parts):
         try:
-            if stored[i] is not None:
-                keys = stored[i]
-                kept[i] = keys.collect() if isinstance(keys, pl.LazyFrame) else keys
-                counts.append(kept[i].height)
-            else:
-                counts.append(
-                    part.filter(pl.col("mode") == "train").select(pl.len()).collect().item()
-                )
+            counts.append(
+                part.filter(pl.col("mode") == "train").select(pl.len()).collect().item()
+            )
         except Exception as exc:
             raise ScanError(_table_failed(i, parts, exc)) from None
     starts = np.cumsum([0, *counts[:-1]]).tolist()
-    order = sorted(
-        (i for i, n in enumerate(counts) if n and i not in kept), key=lambda i: (-counts[i], i)
-    )
-    reader = StoredKeysReader(store)
+    order = sorted((i for i, n in enumerate(counts) if n), key=lambda i: (-counts[i], i))
     workers = max(1, min(config.scan_workers, len(order)))
     threads = max(1, config.threads // config.scan_workers)
     executor = ProcessPoolExecutor(
@@ -473,8 +397,6 @@ def _scan_in_workers(
     results: dict[int, dict[str, Any]] = {}
     try:
         futures = {executor.submit(_worker_table, i, parts[i], starts[i]): i for i in order}
-        for i, keys in kept.items():  # while the workers scan
-            reader.add(keys, starts[i])
         for future in as_completed(futures):
             i = futures[future]
             try:
@@ -516,11 +438,7 @@ def _scan_in_workers(
     info["scan_workers"] = workers
     info["scan_wall_s"] = round(wall, 2)
     info["memory_mb"] = {"scan_workers": [peaks[p] for p in sorted(peaks)]}
-    scanned = (
-        pl.concat([r["new_inputs"] for r in results.values()])
-        if benchmark_index is not None and results else None
-    )
-    return reader.report(info, scanned)
+    return info
 
 
 _WORKER: dict[str, Any] = {}
@@ -660,7 +578,6 @@ def clean_rows(
     store: Any,
     tokenizer: Any = None,
     benchmark_index: Any = None,
-    stored: Sequence[pl.LazyFrame | pl.DataFrame | None] | None = None,
 ) -> tuple[pl.DataFrame, dict[str, Any]]:
     """(removed, report): scan ``source`` into ``store`` and mark, out of core, the
     train-mode rows that exact and near de-duplication, the token limits (when a
@@ -670,7 +587,7 @@ def clean_rows(
     from hum_dagster.corpus.dedup import NearDupConfig, dedup_text_expr, verify_pairs
 
     started = time.perf_counter()
-    info = scan_rows(source, config, store, tokenizer, benchmark_index, stored)
+    info = scan_rows(source, config, store, tokenizer, benchmark_index)
     _peak(info, "after_scan")
     report: dict[str, Any] = {"train_mode_rows": store.rows(), **info,
                               "keys_bytes": store.size_bytes()}
@@ -839,15 +756,12 @@ def build_hum_corpus(
     *,
     tokenizer: Any = None,
     benchmark_index: Any = None,
-    stored_keys: Sequence[pl.LazyFrame | pl.DataFrame | None] | None = None,
 ) -> HumCorpus:
     """Clean, mix (``config.variant``), split. Export with ``export.export_corpus``.
 
     The per-row keys live in a ``keystore.KeyStore`` (Parquet batches in a work folder,
     DuckDB under ``config.memory_mb``): the full corpus is chosen there, out of core; an
-    ablation variant's replacements need the pool in memory (``mix.build_variant``).
-    ``stored_keys``: per table, its keys made beforehand (``keys.table_keys``) or None
-    (see ``scan_rows``)."""
+    ablation variant's replacements need the pool in memory (``mix.build_variant``)."""
     from hum_dagster.corpus.keystore import KeyStore
     from hum_dagster.corpus.mix import (
         COMBINED_ONLY,
@@ -861,9 +775,7 @@ def build_hum_corpus(
     mix_config = config.mix or MixConfig(seed=config.seed)
     config = replace(config, mix=mix_config)
     with KeyStore(config.memory_mb, config.threads, config.workdir) as store:
-        removed, report = clean_rows(
-            source, config, store, tokenizer, benchmark_index, stored_keys
-        )
+        removed, report = clean_rows(source, config, store, tokenizer, benchmark_index)
         t = time.perf_counter()
         if not store.batches:
             mixed = build_variant(_empty_pool(tokenizer is not None), config.variant, mix_config)

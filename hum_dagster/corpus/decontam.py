@@ -157,21 +157,6 @@ class BenchmarkIndex:
             config.min_units,
         )
 
-    def fingerprint(self) -> str:
-        """A digest of the index (its hashes, benchmarks and widths): equal digests
-        match the same texts (``keys.keys_fingerprint``)."""
-        import hashlib
-
-        h = hashlib.blake2b(digest_size=16)
-        h.update(json.dumps([self.names, self.texts, self.probe_width]).encode())
-        for w in sorted(self.windows):
-            h.update(str(w).encode())
-            for array in self.windows[w]:
-                h.update(np.ascontiguousarray(array).tobytes())
-        for array in (*self.whole, self.probe):
-            h.update(np.ascontiguousarray(array).tobytes())
-        return h.hexdigest()
-
     def match(self, texts: pl.Series) -> list[str | None]:
         """Per text: the name of the first benchmark it overlaps, or None."""
         h, counts = unit_hashes(texts)
@@ -194,13 +179,6 @@ class BenchmarkIndex:
         return [self.names[i] if i >= 0 else None for i in hit.tolist()]
 
 
-def input_keys(texts: pl.Series) -> pl.DataFrame:
-    """``_h``, ``_n``: each text's 64-bit hash and byte length (null: the empty text),
-    how ``MatchCache`` tells distinct texts apart."""
-    texts = texts.fill_null("")
-    return pl.DataFrame({"_h": texts.hash(seed=31), "_n": texts.str.len_bytes()})
-
-
 class MatchCache:
     """``BenchmarkIndex.match`` that matches each distinct text once. Compound
     instructions repeat the input of their basic row (nine strategies, several variants
@@ -214,7 +192,7 @@ class MatchCache:
 
     def match(self, texts: pl.Series) -> pl.Series:
         texts = texts.fill_null("")
-        keys = input_keys(texts)
+        keys = pl.DataFrame({"_h": texts.hash(seed=31), "_n": texts.str.len_bytes()})
         new = (
             keys.with_row_index("_i")
             .join(self.known, on=["_h", "_n"], how="anti")
@@ -327,10 +305,10 @@ def contamination_problems(rows: pl.DataFrame, index: BenchmarkIndex) -> list:
 # --------------------------------------------------------------------------- index cache
 #
 # Building the index reads every evaluation set with the project's readers (about 2.2 s
-# for the 17k texts of ../shared/data), and every run that makes a table's corpus keys
-# (``corpus.keys``) needs it: the index is kept as an ``.npz`` file named by a digest of
-# what it is built from (the benchmark entries, their files' sizes and modification
-# times, the config), and loaded from there (about 0.05 s).
+# for the 17k texts of ../shared/data), and every corpus run and ``no_overlap`` check
+# needs it: the index is kept as an ``.npz`` file named by a digest of what it is built
+# from (the benchmark entries, their files' sizes and modification times, the config),
+# and loaded from there (about 0.04 s). One process builds it while those beside it wait.
 
 INDEX_CACHE_VERSION = "1"
 

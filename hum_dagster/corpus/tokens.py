@@ -27,7 +27,6 @@ No Dagster imports.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from dataclasses import dataclass, field
@@ -56,7 +55,6 @@ class Tokenizer:
     additive: bool = False  # a text cut at CUT has the tokens of its pieces
     added: tuple[str, ...] = ()  # added-token texts: a text holding one is encoded whole
     threads: int = 1  # batches encoded side by side (the encoding runs without the GIL)
-    identity: str = ""  # a digest of the tokenizer's JSON: which tokenizer counted
     _head: dict[str, int] = field(default_factory=dict, repr=False)  # first pieces
     _tail: dict[str, int] = field(default_factory=dict, repr=False)  # CUT + piece
     _cached_chars: int = field(default=0, repr=False)
@@ -177,7 +175,6 @@ def from_json(text: str, name: str) -> Tokenizer:
         _bytes_bound(spec),
         additive=_additive(spec),
         added=added,
-        identity=hashlib.blake2b(text.encode("utf-8"), digest_size=16).hexdigest(),
     )
 
 

@@ -64,16 +64,6 @@ class TableRef:
     def meta(self) -> dict[str, str]:
         return self._read().meta
 
-    def footer(self) -> dict[str, str]:
-        """The footer's key-value metadata, reading nothing else (``meta`` reads the
-        whole table and keeps it)."""
-        if self._table is not None:
-            return self._table.meta
-        local = fsio.local_copy(self.path)
-        if not os.path.exists(local):
-            raise FileNotFoundError(local)
-        return _user_meta(pl.read_parquet_metadata(local))
-
     def rows(self) -> int:
         """The row count, from the Parquet footer (nothing else is read)."""
         if self._table is not None:

@@ -11,7 +11,7 @@ from hum_dagster.corpus.build import HumCorpusConfig, build_hum_corpus
 from hum_dagster.corpus.export import export_corpus
 from hum_dagster.corpus.mix import MixConfig
 from hum_dagster.store import fsio
-from hum_dagster.store.tables import Table, TableRef, read_table, write_table
+from hum_dagster.store.tables import Table, read_table, write_table
 from hum_dagster.store.warehouse import connect, refresh_views
 from hum_dagster.synthesis.columns import INSTRUCTION_COLUMNS, instruction_schema
 
@@ -38,17 +38,6 @@ def test_table_roundtrip_keeps_footer_metadata(tmp_path):
     table = read_table(path)
     assert table.df["x"].to_list() == [1, 2]
     assert table.meta == {"hum.label_schema": '{"types":["中文"]}'}
-
-
-def test_a_table_refs_footer_reads_only_the_footer(tmp_path):
-    path = str(tmp_path / "t.parquet")
-    write_table(path, Table(pl.DataFrame({"a": [1, 2]}), {"hum.k": "v"}))
-    ref = TableRef(path)
-    assert ref.footer() == {"hum.k": "v"}
-    assert ref._table is None  # nothing read and kept
-    assert ref.meta == {"hum.k": "v"} and ref._table is not None
-    with pytest.raises(FileNotFoundError):
-        TableRef(str(tmp_path / "missing.parquet")).footer()
 
 
 def test_failed_write_leaves_previous_file_whole_and_no_temp(tmp_path):

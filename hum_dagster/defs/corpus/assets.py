@@ -12,24 +12,16 @@ import polars as pl
 from hum_dagster.corpus.build import build_hum_corpus
 from hum_dagster.corpus.charts import corpus_stats, sample_token_lengths, write_chart
 from hum_dagster.corpus.export import export_corpus
-from hum_dagster.corpus.keys import (
-    META_FINGERPRINT,
-    META_TABLE_DIGEST,
-    StoredKeys,
-    keys_fingerprint,
-    usable,
-)
 from hum_dagster.corpus.mix import TASK_COLUMNS
 from hum_dagster.corpus.strategy_mix import strategy_mix
 from hum_dagster.defs.corpus.inputs import input_problems
-from hum_dagster.defs.corpus.keys import keys_key
 from hum_dagster.defs.corpus.partitions import corpus_partitions
 from hum_dagster.defs.corpus.setup import benchmark_index, corpus_config, corpus_tokenizer
 from hum_dagster.defs.metadata import count_table, markdown_table
 from hum_dagster.defs.resources.settings import HumSettings
 from hum_dagster.defs.synthesis.compound import compound_assets
 from hum_dagster.plotting import markdown_image
-from hum_dagster.store import fsio, layout
+from hum_dagster.store import layout
 from hum_dagster.store.tables import LazyTable, TableRef
 from hum_dagster.store.warehouse import refresh_views, warehouse_path
 from hum_dagster.synthesis.columns import COMPOUND_COLUMNS, instruction_frame
@@ -40,10 +32,6 @@ CORPUS_INS = {
     "basic_instructions": BASIC_KEY,
     **{"__".join(a.key.path): a.key for a in compound_assets},
 }
-
-
-# input name -> the stored keys of that input's tables (``defs.corpus.keys``)
-KEYS_INS = {f"keys__{name}": keys_key(key) for name, key in CORPUS_INS.items()}
 
 
 @dg.asset(
@@ -59,7 +47,7 @@ KEYS_INS = {f"keys__{name}": keys_key(key) for name, key in CORPUS_INS.items()}
     "paper's ablations, whose removed compound rows are replaced by basic ones.",
     ins={
         name: dg.AssetIn(key=key, partition_mapping=dg.AllPartitionMapping())
-        for name, key in {**CORPUS_INS, **KEYS_INS}.items()
+        for name, key in CORPUS_INS.items()
     },
     code_version="4",
 )
@@ -94,9 +82,7 @@ def hum_corpus(
     ]
     tokenizer = corpus_tokenizer(settings)
     index, index_status = benchmark_index()
-    stored, scanned_why = stored_keys(upstream, keys_fingerprint(config, tokenizer, index))
-    corpus = build_hum_corpus(tables, config, tokenizer=tokenizer, benchmark_index=index,
-                              stored_keys=stored)
+    corpus = build_hum_corpus(tables, config, tokenizer=tokenizer, benchmark_index=index)
     directory = layout.export_dir(settings.storage_root, variant)
     # The export's sorted buckets are kept in a temp folder and become the stored table
     # (streamed into one Parquet file by the IO manager, which then removes them).
@@ -175,41 +161,12 @@ def hum_corpus(
             # the process's peak RSS after each phase of the build (MB)
             "memory_mb": dg.MetadataValue.json(report.get("memory_mb", {})),
             "scan_workers": report.get("scan_workers", 1),
-            # tables whose stored keys (corpus_keys/...) were read, and why the others
-            # were scanned here
-            "keys_tables": dg.MetadataValue.json(
-                {"stored": report.get("keys_tables", {}).get("stored", 0), "scanned": scanned_why}
-            ),
-            "texts_tokenized": report.get("texts_tokenized", 0),
             "decontamination": index_status,
             "inputs": dg.MetadataValue.md(markdown_table(inputs, ["source", "raw_sources", "run"])),
             "sources_mixed": len(inputs),
             "dagster/row_count": corpus.rows.height,
         },
     )
-
-
-def stored_keys(
-    upstream: dict[str, dict[str, TableRef]], fingerprint: str
-) -> tuple[list[pl.LazyFrame | None], dict[str, int]]:
-    """Per table the corpus reads (in its order), the stored keys it may use instead of
-    scanning the table, or None; and why tables are scanned (reason -> tables)."""
-    stored: list[pl.LazyFrame | None] = []
-    why_scanned: dict[str, int] = {}
-    for name in CORPUS_INS:
-        keyed = upstream[f"keys__{name}"]
-        for partition, table in sorted(upstream[name].items()):
-            ref = keyed.get(partition)
-            keys = None
-            if ref is not None:
-                footer = ref.footer()  # the keys are read later, one table at a time
-                keys = StoredKeys(ref.scan(), footer.get(META_FINGERPRINT, ""),
-                                  footer.get(META_TABLE_DIGEST, ""))
-            ok, why = usable(keys, fingerprint, fsio.local_copy(table.path))
-            stored.append(keys.frame if ok and keys is not None else None)
-            if not ok:
-                why_scanned[why] = why_scanned.get(why, 0) + 1
-    return stored, why_scanned
 
 
 @contextmanager
@@ -234,9 +191,8 @@ def _is_timing(key: str) -> bool:
 # Report keys that vary from run to run on the same input besides the timings: the work
 # folder's size (its Parquet batches follow the input's order and the scan's workers),
 # the peak RSS per phase and how many processes scanned (a setting: the rows and the
-# rest of the report are the same for any number), how many tables came with stored
-# keys and how many texts this run encoded (the same rows either way: corpus/keys.py).
-MEASURED_KEYS = ("keys_bytes", "memory_mb", "scan_workers", "keys_tables", "texts_tokenized")
+# rest of the report are the same for any number).
+MEASURED_KEYS = ("keys_bytes", "memory_mb", "scan_workers")
 
 
 def _without_timings(value):

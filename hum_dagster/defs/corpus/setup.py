@@ -13,7 +13,7 @@ from hum_dagster.paths import local_cache_dir
 from hum_dagster.records import SourceError
 
 
-@cache  # once per run process: the corpus, its keys and its no_overlap check share it
+@cache  # once per run process: the corpus and its no_overlap check share it
 def benchmark_index() -> tuple[BenchmarkIndex | None, str]:
     try:
         index = cached_index(str(local_cache_dir("decontam")), DecontamConfig())
