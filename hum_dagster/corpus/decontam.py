@@ -382,6 +382,7 @@ def cached_index(
     """``BenchmarkIndex.build`` over ``benchmark_texts(benchmarks)``, kept in
     ``cache_dir`` (None: always built) and loaded from there while its key holds."""
     import os
+    import zipfile
 
     from hum_dagster.evaluation.benchmarks import load_benchmarks
 
@@ -397,7 +398,7 @@ def cached_index(
         if os.path.isfile(path):
             try:
                 return _load_index(path)
-            except (OSError, ValueError, KeyError):  # a damaged file: built again
+            except (OSError, ValueError, KeyError, zipfile.BadZipFile):  # damaged: rebuilt
                 pass
         index = BenchmarkIndex.build(benchmark_texts(benchmarks), config)
         _save_index(index, path)

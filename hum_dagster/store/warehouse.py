@@ -23,16 +23,12 @@ def connect(storage_root: str, database: str | None = None) -> duckdb.DuckDBPyCo
     return con
 
 
-def _exclusive(database: str):
-    """One writer at a time: DuckDB refuses a second process's connection while another
-    holds the file (concurrent corpus runs each refresh the views)."""
-    return fsio.exclusive(f"{database}.lock")
-
-
 def refresh_views(storage_root: str, database: str | None = None) -> list[str]:
     """(Re)create a view per output whose Parquet files exist; return the view names."""
     database = database or warehouse_path(storage_root)
-    with _exclusive(database):
+    # One writer at a time: DuckDB refuses a second process's connection while another
+    # holds the file (concurrent corpus runs each refresh the views).
+    with fsio.exclusive(f"{database}.lock"):
         return _refresh(storage_root, database)
 
 

@@ -135,9 +135,11 @@ def test_the_benchmark_index_is_built_once_and_then_loaded(tmp_path, shared_data
     assert decontam.index_cache_key(benchmarks, other) != decontam.index_cache_key(
         benchmarks, DecontamConfig()
     )
-    saved.write_bytes(b"not an npz")
-    with pytest.raises(AssertionError, match="built again"):
-        cached_index(str(tmp_path), DecontamConfig(), benchmarks)
+    whole = saved.read_bytes()
+    for damaged in (b"not an npz", whole[: len(whole) // 2]):  # garbage; a truncated zip
+        saved.write_bytes(damaged)
+        with pytest.raises(AssertionError, match="built again"):
+            cached_index(str(tmp_path), DecontamConfig(), benchmarks)
 
 
 def benchmarks_text(benchmarks) -> str:
