@@ -49,10 +49,15 @@ def prepare_instance(home: Path | None = None, cores: int | None = None) -> Path
 
 
 def open_instance(home: Path | None = None):
+    """The instance, with the pool limits of ``defs/resources/pools.py`` where it has none."""
     import dagster as dg
     from dagster._core.instance.ref import InstanceRef
 
-    return dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(prepare_instance(home))))
+    from hum_dagster.defs.resources.pools import ensure_pool_limits
+
+    instance = dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(prepare_instance(home))))
+    ensure_pool_limits(instance)
+    return instance
 
 
 def absolute(value: str) -> str:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from hum_dagster.cli import audit as audit_cli
 from hum_dagster.cli import run as run_cli
-from hum_dagster.cli.instance import hum_home, prepare_instance, settings_env
+from hum_dagster.cli.instance import hum_home, open_instance, settings_env
 from hum_dagster.paths import PROJECT_DIR
 
 
@@ -31,7 +31,7 @@ def cmd_dev(args: argparse.Namespace) -> int:
     host, ``-p`` port, ...) go to ``dagster dev``."""
     home = hum_home()
     env = settings_env(home, {"HUM_CATALOG": args.catalog, "HUM_STORAGE_ROOT": args.storage_root})
-    prepare_instance(home)
+    open_instance(home)  # the instance folder and its pool limits
     dagster = shutil.which("dagster") or str(Path(sys.executable).parent / "dagster")
     command = [dagster, "dev", "-w", str(dev_workspace(home)), *args.dagster_args]
     os.chdir(home)  # so that dagster dev loads no .env over the settings given here

@@ -38,6 +38,7 @@ from hum_dagster.corpus.mix import VARIANTS as CORPUS_VARIANTS
 from hum_dagster.defs.metadata import markdown_table
 from hum_dagster.defs.resources.launchers import EvalLauncher
 from hum_dagster.defs.resources.llm import LLM_CACHE_DIR, LLMResource
+from hum_dagster.defs.resources.pools import BASE_EVAL_POOL
 from hum_dagster.defs.resources.settings import HumSettings, base_model_specs
 from hum_dagster.defs.training.assets import finetuned_checkpoint
 from hum_dagster.defs.training.partitions import training_partitions
@@ -364,6 +365,7 @@ def _jsonable(value):
 
 @dg.asset(
     partitions_def=eval_partitions,
+    pool=BASE_EVAL_POOL,  # one run slot at a time: see defs/resources/pools.py
     group_name="evaluation",
     kinds={"pytorch", "polars"},
     description="Zero-shot scores of one listed model on one benchmark, in basic (B) and "
@@ -560,6 +562,7 @@ def _general(context, spec: ModelSpec, settings: HumSettings, eval_settings: Eva
 
 @dg.asset(
     partitions_def=general_partitions,
+    pool=BASE_EVAL_POOL,
     group_name="evaluation",
     kinds={"pytorch"},
     description="General capability of one listed model on lm-evaluation-harness tasks "
