@@ -6,16 +6,17 @@ queues them together with the sources, and the run queue is first in, first out:
 2-core machine both run slots went to them for three minutes while every compound
 partition, which the corpus, the checkpoint and its evaluation wait on, sat in the
 queue. With a limit of half the run slots (1 on 2 cores) the chain to the checkpoint
-always keeps the other half. The run coordinator does not dequeue a run whose steps are all blocked
-on a full pool (Dagster's ``block_op_concurrency_limited_runs``, on by default), so a
-waiting evaluation holds no run slot.
+always keeps the other half. The run coordinator does not dequeue a run whose steps are
+all blocked on a full pool (Dagster's ``block_op_concurrency_limited_runs``, on by
+default), so a waiting evaluation holds no run slot.
 
 The fine-tuned evaluations are not in the pool: they run inside their checkpoint's run,
 at the end, where nothing else is left to run beside them.
 
 ``hum`` sets a limit only where the instance has none of its own (a pool with no limit
 has the instance's ``default_limit``); ``dagster instance concurrency set base_eval N``
-(or the UI's concurrency page) sets another, which ``hum`` then keeps.
+(or the UI's concurrency page) sets another, which ``hum`` then keeps; so does the limit
+``hum`` set itself, also when the run slots change later.
 """
 
 from __future__ import annotations
