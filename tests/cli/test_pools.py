@@ -38,9 +38,7 @@ def test_the_instance_gets_the_pool_limit_and_keeps_one_set_by_hand(tmp_path, mo
 
 
 def test_only_the_base_model_evaluations_are_in_the_pool():
-    from hum_dagster.definitions import defs
-
-    graph = defs().get_repository_def().asset_graph
+    graph = _graph()
     pooled = {key.to_user_string() for key in graph.get_all_asset_keys()
               if BASE_EVAL_POOL in (graph.get(key).pools or set())}
     assert pooled == {"eval_scores", "general_scores"}
@@ -49,11 +47,10 @@ def test_only_the_base_model_evaluations_are_in_the_pool():
 def test_base_model_evaluations_never_share_the_run_slots(tmp_path, monkeypatch, shared_data):
     """Three evaluation partitions, three run slots (the pool's limit: 1). Without the pool
     the daemon dequeues all three at once; with it, each run is dequeued after the one
-    before has ended. The model
-    is an OpenAI-compatible endpoint (the loopback server) that answers after 2 s, so that
-    each run lasts long enough for runs side by side to overlap. It has the default model's
-    name, so the partition keys are those of this process's graph; the code server and the
-    runs read its model list from ``HUM_MODELS``."""
+    before has ended. The model is an OpenAI-compatible endpoint (the loopback server) that
+    answers after 2 s, so that each run lasts long enough for runs side by side to overlap.
+    It has the default model's name, so the partition keys are those of this process's
+    graph; the code server and the runs read its model list from ``HUM_MODELS``."""
     from openai_server import LoopbackOpenAI
 
     monkeypatch.delenv("DAGSTER_HOME", raising=False)
@@ -65,7 +62,6 @@ def test_base_model_evaluations_never_share_the_run_slots(tmp_path, monkeypatch,
             "name": "smollm2_base", "backend": "openai", "model": "test-model",
             "base_url": server.base_url, "api_key_env": "HUM_FAKE_KEY"}]}), encoding="utf-8")
         env = settings_env(home, {"HUM_STORAGE_ROOT": str(tmp_path / "storage")})
-        env = {k: v for k, v in env.items() if not k.startswith("PYTEST")}
         env.update(HUM_MODELS=str(models), HUM_FAKE_KEY="k", HUM_SHARED_DATA=str(shared_data))
         prepare_instance(home, cores=3)
         instance = open_instance(home)

@@ -365,7 +365,7 @@ def _jsonable(value):
 
 @dg.asset(
     partitions_def=eval_partitions,
-    pool=BASE_EVAL_POOL,  # one run slot at a time: see defs/resources/pools.py
+    pool=BASE_EVAL_POOL,  # at most half the run slots: see defs/resources/pools.py
     group_name="evaluation",
     kinds={"pytorch", "polars"},
     description="Zero-shot scores of one listed model on one benchmark, in basic (B) and "

@@ -29,12 +29,11 @@ def default_limits(max_concurrent_runs: int) -> dict[str, int]:
     return {BASE_EVAL_POOL: max(1, max_concurrent_runs // 2)}
 
 
-def ensure_pool_limits(instance, limits: dict[str, int] | None = None) -> dict[str, int]:
-    """Set each pool of ``limits`` (default: ``default_limits`` of the instance's run queue)
-    that has no explicit limit on ``instance``; returns the limits it set."""
-    if limits is None:
-        runs = instance.get_concurrency_config().run_queue_config.max_concurrent_runs
-        limits = default_limits(runs if runs and runs > 0 else 1)
+def ensure_pool_limits(instance) -> dict[str, int]:
+    """Set each pool of ``default_limits`` (of the instance's run queue) that has no
+    explicit limit on ``instance``; returns the limits it set."""
+    runs = instance.get_concurrency_config().run_queue_config.max_concurrent_runs
+    limits = default_limits(runs if runs and runs > 0 else 1)  # -1: no run limit
     storage = instance.event_log_storage
     explicit = {p.name for p in storage.get_pool_limits() if not p.from_default}
     done = {}
